@@ -1,0 +1,154 @@
+/* db.c: libpq helpers and the migration runner. */
+#include "bcrm/db.h"
+
+#include "bcrm/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* An arbitrary constant that names the migration lock in pg_locks. */
+#define DB_MIGRATION_LOCK_KEY "8231597401"
+
+PGconn *db_connect(const char *conninfo, int wait_ms)
+{
+    for (int waited = 0;; waited += 200) {
+        PGconn *conn = PQconnectdb(conninfo);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            return conn;
+        }
+        if (waited >= wait_ms) {
+            /* PQerrorMessage names host and reason, never the password. */
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+            msg[strcspn(msg, "\n")] = '\0';
+            log_error("cannot connect to PostgreSQL", "{s:s}", "error", msg);
+            PQfinish(conn);
+            return NULL;
+        }
+        PQfinish(conn);
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
+                   const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        return res;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+    msg[strcspn(msg, "\n")] = '\0';
+    log_error("query failed", "{s:s, s:s, s:s}", "query", what, "sqlstate", db_sqlstate(res),
+              "error", msg);
+    PQclear(res);
+    return NULL;
+}
+
+int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
+            const char *const *params)
+{
+    PGresult *res = db_query(conn, what, sql, nparams, params);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+const char *db_sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+int db_begin(PGconn *conn)
+{
+    return db_exec(conn, "begin", "BEGIN", 0, NULL);
+}
+
+int db_commit(PGconn *conn)
+{
+    return db_exec(conn, "commit", "COMMIT", 0, NULL);
+}
+
+void db_rollback(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "ROLLBACK");
+    PQclear(res);
+}
+
+bool db_ensure(PGconn *conn)
+{
+    if (PQstatus(conn) == CONNECTION_OK) {
+        return true;
+    }
+    PQreset(conn);
+    return PQstatus(conn) == CONNECTION_OK;
+}
+
+int db_migrate(PGconn *conn)
+{
+    int rv = -1;
+    if (db_exec(conn, "migration lock", "SELECT pg_advisory_lock(" DB_MIGRATION_LOCK_KEY ")", 0,
+                NULL) != 0) {
+        return -1;
+    }
+    if (db_exec(conn, "create schema_migrations",
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())",
+                0, NULL) != 0) {
+        goto out;
+    }
+    for (int i = 0; i < db_migration_count; i++) {
+        const struct db_migration *m = &db_migrations[i];
+        char version[16];
+        snprintf(version, sizeof(version), "%d", m->version);
+        const char *p[] = {version, m->name};
+        PGresult *res = db_query(conn, "migration check",
+                                 "SELECT 1 FROM schema_migrations WHERE version = $1", 1, p);
+        if (res == NULL) {
+            goto out;
+        }
+        bool applied = PQntuples(res) > 0;
+        PQclear(res);
+        if (applied) {
+            continue;
+        }
+        if (db_begin(conn) != 0) {
+            goto out;
+        }
+        /* PQexec (not PQexecParams) so a migration may hold several statements. */
+        PGresult *mr = PQexec(conn, m->sql);
+        if (PQresultStatus(mr) != PGRES_COMMAND_OK && PQresultStatus(mr) != PGRES_TUPLES_OK) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(mr));
+            msg[strcspn(msg, "\n")] = '\0';
+            log_error("migration failed", "{s:i, s:s, s:s}", "version", m->version, "name",
+                      m->name, "error", msg);
+            PQclear(mr);
+            db_rollback(conn);
+            goto out;
+        }
+        PQclear(mr);
+        if (db_exec(conn, "migration record",
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                    p) != 0 ||
+            db_commit(conn) != 0) {
+            db_rollback(conn);
+            goto out;
+        }
+        log_info("migration applied", "{s:i, s:s}", "version", m->version, "name", m->name);
+    }
+    rv = 0;
+out:
+    db_exec(conn, "migration unlock", "SELECT pg_advisory_unlock(" DB_MIGRATION_LOCK_KEY ")", 0,
+            NULL);
+    return rv;
+}

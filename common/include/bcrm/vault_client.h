@@ -1,0 +1,49 @@
+/* vault_client.h: how the api, the senders and bcrmctl talk to the vault.
+ *
+ * Every call is boxed from the caller's identity key to the vault's public key
+ * (crypto_box_easy), with a fresh request id and timestamp; the reply is boxed
+ * back and is only accepted if it opens with the vault's key. A released token
+ * is returned in sodium_malloc'd memory: wipe and free it with secret_free() as
+ * soon as it is no longer needed.
+ *
+ * Functions return a Bcrm__V1__VaultCode (0 = VAULT_OK) or -1 when the vault
+ * could not be reached or its reply did not authenticate; err names the cause.
+ * A client is safe to use from several threads at once.
+ */
+#ifndef BCRM_VAULT_CLIENT_H
+#define BCRM_VAULT_CLIENT_H
+
+#include "bcrm/keys.h"
+#include "bcrm/v1/vault.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct secret {
+    uint8_t *data; /* sodium_malloc'd, len bytes plus a NUL */
+    size_t len;
+};
+
+void secret_free(struct secret *s);
+
+struct vault_client;
+
+/* url: the vault's REP address (BCRM_VAULT_URL). vault_public_key: 32 bytes.
+ * self is borrowed and must outlive the client. NULL on failure. */
+struct vault_client *vault_client_open(const char *url, const uint8_t *vault_public_key,
+                                       const struct identity *self, int timeout_ms, char *err,
+                                       size_t errlen);
+/* The same from BCRM_VAULT_URL, BCRM_VAULT_PUBLIC_KEY and BCRM_VAULT_TIMEOUT. */
+struct vault_client *vault_client_from_env(const struct identity *self, char *err, size_t errlen);
+void vault_client_close(struct vault_client *vc);
+
+int vault_store_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                      Bcrm__V1__Platform platform, const uint8_t *token, size_t len, char *err,
+                      size_t errlen);
+/* On VAULT_OK, *out holds the token; free it with secret_free(). */
+int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                        Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen);
+int vault_destroy_token(struct vault_client *vc, const char *org_id, const char *bot_id, char *err,
+                        size_t errlen);
+
+#endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bus_open(nng_socket *sock, enum bus_kind kind)
+int bus_open(nng_socket *sock, enum bus_kind kind)
 {
     int rv;
     switch (kind) {

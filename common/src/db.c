@@ -61,6 +61,37 @@ int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
     return 0;
 }
 
+static PGresult *db_checked(PGresult *res, const char *what)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        return res;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+    msg[strcspn(msg, "\n")] = '\0';
+    log_error("query failed", "{s:s, s:s, s:s}", "query", what, "sqlstate", db_sqlstate(res),
+              "error", msg);
+    PQclear(res);
+    return NULL;
+}
+
+int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams)
+{
+    PGresult *res = db_checked(PQprepare(conn, name, sql, nparams, NULL), name);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams,
+                            const char *const *params)
+{
+    return db_checked(PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name);
+}
+
 const char *db_sqlstate(const PGresult *res)
 {
     const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

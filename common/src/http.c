@@ -237,6 +237,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .method = method, .path = url, .body = p->body, .body_len = p->len, .impl = conn};
         srv->handler(srv->ctx, &req, &resp);
     }
+    if (resp.drop) {
+        free(resp.body);
+        for (int i = 0; i < resp.header_count; i++) {
+            free(resp.header_names[i]);
+            free(resp.header_values[i]);
+        }
+        return MHD_NO; /* MHD closes the connection without a response */
+    }
     enum MHD_Result ret = queue_response(conn, &resp);
     free(resp.body);
     return ret;

@@ -71,6 +71,12 @@ out:
 
 int identity_load(const char *path, struct identity *id, char *err, size_t errlen)
 {
+    /* sodium_malloc aborts before sodium_init; it is idempotent and thread-safe. */
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        id->secret_key = NULL;
+        return -1;
+    }
     id->secret_key = sodium_malloc(crypto_box_SECRETKEYBYTES);
     if (id->secret_key == NULL) {
         snprintf(err, errlen, "out of secure memory");
@@ -86,6 +92,12 @@ int identity_load(const char *path, struct identity *id, char *err, size_t errle
 
 int identity_generate(const char *path, struct identity *id, char *err, size_t errlen)
 {
+    /* sodium_malloc aborts before sodium_init; it is idempotent and thread-safe. */
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        id->secret_key = NULL;
+        return -1;
+    }
     id->secret_key = sodium_malloc(crypto_box_SECRETKEYBYTES);
     if (id->secret_key == NULL) {
         snprintf(err, errlen, "out of secure memory");

@@ -22,6 +22,10 @@ enum bus_kind { BUS_PUSH, BUS_PULL, BUS_REQ, BUS_REP };
 int bus_listen(nng_socket *sock, enum bus_kind kind, const char *url);
 int bus_dial(nng_socket *sock, enum bus_kind kind, const char *url);
 
+/* Only opens the socket, with the same limits and timers, for a caller that must set
+ * something up (a pipe notification) before it listens or dials itself. */
+int bus_open(nng_socket *sock, enum bus_kind kind);
+
 /* Packs msg and sends it. flags: 0 or NNG_FLAG_NONBLOCK. */
 int bus_send(nng_socket sock, const ProtobufCMessage *msg, int flags);
 /* Receives one message and unpacks it as desc. *out is freed with

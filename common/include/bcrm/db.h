@@ -28,6 +28,14 @@ PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
 int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
             const char *const *params);
 
+/* Prepared statements, for hot paths (no parse or plan per call). A statement is
+ * prepared once per connection under name; after a reconnect (db_ensure) it must be
+ * prepared again. db_prepare returns 0 or -1; db_query_prepared behaves like
+ * db_query, the statement's name standing in for "what" in the log. */
+int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams);
+PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams,
+                            const char *const *params);
+
 /* BEGIN / COMMIT / ROLLBACK. 0 or -1. */
 int db_begin(PGconn *conn);
 int db_commit(PGconn *conn);

@@ -32,6 +32,9 @@ struct http_response {
     int header_count;
     char *header_names[HTTP_MAX_RESPONSE_HEADERS]; /* owned */
     char *header_values[HTTP_MAX_RESPONSE_HEADERS];
+    /* Set by a handler to close the connection without answering (a simulator's
+     * "lost response" fault); the server frees any body and headers set. */
+    bool drop;
 };
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,

@@ -43,7 +43,13 @@ int vault_store_token(struct vault_client *vc, const char *org_id, const char *b
 /* On VAULT_OK, *out holds the token; free it with secret_free(). */
 int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
                         Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen);
+/* Deletes the token's ciphertext (crypto-shredding). Idempotent: destroying a
+ * token that is not stored also answers VAULT_OK. */
 int vault_destroy_token(struct vault_client *vc, const char *org_id, const char *bot_id, char *err,
                         size_t errlen);
+/* The vault's state, for the ops role: the number of stored tokens and the
+ * current key version. */
+int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_version, char *err,
+                 size_t errlen);
 
 #endif

@@ -1,0 +1,216 @@
+/* query_pool.c: threads answering live platform queries (VerifyBot, ListUsers,
+ * ListChannels) from the api and the scheduler.
+ *
+ * Each thread owns a context on the shared REP socket, so NNG hands each request
+ * to an idle thread and routes each reply back to whoever asked, and an easy
+ * handle of its own, so its connections to the platform are reused. Queries are
+ * few and synchronous calls keep them simple; sends never wait behind them
+ * because they run on the send loop.
+ */
+#include "worker_internal.h"
+
+#include "bcrm/clock.h"
+#include "bcrm/log.h"
+#include "bcrm/metrics.h"
+#include "bcrm/worker_reply.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How often an idle thread looks at the stop flag. */
+#define QUERY_POLL_MS 200
+
+struct query_thread {
+    struct query_pool *pool;
+    pthread_t tid;
+    bool started;
+    nng_ctx ctx;
+    nng_aio *aio;
+    CURL *easy;
+};
+
+struct query_pool {
+    const struct worker_platform *platform;
+    void *state;
+    struct token_cache *tokens;
+    struct worker_metrics *metrics;
+    atomic_bool stop;
+    int count;
+    struct query_thread *threads;
+};
+
+static const char *query_kind(const Bcrm__V1__PlatformQuery *q)
+{
+    switch (q->query_case) {
+    case BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT:
+        return "verify_bot";
+    case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS:
+        return "list_users";
+    case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS:
+        return "list_channels";
+    default:
+        return "none";
+    }
+}
+
+/* Answers one query into reply (never fails: a problem becomes a status). */
+static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *q,
+                         Bcrm__V1__PlatformReply *reply)
+{
+    struct query_pool *pool = t->pool;
+    if (q->query_case == BCRM__V1__PLATFORM_QUERY__QUERY__NOT_SET) {
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "no_query");
+        return;
+    }
+    struct secret token = {0};
+    switch (token_cache_get(pool->tokens, q->org_id, q->bot_id, &token)) {
+    case TOKEN_MISSING:
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID, "no_token");
+        return;
+    case TOKEN_UNAVAILABLE:
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE,
+                            "vault_unavailable");
+        return;
+    case TOKEN_OK:
+        break;
+    }
+    worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_OK, NULL);
+    pool->platform->query(pool->state, t->easy, (const char *)token.data, q, reply);
+    secret_free(&token);
+    if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+        token_cache_forget(pool->tokens, q->bot_id);
+    }
+}
+
+/* Handles one request message (consumed) and returns the reply message, or NULL
+ * when out of memory. */
+static nng_msg *query_handle(struct query_thread *t, nng_msg *request)
+{
+    Bcrm__V1__PlatformReply reply = BCRM__V1__PLATFORM_REPLY__INIT;
+    Bcrm__V1__PlatformQuery *q = bcrm__v1__platform_query__unpack(NULL, nng_msg_len(request),
+                                                                  nng_msg_body(request));
+    nng_msg_free(request);
+    int64_t started = clock_mono_ms();
+    if (q == NULL) {
+        log_warn("query dropped: does not unpack", NULL);
+        worker_reply_status(&reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "bad_message");
+        reply.request_id = strdup("");
+    } else {
+        query_answer(t, q, &reply);
+        reply.request_id = strdup(q->request_id);
+        log_info("query answered", "{s:s, s:s, s:s, s:i, s:s, s:I}", "request_id", q->request_id,
+                 "bot_id", q->bot_id, "query", query_kind(q), "status", (int)reply.status,
+                 "error", reply.error != NULL ? reply.error : "",
+                 "ms", (json_int_t)(clock_mono_ms() - started));
+        bcrm__v1__platform_query__free_unpacked(q, NULL);
+    }
+    if ((int)reply.status >= 0 && (int)reply.status < 6) {
+        metric_inc(t->pool->metrics->queries[reply.status]);
+    }
+    nng_msg *m = NULL;
+    size_t len = bcrm__v1__platform_reply__get_packed_size(&reply);
+    if (nng_msg_alloc(&m, len) == 0) {
+        bcrm__v1__platform_reply__pack(&reply, nng_msg_body(m));
+    }
+    worker_reply_clear(&reply);
+    return m;
+}
+
+static void *query_thread_main(void *arg)
+{
+    struct query_thread *t = arg;
+    while (!atomic_load(&t->pool->stop)) {
+        nng_aio_set_timeout(t->aio, QUERY_POLL_MS);
+        nng_ctx_recv(t->ctx, t->aio);
+        nng_aio_wait(t->aio);
+        int rv = nng_aio_result(t->aio);
+        if (rv == NNG_ETIMEDOUT) {
+            continue;
+        }
+        if (rv != 0) {
+            if (rv != NNG_ECLOSED) {
+                log_error("query receive failed", "{s:s}", "error", nng_strerror(rv));
+            }
+            break;
+        }
+        nng_msg *reply = query_handle(t, nng_aio_get_msg(t->aio));
+        if (reply == NULL) {
+            continue; /* the requester resends or times out */
+        }
+        nng_aio_set_timeout(t->aio, 5000);
+        nng_aio_set_msg(t->aio, reply);
+        nng_ctx_send(t->ctx, t->aio);
+        nng_aio_wait(t->aio);
+        if ((rv = nng_aio_result(t->aio)) != 0) {
+            nng_msg_free(nng_aio_get_msg(t->aio));
+            log_warn("query reply not sent", "{s:s}", "error", nng_strerror(rv));
+        }
+    }
+    return NULL;
+}
+
+struct query_pool *query_pool_start(const struct worker_platform *platform, void *state,
+                                    nng_socket rep, struct token_cache *tokens,
+                                    struct worker_metrics *metrics, int threads)
+{
+    struct query_pool *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL) {
+        return NULL;
+    }
+    pool->platform = platform;
+    pool->state = state;
+    pool->tokens = tokens;
+    pool->metrics = metrics;
+    pool->count = threads;
+    pool->threads = calloc((size_t)threads, sizeof(*pool->threads));
+    if (pool->threads == NULL) {
+        goto fail;
+    }
+    for (int i = 0; i < threads; i++) {
+        struct query_thread *t = &pool->threads[i];
+        t->pool = pool;
+        int rv;
+        if ((rv = nng_ctx_open(&t->ctx, rep)) != 0 || (rv = nng_aio_alloc(&t->aio, NULL, NULL))) {
+            log_error("query context failed", "{s:s}", "error", nng_strerror(rv));
+            goto fail;
+        }
+        if ((t->easy = curl_easy_init()) == NULL) {
+            log_error("query curl handle failed", NULL);
+            goto fail;
+        }
+        if (pthread_create(&t->tid, NULL, query_thread_main, t) != 0) {
+            log_error("query thread failed", NULL);
+            goto fail;
+        }
+        t->started = true;
+    }
+    return pool;
+fail:
+    query_pool_stop(pool);
+    return NULL;
+}
+
+void query_pool_stop(struct query_pool *pool)
+{
+    if (pool == NULL) {
+        return;
+    }
+    atomic_store(&pool->stop, true);
+    for (int i = 0; pool->threads != NULL && i < pool->count; i++) {
+        struct query_thread *t = &pool->threads[i];
+        if (t->started) {
+            pthread_join(t->tid, NULL);
+        }
+        if (t->aio != NULL) {
+            nng_aio_free(t->aio);
+            nng_ctx_close(t->ctx);
+        }
+        if (t->easy != NULL) {
+            curl_easy_cleanup(t->easy);
+        }
+    }
+    free(pool->threads);
+    free(pool);
+}

@@ -1,0 +1,101 @@
+/* worker_internal.h: the framework's parts, shared between its files only. */
+#ifndef BCRM_WORKER_INTERNAL_H
+#define BCRM_WORKER_INTERNAL_H
+
+#include "bcrm/vault_client.h"
+#include "bcrm/worker.h"
+
+#include <curl/curl.h>
+#include <nng/nng.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Answers larger than these are refused (CURLE_WRITE_ERROR): a send's answer is
+ * a few KiB; a page of 1000 Slack members is a couple of MiB. */
+#define WORKER_SEND_MAX_BODY (1u << 20)
+#define WORKER_QUERY_MAX_BODY (32u << 20)
+
+/* One transfer's I/O state: the body going out, the answer coming in. */
+struct transfer_io {
+    const struct worker_request *req; /* borrowed */
+    size_t upload_pos;
+    bool allow_replay;
+    char *body; /* malloc'd, NUL-terminated answer */
+    size_t len, cap, max;
+    int64_t retry_after_ms;
+};
+
+/* Sets every option of easy for req. allow_replay: whether libcurl may resend
+ * the body (only for reads). 0 or -1. */
+int transfer_io_setup(CURL *easy, struct transfer_io *io, const struct worker_request *req,
+                      size_t max_body, bool allow_replay);
+/* Describes the finished transfer; resp borrows io's body. */
+void transfer_io_response(CURL *easy, CURLcode rc, const struct transfer_io *io,
+                          struct worker_response *resp);
+void transfer_io_free(struct transfer_io *io);
+
+/* token_cache.c: released tokens per bot, in sodium_malloc'd memory, for at most
+ * ttl_ms; shared by the send loop and the query threads (locked). */
+enum token_status {
+    TOKEN_OK,          /* *out holds a copy of the token */
+    TOKEN_MISSING,     /* the vault has no token for this bot */
+    TOKEN_UNAVAILABLE, /* the vault could not be asked or refused us */
+};
+struct token_cache;
+struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
+                                    int64_t ttl_ms);
+void token_cache_free(struct token_cache *cache);
+/* On TOKEN_OK, *out is a copy the caller frees with secret_free(). */
+enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
+                                  const char *bot_id, struct secret *out);
+/* Drops the bot's entry (the platform said its token is invalid). */
+void token_cache_forget(struct token_cache *cache, const char *bot_id);
+/* Wipes and frees expired entries; returns how many remain. */
+size_t token_cache_sweep(struct token_cache *cache);
+
+/* results.c: SendResults waiting to go back to the scheduler in batches. */
+struct result_queue;
+struct result_queue *result_queue_new(nng_socket push, const char *sender_id, size_t batch_size,
+                                      int64_t flush_ms);
+void result_queue_free(struct result_queue *q);
+/* Queues the result of job. */
+void result_queue_add(struct result_queue *q, const Bcrm__V1__SendJob *job,
+                      const struct worker_outcome *out, int64_t now_mono_ms);
+/* Sends what is due (a full batch, or anything older than flush_ms; everything
+ * when force). Never blocks. Returns the number still queued. */
+size_t result_queue_flush(struct result_queue *q, bool force, int64_t now_mono_ms);
+/* Milliseconds until the next flush is due, or -1 when nothing is queued. */
+int64_t result_queue_next_ms(const struct result_queue *q, int64_t now_mono_ms);
+size_t result_queue_len(const struct result_queue *q);
+
+/* metrics of the framework, registered once. */
+struct worker_metrics {
+    struct metric *sends[5]; /* by Bcrm__V1__Outcome */
+    struct metric *in_flight;
+    struct metric *request_seconds;
+    struct metric *queries[6]; /* by Bcrm__V1__QueryStatus */
+};
+void worker_metrics_init(struct worker_metrics *m);
+
+/* query_pool.c: threads answering PlatformQuery on one REP socket. */
+struct query_pool;
+struct query_pool *query_pool_start(const struct worker_platform *platform, void *state,
+                                    nng_socket rep, struct token_cache *tokens,
+                                    struct worker_metrics *metrics, int threads);
+/* Lets every thread finish its current query, then joins them. */
+void query_pool_stop(struct query_pool *pool);
+
+/* send_loop.c: the libcurl multi loop; returns when drained after shutdown. */
+struct send_loop_config {
+    const struct worker_platform *platform;
+    void *state;
+    nng_socket pull;
+    struct result_queue *results;
+    struct token_cache *tokens;
+    struct worker_metrics *metrics;
+    int max_in_flight;
+};
+int send_loop_run(const struct send_loop_config *cfg);
+
+#endif

@@ -1,0 +1,536 @@
+/* bots.c: connecting, listing and disconnecting bots, and the live reads of a
+ * bot's users and channels.
+ *
+ * Tokens pass through this process only on their way to the vault: the parsed copy
+ * and the raw request body are wiped as soon as the vault has the token, and no
+ * token is ever logged or answered. Everything the platform says about a bot's
+ * users is read live from a sender (PlatformQuery over the bus) and forgotten when
+ * the answer is sent; nothing about them is stored.
+ */
+#include "api.h"
+
+#include "bcrm/bus.h"
+#include "bcrm/db.h"
+#include "bcrm/log.h"
+#include "bcrm/v1/query.pb-c.h"
+#include "bcrm/vault_client.h"
+#include "jsonv.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_MAX_CHARS 4096
+
+#define BOT_COLUMNS                                                                                \
+    "id, platform, status, name, team_id, app_id, bot_user_id, page_id, scopes, "                  \
+    API_TS("created_at") ", " API_TS("updated_at")
+
+static const char *const bot_fields[] = {"id",          "platform", "status",  "name",
+                                         "team_id",     "app_id",   "bot_user_id", "page_id",
+                                         "scopes",      "created_at", "updated_at"};
+#define BOT_NFIELDS 11
+
+static json_t *bot_json(const PGresult *res, int row)
+{
+    json_t *bot = json_object();
+    for (int col = 0; col < BOT_NFIELDS; col++) {
+        json_object_set_new(bot, bot_fields[col],
+                            PQgetisnull(res, row, col) ? json_null()
+                                                       : json_string(PQgetvalue(res, row, col)));
+    }
+    return bot;
+}
+
+static Bcrm__V1__Platform platform_enum(const char *platform)
+{
+    return strcmp(platform, "slack") == 0 ? BCRM__V1__PLATFORM__PLATFORM_SLACK
+                                          : BCRM__V1__PLATFORM__PLATFORM_MESSENGER;
+}
+
+/* Asks a sender of platform. 0 with *reply set (whatever its status), or -1 after
+ * answering 503 because no sender answered in time. */
+static int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,
+                         Bcrm__V1__PlatformReply **reply)
+{
+    nng_socket sock = strcmp(platform, "slack") == 0 ? r->api->query_slack
+                                                     : r->api->query_messenger;
+    ProtobufCMessage *out = NULL;
+    int rv = bus_call(sock, &q->base, &bcrm__v1__platform_reply__descriptor, &out,
+                      r->api->query_timeout_ms);
+    if (rv != 0) {
+        log_warn("platform query failed", "{s:s, s:s, s:s, s:s}", "platform", platform, "bot_id",
+                 q->bot_id, "request_id", q->request_id, "error", nng_strerror(rv));
+        api_problem(r, 503, "Service Unavailable", NULL,
+                    "no %s sender answered within %d ms; try again later", platform,
+                    r->api->query_timeout_ms);
+        return -1;
+    }
+    *reply = (Bcrm__V1__PlatformReply *)out;
+    return 0;
+}
+
+/* Answers a reply that is not QUERY_OK. While verifying a new token, what the
+ * platform refuses is the client's input (422); later it is an upstream failure. */
+static void answer_platform_failure(struct api_req *r, const char *platform,
+                                    const Bcrm__V1__PlatformReply *rep, bool verifying)
+{
+    const char *error = rep->error && rep->error[0] ? rep->error : "unknown_error";
+    json_t *extra = json_pack("{s:s, s:s}", "platform", platform, "platform_error", error);
+    switch (rep->status) {
+    case BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED: {
+        long long seconds = rep->has_retry_after_ms ? (rep->retry_after_ms + 999) / 1000 : 1;
+        char retry[24];
+        snprintf(retry, sizeof(retry), "%lld", seconds > 0 ? seconds : 1);
+        api_problem_ext(r, 429, "Too Many Requests", extra,
+                        "%s rate-limits this bot; retry after %s s", platform, retry);
+        http_add_header(r->resp, "Retry-After", retry);
+        break;
+    }
+    case BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE:
+        api_problem_ext(r, 503, "Service Unavailable", extra, "%s is not reachable: %s", platform,
+                        error);
+        break;
+    case BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID:
+    case BCRM__V1__QUERY_STATUS__QUERY_PLATFORM_ERROR:
+        if (verifying) {
+            json_object_set_new(extra, "field", json_string(strcmp(platform, "slack") == 0
+                                                                ? "token"
+                                                                : "page_token"));
+            api_problem_ext(r, 422, "Token rejected", extra, "%s refused the token: %s", platform,
+                            error);
+        } else {
+            api_problem_ext(r, 502, "Bad Gateway", extra, "%s answered an error: %s", platform,
+                            error);
+        }
+        break;
+    default:
+        if (strstr(error, "cursor") != NULL) {
+            json_object_set_new(extra, "field", json_string("cursor"));
+            api_problem_ext(r, 422, "Invalid parameter", extra, "%s refused the cursor: %s",
+                            platform, error);
+        } else {
+            api_problem_ext(r, verifying ? 422 : 400, "Bad Request", extra,
+                            "%s refused the request: %s", platform, error);
+        }
+        break;
+    }
+}
+
+/* Removes a bot that failed to connect: its vault entry and its row. */
+static void undo_connect(struct api_req *r, const char *bot_id)
+{
+    char err[256];
+    if (r->api->vault != NULL &&
+        vault_destroy_token(r->api->vault, r->org_id, bot_id, err, sizeof(err)) != 0) {
+        log_error("cannot destroy the token of a failed bot", "{s:s, s:s}", "bot_id", bot_id,
+                  "error", err);
+    }
+    PGconn *conn = api_db(r);
+    const char *p[] = {bot_id};
+    if (conn != NULL) {
+        db_exec(conn, "delete failed bot", "DELETE FROM bots WHERE id = $1", 1, p);
+    }
+}
+
+/* The token of the body, validated; the caller wipes it. */
+static const char *read_token(struct api_req *r, json_t *body, const char **platform)
+{
+    static const char *const platforms[] = {"slack", "messenger", NULL};
+    static const char *const slack_keys[] = {"platform", "token", NULL};
+    static const char *const messenger_keys[] = {"platform", "page_token", NULL};
+    struct jv v = {0};
+    *platform = jv_enum(&v, body, "platform", "platform", true, platforms);
+    const char *token = NULL;
+    if (*platform != NULL && strcmp(*platform, "slack") == 0) {
+        jv_only_keys(&v, body, "", slack_keys);
+        token = jv_string(&v, body, "token", "token", true, 1, TOKEN_MAX_CHARS);
+        if (token != NULL && strncmp(token, "xox", 3) != 0) {
+            jv_fail(&v, "token", "is not a Slack token (xoxb-...)");
+        }
+    } else if (*platform != NULL) {
+        jv_only_keys(&v, body, "", messenger_keys);
+        token = jv_string(&v, body, "page_token", "page_token", true, 1, TOKEN_MAX_CHARS);
+    }
+    if (v.failed) {
+        api_problem(r, 422, "Invalid field", v.field, "%s %s", v.field, v.message);
+        return NULL;
+    }
+    return token;
+}
+
+/* Wipes every copy of the token this request holds: the parsed strings (whether
+ * or not they passed validation) and the raw body, which is the http wrapper's
+ * buffer and ours to overwrite while the handler runs. */
+static void wipe_token(struct api_req *r, json_t *body)
+{
+    static const char *const keys[] = {"token", "page_token"};
+    for (size_t i = 0; body != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *value = json_object_get(body, keys[i]);
+        if (json_is_string(value)) {
+            sodium_memzero((char *)json_string_value(value), json_string_length(value));
+        }
+    }
+    sodium_memzero((char *)r->http->body, r->http->body_len);
+}
+
+void bots_create(struct api_req *r)
+{
+    const char *platform = NULL, *token = NULL;
+    char bot_id[API_UUID_LEN] = "", err[256];
+    PGresult *res = NULL;
+    Bcrm__V1__PlatformReply *reply = NULL;
+    json_t *body = api_body_object(r);
+    if (body == NULL) {
+        wipe_token(r, NULL);
+        return;
+    }
+    token = read_token(r, body, &platform);
+    if (token == NULL) {
+        goto out;
+    }
+    if (r->api->vault == NULL) {
+        api_problem(r, 503, "Service Unavailable", NULL,
+                    "this api has no identity key (BCRM_IDENTITY_KEY_FILE) to reach the vault");
+        goto out;
+    }
+    /* 1. The row, committed, so a crash later leaves a visible 'verifying' bot. */
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        goto out;
+    }
+    const char *pi[] = {r->org_id, platform};
+    res = db_query(conn, "insert bot",
+                   "INSERT INTO bots (org_id, platform, status) VALUES ($1, $2, 'verifying')"
+                   " RETURNING id",
+                   2, pi);
+    if (res == NULL) {
+        api_internal_error(r);
+        goto out;
+    }
+    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    /* Slow calls follow; the connection serves other requests meanwhile. */
+    api_db_release(r);
+
+    /* 2. The token goes to the vault and is forgotten here. */
+    int code = vault_store_token(r->api->vault, r->org_id, bot_id, platform_enum(platform),
+                                 (const uint8_t *)token, strlen(token), err, sizeof(err));
+    wipe_token(r, body);
+    token = NULL;
+    if (code != 0) {
+        log_error("vault refused to store a token", "{s:s, s:i, s:s}", "bot_id", bot_id, "code",
+                  code, "error", err);
+        undo_connect(r, bot_id);
+        api_problem(r, 503, "Service Unavailable", NULL, "the vault could not store the token");
+        goto out;
+    }
+
+    /* 3. A sender checks the token with the platform. */
+    char request_id[33];
+    bus_new_id(request_id);
+    Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
+    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+    q.request_id = request_id;
+    q.org_id = (char *)r->org_id;
+    q.bot_id = bot_id;
+    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
+    q.verify_bot = &verify;
+    if (platform_call(r, platform, &q, &reply) != 0) {
+        undo_connect(r, bot_id);
+        goto out;
+    }
+    if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
+        log_info("bot verification refused", "{s:s, s:s, s:s}", "bot_id", bot_id, "platform",
+                 platform, "error", reply->error ? reply->error : "");
+        undo_connect(r, bot_id);
+        answer_platform_failure(r, platform, reply, true);
+        goto out;
+    }
+
+    /* 4. Active, with the identity the platform reported. */
+    const Bcrm__V1__BotIdentity *id = reply->identity;
+    conn = api_db(r);
+    if (conn == NULL) {
+        undo_connect(r, bot_id);
+        goto out;
+    }
+    const char *pu[] = {bot_id,
+                        id ? id->name : NULL,
+                        id ? id->team_id : NULL,
+                        id ? id->app_id : NULL,
+                        id ? id->bot_user_id : NULL,
+                        id ? id->page_id : NULL,
+                        id ? id->scopes : NULL};
+    res = db_query(conn, "activate bot",
+                   "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
+                   " bot_user_id = $5, page_id = $6, scopes = $7, updated_at = now()"
+                   " WHERE id = $1 RETURNING " BOT_COLUMNS,
+                   7, pu);
+    if (res == NULL || PQntuples(res) != 1) {
+        undo_connect(r, bot_id);
+        api_internal_error(r);
+        goto out;
+    }
+    log_info("bot connected", "{s:s, s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id,
+             "platform", platform);
+    api_json(r, 201, bot_json(res, 0));
+out:
+    wipe_token(r, body);
+    if (reply != NULL) {
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    }
+    PQclear(res);
+    json_decref(body);
+}
+
+void bots_list(struct api_req *r)
+{
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return;
+    }
+    const char *p[] = {r->org_id};
+    PGresult *res = db_query(conn, "list bots",
+                             "SELECT " BOT_COLUMNS " FROM bots WHERE org_id = $1"
+                             " AND status <> 'deleted' ORDER BY created_at DESC, id DESC",
+                             1, p);
+    if (res == NULL) {
+        api_internal_error(r);
+        return;
+    }
+    json_t *bots = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_array_append_new(bots, bot_json(res, i));
+    }
+    PQclear(res);
+    api_json(r, 200, json_pack("{s:o}", "bots", bots));
+}
+
+/* The bot of the path as a result row (BOT_COLUMNS), or NULL after answering. */
+static PGresult *find_bot(struct api_req *r)
+{
+    const char *id = api_param(r, "bot");
+    if (!api_is_uuid(id)) {
+        api_problem(r, 404, "Not Found", NULL, "no bot %s in this org", id);
+        return NULL;
+    }
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return NULL;
+    }
+    const char *p[] = {r->org_id, id};
+    PGresult *res = db_query(conn, "find bot",
+                             "SELECT " BOT_COLUMNS " FROM bots WHERE org_id = $1 AND id = $2"
+                             " AND status <> 'deleted'",
+                             2, p);
+    if (res == NULL) {
+        api_internal_error(r);
+        return NULL;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        api_problem(r, 404, "Not Found", NULL, "no bot %s in this org", id);
+        return NULL;
+    }
+    return res;
+}
+
+void bots_get(struct api_req *r)
+{
+    PGresult *res = find_bot(r);
+    if (res != NULL) {
+        api_json(r, 200, bot_json(res, 0));
+        PQclear(res);
+    }
+}
+
+void bots_delete(struct api_req *r)
+{
+    char err[256], bot_id[API_UUID_LEN];
+    PGresult *res = find_bot(r);
+    if (res == NULL) {
+        return;
+    }
+    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (r->api->vault == NULL) {
+        api_problem(r, 503, "Service Unavailable", NULL,
+                    "this api has no identity key (BCRM_IDENTITY_KEY_FILE) to reach the vault");
+        return;
+    }
+    api_db_release(r);
+    /* The token goes first: a bot row without a token is harmless, the reverse is not. */
+    int code = vault_destroy_token(r->api->vault, r->org_id, bot_id, err, sizeof(err));
+    if (code != 0 && code != BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND) {
+        log_error("vault could not destroy a token", "{s:s, s:i, s:s}", "bot_id", bot_id, "code",
+                  code, "error", err);
+        api_problem(r, 503, "Service Unavailable", NULL,
+                    "the vault could not destroy the token; nothing was changed");
+        return;
+    }
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return;
+    }
+    /* The row stays (campaigns refer to it) marked deleted; its open campaigns end. */
+    const char *p[] = {bot_id};
+    if (db_begin(conn) != 0 ||
+        db_exec(conn, "delete bot",
+                "UPDATE bots SET status = 'deleted', updated_at = now() WHERE id = $1", 1,
+                p) != 0 ||
+        db_exec(conn, "cancel deliveries of bot",
+                "UPDATE deliveries SET status = 'cancelled', updated_at = now()"
+                " WHERE status = 'pending' AND campaign_id IN (SELECT id FROM campaigns"
+                " WHERE bot_id = $1 AND status IN ('draft', 'scheduled', 'running', 'paused'))",
+                1, p) != 0 ||
+        db_exec(conn, "cancel campaigns of bot",
+                "UPDATE campaigns SET status = 'cancelled', completed_at = now(),"
+                " updated_at = now() WHERE bot_id = $1"
+                " AND status IN ('draft', 'scheduled', 'running', 'paused')",
+                1, p) != 0 ||
+        db_commit(conn) != 0) {
+        db_rollback(conn);
+        api_internal_error(r);
+        return;
+    }
+    log_info("bot deleted", "{s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id);
+    api_no_content(r);
+}
+
+static json_t *opt_string(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *user_json(const Bcrm__V1__PlatformUser *u)
+{
+    bool has_tz = u->tz != NULL && u->tz[0] != '\0' && (!u->has_has_tz || u->has_tz);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(u->id));
+    json_object_set_new(o, "name", opt_string(u->name));
+    json_object_set_new(o, "real_name", opt_string(u->real_name));
+    json_object_set_new(o, "first_name", opt_string(u->first_name));
+    json_object_set_new(o, "tz", has_tz ? json_string(u->tz) : json_null());
+    json_object_set_new(o, "tz_offset", u->has_tz_offset ? json_integer(u->tz_offset) : json_null());
+    json_object_set_new(o, "is_admin", json_boolean(u->has_is_admin && u->is_admin));
+    json_object_set_new(o, "is_owner", json_boolean(u->has_is_owner && u->is_owner));
+    json_object_set_new(o, "is_bot", json_boolean(u->has_is_bot && u->is_bot));
+    json_object_set_new(o, "deleted", json_boolean(u->has_deleted && u->deleted));
+    json_object_set_new(o, "email", opt_string(u->email));
+    json_object_set_new(o, "avatar", opt_string(u->avatar));
+    return o;
+}
+
+static json_t *channel_json(const Bcrm__V1__PlatformChannel *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(c->id));
+    json_object_set_new(o, "name", opt_string(c->name));
+    json_object_set_new(o, "is_private", json_boolean(c->has_is_private && c->is_private));
+    json_object_set_new(o, "is_archived", json_boolean(c->has_is_archived && c->is_archived));
+    json_object_set_new(o, "num_members",
+                        c->has_num_members ? json_integer(c->num_members) : json_null());
+    return o;
+}
+
+/* GET .../users and .../channels: one page, read live through a sender. */
+static void list_live(struct api_req *r, bool users)
+{
+    int limit;
+    char bot_id[API_UUID_LEN], platform[16], status[16];
+    if (!api_query_limit(r, 200, 1000, &limit)) {
+        return;
+    }
+    const char *cursor = http_query(r->http, "cursor");
+    if (cursor != NULL && strlen(cursor) > 1024) {
+        api_problem(r, 422, "Invalid parameter", "cursor", "cursor is too long");
+        return;
+    }
+    PGresult *res = find_bot(r);
+    if (res == NULL) {
+        return;
+    }
+    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(platform, sizeof(platform), "%s", PQgetvalue(res, 0, 1));
+    snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (strcmp(status, "active") != 0) {
+        api_problem(r, 409, "Conflict", NULL, "the bot is %s; reconnect it with a valid token",
+                    status);
+        return;
+    }
+    if (!users && strcmp(platform, "slack") != 0) {
+        api_problem(r, 422, "Unprocessable Content", NULL, "%s bots have no channels", platform);
+        return;
+    }
+    api_db_release(r);
+
+    char request_id[33];
+    bus_new_id(request_id);
+    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+    Bcrm__V1__ListUsers list_users = BCRM__V1__LIST_USERS__INIT;
+    Bcrm__V1__ListChannels list_channels = BCRM__V1__LIST_CHANNELS__INIT;
+    q.request_id = request_id;
+    q.org_id = (char *)r->org_id;
+    q.bot_id = bot_id;
+    if (users) {
+        list_users.cursor = cursor && cursor[0] ? (char *)cursor : NULL;
+        list_users.has_limit = true;
+        list_users.limit = limit;
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
+        q.list_users = &list_users;
+    } else {
+        list_channels.cursor = cursor && cursor[0] ? (char *)cursor : NULL;
+        list_channels.has_limit = true;
+        list_channels.limit = limit;
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS;
+        q.list_channels = &list_channels;
+    }
+    Bcrm__V1__PlatformReply *reply = NULL;
+    if (platform_call(r, platform, &q, &reply) != 0) {
+        return;
+    }
+    if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
+        if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+            PGconn *conn = api_db(r);
+            const char *p[] = {bot_id};
+            if (conn != NULL) {
+                db_exec(conn, "mark token invalid",
+                        "UPDATE bots SET status = 'token_invalid', updated_at = now()"
+                        " WHERE id = $1 AND status = 'active'",
+                        1, p);
+            }
+        }
+        answer_platform_failure(r, platform, reply, false);
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        return;
+    }
+    json_t *items = json_array();
+    if (users) {
+        for (size_t i = 0; i < reply->n_users; i++) {
+            json_array_append_new(items, user_json(reply->users[i]));
+        }
+    } else {
+        for (size_t i = 0; i < reply->n_channels; i++) {
+            json_array_append_new(items, channel_json(reply->channels[i]));
+        }
+    }
+    json_t *next = reply->next_cursor && reply->next_cursor[0] ? json_string(reply->next_cursor)
+                                                               : json_null();
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    api_json(r, 200,
+             json_pack("{s:o, s:o}", users ? "users" : "channels", items, "next_cursor", next));
+}
+
+void bots_users(struct api_req *r)
+{
+    list_live(r, true);
+}
+
+void bots_channels(struct api_req *r)
+{
+    list_live(r, false);
+}

@@ -1,0 +1,276 @@
+/* results.c: applying the senders' outcomes.
+ *
+ * Every ResultBatch waiting on the PULL socket is received, and up to
+ * RESULTS_PER_STATEMENT results are applied by one statement (arrays unnested into
+ * rows). A result changes its delivery only if the delivery is still 'sending' under
+ * the same lease (fencing): a duplicate, a result for a lease that expired, or one
+ * from a replica that was presumed dead changes nothing and is counted as stale. The
+ * one exception adds knowledge without risk: a 'sent' for a lease that expired turns
+ * that 'unknown' into 'sent', since the platform id proves the send.
+ *
+ *   sent     -> 'sent', platform_message_id, sent_at
+ *   failed   -> 'failed', last_error
+ *   unknown  -> 'unknown', last_error (never retried automatically)
+ *   retry    -> 'pending', next_attempt_at = now + backoff (full jitter, capped,
+ *               at least Retry-After); a rate-limited or token-invalid try is not
+ *               counted; after BCRM_SCHEDULER_MAX_ATTEMPTS counted tries, 'failed';
+ *               'cancelled' if the campaign was cancelled meanwhile.
+ *
+ * Results are applied whether or not this scheduler leads: they are fenced, and
+ * dropping one would turn a delivered message into an 'unknown'.
+ */
+#include "sched.h"
+#include "sched_metrics.h"
+
+#include "bcrm/bus.h"
+#include "bcrm/db.h"
+#include "bcrm/keys.h"
+#include "bcrm/log.h"
+#include "bcrm/v1/send.pb-c.h"
+#include "pgarray.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESULTS_PER_STATEMENT 4096
+#define MAX_ERROR_BYTES 200
+#define MAX_PLATFORM_ID_BYTES 200
+
+static const char APPLY_SQL[] =
+    "WITH r AS ("
+    " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+    "   $6::bigint[], $7::bool[], $8::bigint[])"
+    "   AS r(id, lease_id, outcome, pmid, error, retry_after_ms, not_counted, sent_at_ms)"
+    "), target AS ("
+    " SELECT DISTINCT ON (r.id) r.*, d.attempts, d.status = 'sending' AS was_sending,"
+    "   c.status AS campaign_status"
+    " FROM r JOIN deliveries d ON d.id = r.id AND d.lease_id = r.lease_id"
+    " JOIN campaigns c ON c.id = d.campaign_id"
+    " WHERE d.status = 'sending'"
+    "   OR (d.status = 'unknown' AND d.last_error = 'lease_expired' AND r.outcome = 'sent')"
+    " ORDER BY r.id"
+    "), decided AS ("
+    " SELECT t.*, CASE"
+    "   WHEN t.outcome <> 'retry' THEN t.outcome"
+    "   WHEN t.campaign_status = 'cancelled' THEN 'cancelled'"
+    "   WHEN NOT t.not_counted AND t.attempts >= $9::int THEN 'failed'"
+    "   ELSE 'pending' END AS new_status"
+    " FROM target t"
+    ")"
+    "UPDATE deliveries d SET"
+    " status = x.new_status,"
+    " attempts = d.attempts - CASE WHEN x.outcome = 'retry' AND x.not_counted THEN 1 ELSE 0 END,"
+    " next_attempt_at = CASE WHEN x.new_status = 'pending' THEN now() + greatest(x.retry_after_ms,"
+    "   floor(random() * least($11::bigint, $10::bigint * power(2, greatest(d.attempts - 1, 0))))"
+    "   ::bigint) * interval '1 millisecond' ELSE d.next_attempt_at END,"
+    " platform_message_id = CASE WHEN x.outcome = 'sent' THEN x.pmid"
+    "   ELSE d.platform_message_id END,"
+    " sent_at = CASE WHEN x.outcome = 'sent'"
+    "   THEN coalesce(to_timestamp(x.sent_at_ms / 1000.0), now()) ELSE d.sent_at END,"
+    " last_error = CASE WHEN x.outcome = 'sent' THEN NULL"
+    "   WHEN x.new_status = 'failed' AND x.outcome = 'retry'"
+    "     THEN 'max_attempts: ' || coalesce(x.error, 'retry')"
+    "   ELSE x.error END,"
+    " lease_expires_at = NULL,"
+    " updated_at = now()"
+    " FROM decided x"
+    " WHERE d.id = x.id AND d.lease_id = x.lease_id"
+    "   AND (d.status = 'sending' OR (d.status = 'unknown' AND x.outcome = 'sent'))"
+    " RETURNING d.status, x.was_sending, extract(epoch FROM d.sent_at - d.due_at)";
+
+int results_prepare(PGconn *conn)
+{
+    return db_prepare(conn, "apply_results", APPLY_SQL, 11);
+}
+
+/* One statement's worth of results, as array literals. */
+struct result_arrays {
+    struct pgarray ids, leases, outcomes, pmids, errors, retry_after, not_counted, sent_at;
+    struct pgarray invalid_bots;
+    int count;
+    int invalid_count;
+    int received[SCHED_RESULT_KINDS];
+};
+
+static void arrays_init(struct result_arrays *a)
+{
+    memset(a, 0, sizeof(*a));
+    pgarray_init(&a->ids);
+    pgarray_init(&a->leases);
+    pgarray_init(&a->outcomes);
+    pgarray_init(&a->pmids);
+    pgarray_init(&a->errors);
+    pgarray_init(&a->retry_after);
+    pgarray_init(&a->not_counted);
+    pgarray_init(&a->sent_at);
+    pgarray_init(&a->invalid_bots);
+}
+
+static void arrays_reset(struct result_arrays *a)
+{
+    pgarray_reset(&a->ids);
+    pgarray_reset(&a->leases);
+    pgarray_reset(&a->outcomes);
+    pgarray_reset(&a->pmids);
+    pgarray_reset(&a->errors);
+    pgarray_reset(&a->retry_after);
+    pgarray_reset(&a->not_counted);
+    pgarray_reset(&a->sent_at);
+    pgarray_reset(&a->invalid_bots);
+    a->count = 0;
+    a->invalid_count = 0;
+    memset(a->received, 0, sizeof(a->received));
+}
+
+static void arrays_free(struct result_arrays *a)
+{
+    pgarray_free(&a->ids);
+    pgarray_free(&a->leases);
+    pgarray_free(&a->outcomes);
+    pgarray_free(&a->pmids);
+    pgarray_free(&a->errors);
+    pgarray_free(&a->retry_after);
+    pgarray_free(&a->not_counted);
+    pgarray_free(&a->sent_at);
+    pgarray_free(&a->invalid_bots);
+}
+
+static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
+{
+    if (r->lease_id.len != 16) {
+        log_warn("result dropped", "{s:s, s:I}", "reason", "lease id is not 16 bytes",
+                 "delivery_id", (json_int_t)r->delivery_id);
+        return;
+    }
+    char lease_hex[33];
+    hex_encode(lease_hex, r->lease_id.data, 16);
+    const char *outcome;
+    enum sched_result_kind kind;
+    const char *error = r->error;
+    switch (r->outcome) {
+    case BCRM__V1__OUTCOME__OUTCOME_SENT:
+        outcome = "sent";
+        kind = SCHED_RESULT_SENT;
+        break;
+    case BCRM__V1__OUTCOME__OUTCOME_RETRY:
+        outcome = "retry";
+        kind = SCHED_RESULT_RETRY;
+        break;
+    case BCRM__V1__OUTCOME__OUTCOME_FAILED:
+        outcome = "failed";
+        kind = SCHED_RESULT_FAILED;
+        break;
+    default:
+        /* A result we cannot read might hide a send: the safe reading is unknown. */
+        outcome = "unknown";
+        kind = SCHED_RESULT_UNKNOWN;
+        if (r->outcome != BCRM__V1__OUTCOME__OUTCOME_UNKNOWN && error == NULL) {
+            error = "unspecified_outcome";
+        }
+        break;
+    }
+    a->received[kind]++;
+    pgarray_add_int(&a->ids, r->delivery_id);
+    pgarray_add_str(&a->leases, lease_hex, 0);
+    pgarray_add_str(&a->outcomes, outcome, 0);
+    pgarray_add_str(&a->pmids, r->platform_message_id, MAX_PLATFORM_ID_BYTES);
+    pgarray_add_str(&a->errors, error, MAX_ERROR_BYTES);
+    if (r->has_retry_after_ms && r->retry_after_ms > 0) {
+        pgarray_add_int(&a->retry_after, r->retry_after_ms);
+    } else {
+        pgarray_add_null(&a->retry_after);
+    }
+    bool token_invalid = r->has_bot_token_invalid && r->bot_token_invalid;
+    pgarray_add_bool(&a->not_counted, (r->has_rate_limited && r->rate_limited) || token_invalid);
+    if (r->has_sent_at_ms && r->sent_at_ms > 0) {
+        pgarray_add_int(&a->sent_at, r->sent_at_ms);
+    } else {
+        pgarray_add_null(&a->sent_at);
+    }
+    if (token_invalid && r->bot_id != NULL && r->bot_id[0] != '\0') {
+        pgarray_add_str(&a->invalid_bots, r->bot_id, 64);
+        a->invalid_count++;
+    }
+    a->count++;
+}
+
+static void apply(struct scheduler *s, struct result_arrays *a)
+{
+    if (a->count == 0) {
+        return;
+    }
+    char max_attempts[16], base[24], cap[24];
+    snprintf(max_attempts, sizeof(max_attempts), "%d", s->cfg.max_attempts);
+    snprintf(base, sizeof(base), "%lld", (long long)s->cfg.retry_base_ms);
+    snprintf(cap, sizeof(cap), "%lld", (long long)s->cfg.retry_cap_ms);
+    const char *params[] = {pgarray_text(&a->ids),         pgarray_text(&a->leases),
+                            pgarray_text(&a->outcomes),    pgarray_text(&a->pmids),
+                            pgarray_text(&a->errors),      pgarray_text(&a->retry_after),
+                            pgarray_text(&a->not_counted), pgarray_text(&a->sent_at),
+                            max_attempts,                  base,
+                            cap};
+    PGresult *res = db_query_prepared(s->work, "apply_results", 11, params);
+    if (res == NULL) {
+        /* Not applied: the rows stay 'sending' and expire into 'unknown'. */
+        log_error("results not applied", "{s:i}", "results", a->count);
+        return;
+    }
+    int applied = PQntuples(res);
+    bool retried = false;
+    for (int i = 0; i < applied; i++) {
+        const char *status = PQgetvalue(res, i, 0);
+        if (PQgetvalue(res, i, 1)[0] == 't') {
+            s->in_flight--;
+        }
+        if (strcmp(status, "sent") == 0 && !PQgetisnull(res, i, 2)) {
+            metric_observe(sched_metrics.lateness, atof(PQgetvalue(res, i, 2)));
+        } else if (strcmp(status, "pending") == 0) {
+            retried = true;
+        }
+    }
+    PQclear(res);
+    for (int k = 0; k < SCHED_RESULT_KINDS; k++) {
+        metric_add(sched_metrics.results[k], a->received[k]);
+    }
+    metric_add(sched_metrics.results[SCHED_RESULT_STALE], a->count - applied);
+    metric_set(sched_metrics.in_flight, s->in_flight);
+    if (retried) {
+        s->next_due = 0; /* a retry may be due soon: look again */
+    }
+    if (a->invalid_count > 0) {
+        lifecycle_bots_token_invalid(s, pgarray_text(&a->invalid_bots));
+    }
+    log_debug("results applied", "{s:i, s:i}", "received", a->count, "applied", applied);
+}
+
+void results_drain(struct scheduler *s)
+{
+    struct result_arrays a;
+    arrays_init(&a);
+    for (;;) {
+        Bcrm__V1__ResultBatch *batch = NULL;
+        int rv = bus_recv(s->results_sock, &bcrm__v1__result_batch__descriptor,
+                          (ProtobufCMessage **)&batch, NNG_FLAG_NONBLOCK);
+        if (rv == NNG_EAGAIN) {
+            break;
+        }
+        if (rv != 0) {
+            log_warn("result batch dropped", "{s:s}", "error", nng_strerror(rv));
+            if (rv == NNG_EPROTO) {
+                continue; /* one bad message; the socket is fine */
+            }
+            break;
+        }
+        for (size_t i = 0; i < batch->n_results; i++) {
+            add_result(&a, batch->results[i]);
+            if (a.count >= RESULTS_PER_STATEMENT) {
+                apply(s, &a);
+                arrays_reset(&a);
+            }
+        }
+        protobuf_c_message_free_unpacked(&batch->base, NULL);
+    }
+    apply(s, &a);
+    arrays_free(&a);
+}

@@ -1,0 +1,149 @@
+/* sched.h: the scheduler's shared state and the entry points of its modules.
+ *
+ * The scheduler is one thread running one poll() loop (main.c). Each turn of the loop
+ * calls the modules below in order; none of them blocks for long except a platform
+ * query while an audience loads (bounded by BCRM_SCHEDULER_QUERY_TIMEOUT). The
+ * database holds the truth: a crash at any point loses nothing, because every state
+ * change is one transaction and every bus message names rows under a lease.
+ *
+ *   leader.c     the LISTEN connection: leadership (advisory lock), notifications
+ *   runs.c       campaign runs: creating them when due, loading audiences page by page
+ *   audience.c   which platform users a campaign's audience filter takes
+ *   claims.c     claiming due deliveries under a lease and pushing SendBatch messages
+ *   results.c    applying ResultBatch messages, fenced by lease
+ *   lifecycle.c  lease expiry, completion, cancellation, gauges, the next wake-up
+ *   schedule.c   due-time computation (pure)
+ *
+ * Who does what with campaign status (agreed with the api):
+ *   - schedule: the api sets 'scheduled' and NOTIFYs bcrm_campaigns; the scheduler
+ *     creates and loads the run, then sets 'running'.
+ *   - pause: the api sets 'paused' (and NOTIFYs); the scheduler claims only from
+ *     'running' campaigns, so nothing new is handed out. Deliveries already handed
+ *     out finish normally. Resume: the api sets 'running' again.
+ *   - cancel: the api sets 'cancelled' and marks pending deliveries 'cancelled' in the
+ *     same transaction. The scheduler closes the campaign's runs, sweeps any pending
+ *     row that appeared since (a retry result, a page loaded concurrently), and turns
+ *     retry results of a cancelled campaign into 'cancelled'.
+ *   - completion, token invalid: the scheduler sets 'completed' / 'paused'.
+ */
+#ifndef BCRM_SCHEDULER_SCHED_H
+#define BCRM_SCHEDULER_SCHED_H
+
+#include <libpq-fe.h>
+#include <nng/nng.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum sched_platform { SCHED_SLACK = 0, SCHED_MESSENGER = 1, SCHED_PLATFORMS = 2 };
+
+/* Platform names as stored in bots.platform. */
+extern const char *const sched_platform_names[SCHED_PLATFORMS];
+/* SCHED_SLACK, SCHED_MESSENGER, or -1 for an unknown name. */
+int sched_platform_from_name(const char *name);
+
+struct sched_config {
+    const char *database_url;
+    const char *work_url[SCHED_PLATFORMS];
+    const char *query_url[SCHED_PLATFORMS];
+    const char *results_url;
+    const char *ops_addr;
+    int batch;            /* deliveries claimed per statement */
+    int jobs_per_message; /* SendJobs per SendBatch message */
+    int max_in_flight;    /* deliveries in 'sending' at once */
+    int max_attempts;     /* counted attempts before a retry becomes 'failed' */
+    int page_limit;       /* users asked per ListUsers page */
+    int64_t lease_ms;
+    int64_t load_ahead_ms;
+    int64_t retry_base_ms, retry_cap_ms;
+    int64_t query_timeout_ms;
+    int64_t send_timeout_ms;
+    int64_t drain_ms;
+};
+
+struct run_holdoff;
+
+struct scheduler {
+    struct sched_config cfg;
+
+    PGconn *work;   /* claims, results, runs; statements prepared (sched_db_prepare) */
+    PGconn *listen; /* LISTEN bcrm_campaigns and the leadership lock */
+    bool work_prepared;
+
+    nng_socket work_sock[SCHED_PLATFORMS];  /* PUSH, senders dial */
+    nng_socket query_sock[SCHED_PLATFORMS]; /* REQ, senders dial with REP */
+    nng_socket results_sock;                /* PULL, senders dial with PUSH */
+    int results_fd;
+
+    /* Senders connected to each work socket, counted by NNG pipe callbacks (which run
+     * on NNG's threads, hence atomic). Nothing is claimed for a platform without one. */
+    atomic_int senders[SCHED_PLATFORMS];
+    /* After a send found no taker, the platform rests until then (monotonic ms). */
+    int64_t platform_rest_until[SCHED_PLATFORMS];
+
+    bool leader;
+    int64_t next_leader_try; /* monotonic ms */
+
+    int in_flight;       /* deliveries in 'sending' (resynchronised by lifecycle) */
+    bool campaigns_dirty; /* a notification came: look for runs to create at once */
+    int64_t next_scan;    /* monotonic ms: the next look for runs to create */
+    int64_t next_tick;    /* monotonic ms: the next lifecycle tick */
+    int64_t next_gauges;  /* monotonic ms: the next backlog count */
+    int64_t next_due;     /* monotonic ms: the earliest due pending row, or far away */
+    int64_t next_load;    /* monotonic ms: the next audience page to load (runs.c) */
+    struct run_holdoff *holdoffs; /* runs.c: runs waiting after a failed page */
+
+    atomic_bool ready; /* read by the ops thread for /readyz */
+    bool draining;
+};
+
+/* Monotonic "never": far enough in the future for any comparison. */
+#define SCHED_NEVER INT64_MAX
+
+/* main.c: (re)connects the work connection if it dropped and prepares its
+ * statements. False while the database cannot be reached. */
+bool sched_db_ensure(struct scheduler *s);
+
+/* leader.c */
+int leader_connect(struct scheduler *s);
+/* Consumes notifications and input; tries to become leader when it is time;
+ * steps down at once if the connection (and with it the lock) is lost. */
+void leader_poll(struct scheduler *s);
+int leader_fd(const struct scheduler *s);
+
+/* runs.c */
+int runs_prepare(PGconn *conn);
+/* Creates the runs that are due within the load-ahead window. */
+void runs_scan(struct scheduler *s);
+/* Loads one page of one loading run. */
+void runs_load_step(struct scheduler *s);
+void runs_free(struct scheduler *s);
+
+/* claims.c */
+int claims_prepare(PGconn *conn);
+/* Claims and pushes due deliveries until none is due or in-flight is at its limit. */
+void claims_run(struct scheduler *s);
+void claims_watch_senders(struct scheduler *s);
+
+/* results.c */
+int results_prepare(PGconn *conn);
+/* Receives every ResultBatch waiting on the socket and applies them. */
+void results_drain(struct scheduler *s);
+
+/* lifecycle.c */
+int lifecycle_prepare(PGconn *conn);
+/* Lease expiry, completion, in-flight resynchronisation, gauges. */
+void lifecycle_tick(struct scheduler *s);
+/* A campaign changed (NOTIFY payload): closes what a cancel leaves behind. */
+void lifecycle_campaign_changed(struct scheduler *s, const char *campaign_id);
+/* Marks these bots token_invalid and pauses their scheduled and running campaigns.
+ * bot_ids_array: a PostgreSQL array literal of bot ids. */
+void lifecycle_bots_token_invalid(struct scheduler *s, const char *bot_ids_array);
+/* Completes the running campaigns that have nothing left to do. Recurring campaigns
+ * complete only when listed in finished_recurring (an array literal of ids whose
+ * rule has no further run), since their next run may not exist yet. */
+void lifecycle_complete(struct scheduler *s, const char *finished_recurring);
+/* The earliest due pending row of a running campaign, as a monotonic deadline. */
+void lifecycle_refresh_next_due(struct scheduler *s);
+
+#endif

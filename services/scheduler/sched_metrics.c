@@ -1,0 +1,40 @@
+/* sched_metrics.c: registration of the scheduler's series. */
+#include "sched_metrics.h"
+
+struct sched_metrics sched_metrics;
+
+void sched_metrics_init(void)
+{
+    static const double lateness_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+                                             3600};
+    struct sched_metrics *m = &sched_metrics;
+    m->due_backlog = metrics_gauge("bcrm_scheduler_due_backlog",
+                                   "Pending deliveries that are due now and not yet claimed.", NULL);
+    m->lateness = metrics_histogram(
+        "bcrm_scheduler_lateness_seconds", "Seconds from a delivery's due time to its sending.",
+        NULL, lateness_bounds, sizeof(lateness_bounds) / sizeof(lateness_bounds[0]));
+    static const char *const outcome_labels[SCHED_RESULT_KINDS] = {
+        "outcome=\"sent\"", "outcome=\"retry\"", "outcome=\"failed\"", "outcome=\"unknown\"",
+        "outcome=\"stale\""};
+    for (int i = 0; i < SCHED_RESULT_KINDS; i++) {
+        m->results[i] = metrics_counter("bcrm_scheduler_results_total",
+                                        "Send results received, by outcome (stale: fenced out).",
+                                        outcome_labels[i]);
+    }
+    m->claimed = metrics_counter("bcrm_scheduler_claimed_total",
+                                 "Deliveries claimed and handed to senders.", NULL);
+    m->skipped_late = metrics_counter("bcrm_scheduler_skipped_late_total",
+                                      "Deliveries skipped for passing max_lateness_minutes.", NULL);
+    m->put_back = metrics_counter("bcrm_scheduler_put_back_total",
+                                  "Claimed deliveries put back because no sender took them.", NULL);
+    m->is_leader =
+        metrics_gauge("bcrm_scheduler_is_leader", "1 while this scheduler is the leader.", NULL);
+    m->in_flight = metrics_gauge("bcrm_scheduler_in_flight",
+                                 "Deliveries in 'sending', handed out and awaiting a result.", NULL);
+    m->leases_expired = metrics_counter("bcrm_scheduler_leases_expired_total",
+                                        "Deliveries whose lease expired: marked unknown.", NULL);
+    m->deliveries_loaded = metrics_counter("bcrm_scheduler_deliveries_loaded_total",
+                                           "Deliveries written while loading audiences.", NULL);
+    m->campaigns_completed = metrics_counter("bcrm_scheduler_campaigns_completed_total",
+                                             "Campaigns the scheduler completed.", NULL);
+}

@@ -1,0 +1,62 @@
+/* slack_module.c: the Slack module's configuration and its entry in the worker
+ * framework. */
+#include "slack.h"
+
+#include "bcrm/config.h"
+#include "bcrm/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Profiles for personalised messages: enough for a large workspace's campaign. */
+#define SLACK_PROFILE_CACHE_SLOTS 16384
+
+static void *slack_init(void)
+{
+    struct slack_state *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->api_url = strdup(config_str("BCRM_SLACK_API_URL", "https://slack.com/api"));
+    size_t len = s->api_url != NULL ? strlen(s->api_url) : 0;
+    while (len > 0 && s->api_url[len - 1] == '/') {
+        s->api_url[--len] = '\0';
+    }
+    int64_t ttl = config_duration_ms("BCRM_SENDER_PROFILE_TTL", 5 * 60 * 1000);
+    s->profiles = profile_cache_new(SLACK_PROFILE_CACHE_SLOTS, ttl);
+    if (s->api_url == NULL || s->profiles == NULL) {
+        log_fatal("slack module: out of memory", NULL);
+        profile_cache_free(s->profiles);
+        free(s->api_url);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void slack_fini(void *state)
+{
+    struct slack_state *s = state;
+    profile_cache_free(s->profiles);
+    free(s->api_url);
+    free(s);
+}
+
+const struct worker_platform slack_platform = {
+    .name = "slack",
+    .service = "sender-slack",
+    .platform = BCRM__V1__PLATFORM__PLATFORM_SLACK,
+    .work_url_var = "BCRM_SCHEDULER_WORK_SLACK_URL",
+    .work_url_default = "tcp://127.0.0.1:7110",
+    .api_query_url_var = "BCRM_API_QUERY_SLACK_URL",
+    .api_query_url_default = "tcp://127.0.0.1:7120",
+    .scheduler_query_url_var = "BCRM_SCHEDULER_QUERY_SLACK_URL",
+    .scheduler_query_url_default = "tcp://127.0.0.1:7113",
+    .ops_addr_default = "127.0.0.1:9183",
+    .init = slack_init,
+    .fini = slack_fini,
+    .precheck = NULL,
+    .build_send = slack_build_send,
+    .classify_send = slack_classify_send,
+    .query = slack_query,
+};

@@ -1,0 +1,424 @@
+/* handler.c: the vault's policy and operations. */
+#include "handler.h"
+
+#include "token_store.h"
+
+#include "bcrm/clock.h"
+#include "bcrm/db.h"
+#include "bcrm/log.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UUID_LEN 36
+
+/* What one call is about, with its ids checked and in canonical (lower-case)
+ * form, since the associated data binds these exact strings. */
+struct call_target {
+    char org_id[UUID_LEN + 1];
+    char bot_id[UUID_LEN + 1];
+    const char *platform; /* "slack", "messenger", or NULL */
+    Bcrm__V1__Platform platform_code;
+};
+
+/* Everything an audit row and a log line need about the call. */
+struct call_info {
+    struct vault *v;
+    PGconn *db;
+    const Bcrm__V1__VaultCall *call;
+    char caller[2 * crypto_box_PUBLICKEYBYTES + 1];
+    enum vault_role role;
+    const char *op;
+    const char *org_id; /* as given, if short enough to record, else NULL */
+    const char *bot_id;
+};
+
+const char *vault_op_name(Bcrm__V1__VaultCall__OpCase op)
+{
+    switch (op) {
+    case BCRM__V1__VAULT_CALL__OP_STORE:
+        return "store";
+    case BCRM__V1__VAULT_CALL__OP_RELEASE:
+        return "release";
+    case BCRM__V1__VAULT_CALL__OP_DESTROY:
+        return "destroy";
+    case BCRM__V1__VAULT_CALL__OP_STATUS:
+        return "status";
+    default:
+        return "unknown";
+    }
+}
+
+const char *vault_code_name(Bcrm__V1__VaultCode code)
+{
+    switch (code) {
+    case BCRM__V1__VAULT_CODE__VAULT_OK:
+        return "ok";
+    case BCRM__V1__VAULT_CODE__VAULT_DENIED:
+        return "denied";
+    case BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND:
+        return "not_found";
+    case BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST:
+        return "bad_request";
+    default:
+        return "internal";
+    }
+}
+
+static const char *platform_name(Bcrm__V1__Platform p)
+{
+    switch (p) {
+    case BCRM__V1__PLATFORM__PLATFORM_SLACK:
+        return "slack";
+    case BCRM__V1__PLATFORM__PLATFORM_MESSENGER:
+        return "messenger";
+    default:
+        return NULL;
+    }
+}
+
+/* Copies a uuid in its canonical lower-case form. 0, or -1 if in is not one. */
+static int uuid_canon(const char *in, char out[UUID_LEN + 1])
+{
+    if (in == NULL || strlen(in) != UUID_LEN) {
+        return -1;
+    }
+    for (int i = 0; i < UUID_LEN; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') {
+                return -1;
+            }
+        } else if (!isxdigit(c)) {
+            return -1;
+        }
+        out[i] = (char)tolower(c);
+    }
+    out[UUID_LEN] = '\0';
+    return 0;
+}
+
+/* An id worth recording in the audit log as given: short, printable. */
+static const char *auditable(const char *s)
+{
+    if (s == NULL || strlen(s) > 64) {
+        return NULL;
+    }
+    for (const char *p = s; *p; p++) {
+        if (!isprint((unsigned char)*p)) {
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt, ...)
+{
+    ans->reply.code = code;
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ans->error, sizeof(ans->error), fmt, ap);
+        va_end(ap);
+        ans->reply.error = ans->error;
+    }
+}
+
+static int audit(struct call_info *ci, const char *outcome)
+{
+    struct audit_entry e = {
+        .caller = ci->caller,
+        .role = vault_role_name(ci->role),
+        .operation = ci->op,
+        .org_id = ci->org_id,
+        .bot_id = ci->bot_id,
+        .outcome = outcome,
+        .request_id = auditable(ci->call->request_id),
+    };
+    int rv = audit_insert(ci->db, &e);
+    atomic_store(&ci->v->db_ok, PQstatus(ci->db) == CONNECTION_OK);
+    return rv;
+}
+
+/* After a failed operation: rolls back, records the failure if the database still
+ * answers, and answers VAULT_INTERNAL. Nothing was done. */
+static void fail_internal(struct call_info *ci, struct vault_answer *ans, const char *what)
+{
+    db_rollback(ci->db);
+    audit(ci, "internal");
+    log_error("vault operation failed", "{s:s, s:s, s:s, s:s?}", "operation", ci->op, "error", what,
+              "caller", ci->caller, "bot_id", ci->bot_id);
+    answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL, "%s", what);
+}
+
+static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
+                     const struct call_target *t, struct vault_answer *ans)
+{
+    struct token_binding b = {t->org_id, t->bot_id, t->platform, ci->v->key_version};
+    uint8_t nonce[TOKEN_NONCE_BYTES];
+    uint8_t *ct = malloc(token_sealed_len(st->token.len));
+    if (ct == NULL || token_seal(ci->v->keyring, &b, st->token.data, st->token.len, nonce, ct)) {
+        free(ct);
+        fail_internal(ci, ans, "cannot seal token");
+        return;
+    }
+    if (db_begin(ci->db) != 0) {
+        free(ct);
+        fail_internal(ci, ans, "storage unavailable");
+        return;
+    }
+    int stored = token_store_upsert(ci->db, &b, nonce, ct, token_sealed_len(st->token.len));
+    free(ct);
+    if (stored < 0) {
+        fail_internal(ci, ans, "cannot store token");
+        return;
+    }
+    if (audit(ci, stored ? "ok" : "bad_request") != 0 || db_commit(ci->db) != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    if (stored) {
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+        ans->reply.has_key_version = true;
+        ans->reply.key_version = (int32_t)ci->v->key_version;
+    } else {
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "bot %s is stored for another org",
+               t->bot_id);
+    }
+}
+
+static void do_release(struct call_info *ci, const struct call_target *t, struct vault_answer *ans)
+{
+    struct token_row row;
+    int found = token_store_fetch(ci->db, t->bot_id, &row);
+    if (found < 0) {
+        fail_internal(ci, ans, "cannot read token");
+        return;
+    }
+    /* A row of another org or platform is reported as missing: a caller learns
+     * nothing about bots it did not name correctly. */
+    if (found == 0 || strcmp(row.org_id, t->org_id) != 0 || strcmp(row.platform, t->platform)) {
+        token_row_clear(&row);
+        if (audit(ci, "not_found") != 0) {
+            fail_internal(ci, ans, "cannot write audit record");
+            return;
+        }
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND, "no token for bot %s", t->bot_id);
+        return;
+    }
+    struct token_binding b = {t->org_id, t->bot_id, t->platform, row.key_version};
+    size_t len = 0;
+    ans->token = sodium_malloc(row.ciphertext_len);
+    if (ans->token == NULL) {
+        token_row_clear(&row);
+        fail_internal(ci, ans, "out of secure memory");
+        return;
+    }
+    int opened = token_open(ci->v->keyring, &b, row.ciphertext, row.ciphertext_len, row.nonce,
+                            ans->token, &len);
+    token_row_clear(&row);
+    if (opened != 0) {
+        /* Tampering, a row copied from another bot, or a key version whose key is
+         * gone: nothing to release, and an operator must look. */
+        audit(ci, "corrupt");
+        log_error("stored token does not authenticate", "{s:s, s:s, s:i}", "bot_id", t->bot_id,
+                  "org_id", t->org_id, "key_version", (int)b.key_version);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL,
+               "stored token for bot %s does not authenticate", t->bot_id);
+        return;
+    }
+    if (audit(ci, "ok") != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+    ans->reply.has_token = true;
+    ans->reply.token.data = ans->token;
+    ans->reply.token.len = len;
+    ans->reply.has_key_version = true;
+    ans->reply.key_version = (int32_t)b.key_version;
+}
+
+static void do_destroy(struct call_info *ci, const struct call_target *t, struct vault_answer *ans)
+{
+    if (db_begin(ci->db) != 0) {
+        fail_internal(ci, ans, "storage unavailable");
+        return;
+    }
+    int deleted = token_store_delete(ci->db, t->org_id, t->bot_id);
+    if (deleted < 0) {
+        fail_internal(ci, ans, "cannot destroy token");
+        return;
+    }
+    /* Destroy is idempotent (a resent call finds nothing); the audit row still
+     * tells whether there was something to destroy. */
+    if (audit(ci, deleted > 0 ? "ok" : "absent") != 0 || db_commit(ci->db) != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+}
+
+static void do_status(struct call_info *ci, struct vault_answer *ans)
+{
+    int64_t count = token_store_count(ci->db);
+    if (count < 0) {
+        fail_internal(ci, ans, "cannot count tokens");
+        return;
+    }
+    if (audit(ci, "ok") != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+    ans->reply.has_token_count = true;
+    ans->reply.token_count = count;
+    ans->reply.has_key_version = true;
+    ans->reply.key_version = (int32_t)ci->v->key_version;
+}
+
+/* Checks the arguments of a store, release or destroy into t. 0, or -1 with the
+ * answer filled. */
+static int check_target(const char *org_id, const char *bot_id, bool with_platform,
+                        Bcrm__V1__Platform platform, struct call_target *t,
+                        struct vault_answer *ans)
+{
+    if (uuid_canon(org_id, t->org_id) != 0) {
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "org_id: want a uuid");
+        return -1;
+    }
+    if (uuid_canon(bot_id, t->bot_id) != 0) {
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "bot_id: want a uuid");
+        return -1;
+    }
+    t->platform_code = platform;
+    t->platform = platform_name(platform);
+    if (with_platform && t->platform == NULL) {
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST,
+               "platform: want PLATFORM_SLACK or PLATFORM_MESSENGER");
+        return -1;
+    }
+    return 0;
+}
+
+void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32],
+                       const Bcrm__V1__VaultCall *call, struct vault_answer *ans)
+{
+    struct call_info ci = {.v = v, .db = db, .call = call};
+    struct call_target t;
+    Bcrm__V1__Platform platform = BCRM__V1__PLATFORM__PLATFORM_UNSPECIFIED;
+    const char *org_id = NULL, *bot_id = NULL;
+
+    memset(ans, 0, sizeof(*ans));
+    bcrm__v1__vault_reply__init(&ans->reply);
+    ans->reply.request_id = call->request_id;
+    hex_encode(ci.caller, caller_key, crypto_box_PUBLICKEYBYTES);
+    ci.role = allowlist_role(v->allowlist, caller_key);
+    ci.op = vault_op_name(call->op_case);
+    switch (call->op_case) {
+    case BCRM__V1__VAULT_CALL__OP_STORE:
+        org_id = call->store->org_id;
+        bot_id = call->store->bot_id;
+        platform = call->store->platform;
+        break;
+    case BCRM__V1__VAULT_CALL__OP_RELEASE:
+        org_id = call->release->org_id;
+        bot_id = call->release->bot_id;
+        platform = call->release->platform;
+        break;
+    case BCRM__V1__VAULT_CALL__OP_DESTROY:
+        org_id = call->destroy->org_id;
+        bot_id = call->destroy->bot_id;
+        break;
+    default:
+        break;
+    }
+    ci.org_id = auditable(org_id);
+    ci.bot_id = auditable(bot_id);
+
+    if (!db_ensure(db)) {
+        atomic_store(&v->db_ok, false);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL, "storage unavailable");
+        return;
+    }
+    if (ci.role == VAULT_ROLE_NONE) {
+        audit(&ci, "denied");
+        log_warn("vault call from unknown key", "{s:s, s:s}", "caller", ci.caller, "operation",
+                 ci.op);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_DENIED, "caller not on the vault's allowlist");
+        return;
+    }
+    int64_t skew = clock_wall_ms() - call->issued_at_ms;
+    if (skew > VAULT_REPLAY_WINDOW_MS || skew < -VAULT_REPLAY_WINDOW_MS) {
+        audit(&ci, "stale");
+        log_warn("vault call outside the replay window", "{s:s, s:s, s:I}", "caller", ci.caller,
+                 "operation", ci.op, "skew_ms", (json_int_t)skew);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_DENIED,
+               "call issued %lld ms from the vault's clock (window %d ms)", (long long)skew,
+               VAULT_REPLAY_WINDOW_MS);
+        return;
+    }
+    if (!vault_role_allows(ci.role, call->op_case, platform)) {
+        audit(&ci, "denied");
+        log_warn("vault call outside the caller's role", "{s:s, s:s, s:s}", "caller", ci.caller,
+                 "role", vault_role_name(ci.role), "operation", ci.op);
+        if (call->op_case == BCRM__V1__VAULT_CALL__OP_RELEASE && platform_name(platform)) {
+            answer(ans, BCRM__V1__VAULT_CODE__VAULT_DENIED, "role %s may not release %s tokens",
+                   vault_role_name(ci.role), platform_name(platform));
+        } else {
+            answer(ans, BCRM__V1__VAULT_CODE__VAULT_DENIED, "role %s may not call %s",
+                   vault_role_name(ci.role), ci.op);
+        }
+        return;
+    }
+    if (call->op_case != BCRM__V1__VAULT_CALL__OP_STATUS &&
+        check_target(org_id, bot_id, call->op_case != BCRM__V1__VAULT_CALL__OP_DESTROY, platform,
+                     &t, ans) != 0) {
+        audit(&ci, "bad_request");
+        return;
+    }
+    /* Record the canonical ids from here on. */
+    if (call->op_case != BCRM__V1__VAULT_CALL__OP_STATUS) {
+        ci.org_id = t.org_id;
+        ci.bot_id = t.bot_id;
+    }
+    switch (call->op_case) {
+    case BCRM__V1__VAULT_CALL__OP_STORE:
+        if (call->store->token.len == 0 || call->store->token.len > TOKEN_MAX_BYTES) {
+            audit(&ci, "bad_request");
+            answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "token: want 1 to %d bytes",
+                   TOKEN_MAX_BYTES);
+            return;
+        }
+        do_store(&ci, call->store, &t, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_RELEASE:
+        do_release(&ci, &t, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_DESTROY:
+        do_destroy(&ci, &t, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_STATUS:
+        do_status(&ci, ans);
+        break;
+    default:
+        /* Unreachable: vault_role_allows refuses unknown operations. */
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "unknown operation");
+        break;
+    }
+}
+
+void vault_answer_clear(struct vault_answer *ans)
+{
+    sodium_free(ans->token);
+    ans->token = NULL;
+    ans->reply.token.data = NULL;
+    ans->reply.token.len = 0;
+}

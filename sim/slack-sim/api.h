@@ -1,0 +1,65 @@
+/* api.h: one Web API call as the method handlers see it.
+ *
+ * api.c has done the common work before a handler runs: counted the call,
+ * applied latency, storms and injected errors, parsed the arguments, checked the
+ * token and the method's tier limit. The handler answers through the api_reply*
+ * helpers, which always use HTTP 200 with {"ok":...} as Slack does, except
+ * api_reply_ratelimited's 429.
+ */
+#ifndef SIM_API_H
+#define SIM_API_H
+
+#include "faults.h"
+#include "params.h"
+#include "sim.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct buf;
+
+struct api_call {
+    struct sim *sim;
+    const struct http_request *req;
+    struct http_response *resp;
+    struct params params;
+    struct sim_workspace *ws; /* the token's workspace */
+    struct sim_faults faults; /* a snapshot taken when the call arrived */
+    int64_t now_ms;
+    enum sim_method method;
+};
+
+/* Takes ownership of body. */
+void api_reply(struct api_call *c, json_t *body);
+/* Takes the buffer's contents (see buf_take). */
+void api_reply_buf(struct api_call *c, struct buf *b);
+void api_reply_error(struct api_call *c, const char *error);
+void api_reply_ratelimited(struct api_call *c, int retry_after_s);
+
+/* The "limit" argument: fallback when absent or empty, clamped to max. Returns -1
+ * for a value that is not a non-negative integer. */
+long api_arg_limit(const struct api_call *c, long fallback, long max);
+bool api_arg_bool(const struct api_call *c, const char *key);
+
+/* A fresh, unique message timestamp ("1712345678.000123") into out[24]. */
+void api_next_ts(struct sim *sim, char out[24]);
+
+/* Opaque paging cursors: base64 of "kind:value", the way Slack's look. */
+char *cursor_encode(const char *kind, const char *value); /* free with free() */
+/* Returns 0 and the value in out when cursor is kind's, else -1. */
+int cursor_decode(const char *cursor, const char *kind, char *out, size_t outlen);
+
+/* The method handlers. */
+void method_auth_test(struct api_call *c);
+void method_users_list(struct api_call *c);
+void method_users_info(struct api_call *c);
+void method_conversations_open(struct api_call *c);
+void method_conversations_list(struct api_call *c);
+void method_conversations_members(struct api_call *c);
+void method_chat_post_message(struct api_call *c);
+
+/* Appends a users.list member object for u. */
+void users_render(struct buf *b, const struct sim_user *u, bool include_locale);
+
+#endif

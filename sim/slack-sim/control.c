@@ -1,0 +1,368 @@
+/* control.c: the /_sim/ endpoints, for tests, benchmarks and the sandbox.
+ *
+ *   GET  /_sim/workspaces          teams with their tokens and bot identities
+ *   GET  /_sim/users?team_id=      the whole population with profiles and flags
+ *   GET  /_sim/channels?team_id=   channels with their members
+ *   GET  /_sim/messages?team_id=&user=&channel=&since=   the record, in arrival order
+ *   GET  /_sim/recipients?team_id= messages per recipient
+ *   GET  /_sim/stats               counters
+ *   POST /_sim/reset               forget messages, counters, rate-limit state,
+ *                                  revocations and faults ({"keep_faults":true} keeps
+ *                                  the faults and revocations)
+ *   GET  /_sim/faults, POST /_sim/faults   see faults.h; plus revoke_token and
+ *                                  restore_token (a team id, or a list of them)
+ *
+ * These answers carry tokens and profile data by design: the control port is a
+ * test fixture and never faces anything but loopback.
+ */
+#include "faults.h"
+#include "sim.h"
+#include "strmap.h"
+
+#include "bcrm/clock.h"
+#include "bcrm/http.h"
+#include "bcrm/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_get(const struct http_request *req)
+{
+    return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+/* Resolves ?team_id=; answers 404 and returns false for an unknown team. */
+static bool team_filter(struct sim *sim, const struct http_request *req, struct http_response *resp,
+                        const struct sim_workspace **out)
+{
+    const char *team = http_query(req, "team_id");
+    *out = NULL;
+    if (team == NULL || team[0] == '\0') {
+        return true;
+    }
+    *out = strmap_get(sim->pop->workspace_by_team, team);
+    if (*out == NULL) {
+        http_respond_problem(resp, 404, "Not Found", "no workspace with team_id %s", team);
+        return false;
+    }
+    return true;
+}
+
+static json_t *ok_with(const char *key, json_t *value)
+{
+    return json_pack("{s:b, s:o}", "ok", 1, key, value);
+}
+
+static void get_workspaces(struct sim *sim, struct http_response *resp)
+{
+    json_t *arr = json_array();
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        const struct sim_workspace *ws = &sim->pop->workspaces[w];
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "team_id", ws->team_id,
+                      "name", ws->name, "domain", ws->domain, "token", ws->token, "bot_user_id",
+                      ws->bot_user->id, "bot_id", ws->bot_user->bot_id, "app_id", ws->app_id,
+                      "users", (json_int_t)ws->user_count, "revoked", atomic_load(&ws->revoked)));
+    }
+    http_respond_json(resp, 200, ok_with("workspaces", arr));
+}
+
+static const char *kind_name(enum sim_user_kind k)
+{
+    switch (k) {
+    case SIM_USER_PERSON:
+        return "person";
+    case SIM_USER_BOT:
+        return "bot";
+    case SIM_USER_SLACKBOT:
+        return "slackbot";
+    case SIM_USER_APP_BOT:
+        return "app_bot";
+    }
+    return "person";
+}
+
+static json_t *user_json(const struct sim_user *u)
+{
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:I}",
+        "id", u->id, "team_id", u->ws->team_id, "dm_id", u->dm_id, "kind", kind_name(u->kind),
+        "name", u->name, "real_name", u->real_name, "first_name", u->first_name, "last_name",
+        u->last_name, "display_name", u->display_name, "marker", u->marker, "is_bot",
+        population_user_is_bot(u), "deleted", u->deleted, "is_admin", u->is_admin, "is_owner",
+        u->is_owner, "is_primary_owner", u->is_primary_owner, "is_restricted", u->is_restricted,
+        "updated", (json_int_t)u->updated);
+    json_object_set_new(o, "email", u->email ? json_string(u->email) : json_null());
+    json_object_set_new(o, "tz", u->zone ? json_string(u->zone->name) : json_null());
+    json_object_set_new(o, "tz_offset",
+                        u->zone ? json_integer(atomic_load(&u->zone->offset_s)) : json_null());
+    /* How users.list shows a user without a zone: tz null, or no tz at all. */
+    json_object_set_new(o, "tz_field",
+                        json_string(u->zone ? "zone" : (u->tz_null ? "null" : "absent")));
+    if (u->marker[0] == '\0') {
+        json_object_set_new(o, "marker", json_null());
+    }
+    if (population_user_is_bot(u)) {
+        json_object_set_new(o, "bot_id", json_string(u->bot_id));
+    }
+    return o;
+}
+
+static void get_users(struct sim *sim, const struct http_request *req, struct http_response *resp)
+{
+    const struct sim_workspace *only;
+    if (!team_filter(sim, req, resp, &only)) {
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        const struct sim_workspace *ws = &sim->pop->workspaces[w];
+        for (size_t i = 0; (only == NULL || only == ws) && i < ws->user_count; i++) {
+            json_array_append_new(arr, user_json(&ws->users[i]));
+        }
+    }
+    http_respond_json(resp, 200, ok_with("users", arr));
+}
+
+static void get_channels(struct sim *sim, const struct http_request *req,
+                         struct http_response *resp)
+{
+    const struct sim_workspace *only;
+    if (!team_filter(sim, req, resp, &only)) {
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        const struct sim_workspace *ws = &sim->pop->workspaces[w];
+        for (size_t c = 0; (only == NULL || only == ws) && c < ws->channel_count; c++) {
+            const struct sim_channel *ch = &ws->channels[c];
+            json_t *members = json_array();
+            for (size_t m = 0; m < ch->member_count; m++) {
+                json_array_append_new(members, json_string(ws->users[ch->members[m]].id));
+            }
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:o}", "id",
+                                                 ch->id, "team_id", ws->team_id, "name", ch->name,
+                                                 "is_private", ch->is_private, "is_archived",
+                                                 ch->is_archived, "is_general", ch->is_general,
+                                                 "bot_member", ch->bot_member, "members", members));
+        }
+    }
+    http_respond_json(resp, 200, ok_with("channels", arr));
+}
+
+static void get_messages(struct sim *sim, const struct http_request *req,
+                         struct http_response *resp)
+{
+    const struct sim_workspace *only;
+    if (!team_filter(sim, req, resp, &only)) {
+        return;
+    }
+    const char *since = http_query(req, "since");
+    const char *user = http_query(req, "user");
+    const char *channel = http_query(req, "channel");
+    json_t *arr = record_messages_json(
+        sim->record, only ? only->team_id : NULL, user && user[0] ? user : NULL,
+        channel && channel[0] ? channel : NULL, since ? strtoll(since, NULL, 10) : 0);
+    if (arr == NULL) {
+        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    json_t *body = ok_with("messages", arr);
+    json_object_set_new(body, "count", json_integer((json_int_t)json_array_size(arr)));
+    http_respond_json(resp, 200, body);
+}
+
+static void get_recipients(struct sim *sim, const struct http_request *req,
+                           struct http_response *resp)
+{
+    const struct sim_workspace *only;
+    if (!team_filter(sim, req, resp, &only)) {
+        return;
+    }
+    json_t *arr = record_recipients_json(sim->record, only ? only->team_id : NULL);
+    if (arr == NULL) {
+        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    http_respond_json(resp, 200, ok_with("recipients", arr));
+}
+
+static void get_stats(struct sim *sim, struct http_response *resp)
+{
+    struct record_totals t;
+    record_totals(sim->record, &t);
+    json_t *by_method = json_object();
+    for (int m = 0; m < SIM_METHOD_COUNT; m++) {
+        json_object_set_new(by_method, sim_method_name((enum sim_method)m),
+                            json_integer(atomic_load(&sim->counters.by_method[m])));
+    }
+    struct sim_counters *c = &sim->counters;
+    http_respond_json(resp, 200,
+                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
+                                "requests", (json_int_t)atomic_load(&c->requests), "messages",
+                                (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
+                                "duplicates", (json_int_t)t.duplicates, "ratelimited",
+                                (json_int_t)atomic_load(&c->ratelimited), "injected_errors",
+                                (json_int_t)atomic_load(&c->injected_errors), "dropped",
+                                (json_int_t)atomic_load(&c->dropped), "by_method", by_method));
+}
+
+void sim_counters_reset(struct sim *sim)
+{
+    struct sim_counters *c = &sim->counters;
+    atomic_store(&c->requests, 0);
+    atomic_store(&c->ratelimited, 0);
+    atomic_store(&c->injected_errors, 0);
+    atomic_store(&c->dropped, 0);
+    for (int m = 0; m < SIM_METHOD_COUNT; m++) {
+        atomic_store(&c->by_method[m], 0);
+    }
+}
+
+/* The request body as JSON, or an empty object for an empty body. NULL (after
+ * answering 400) when it is not JSON. */
+static json_t *body_json(const struct http_request *req, struct http_response *resp)
+{
+    if (req->body_len == 0) {
+        return json_object();
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "body is not a JSON object: %s", jerr.text);
+        return NULL;
+    }
+    return body;
+}
+
+static void post_reset(struct sim *sim, const struct http_request *req, struct http_response *resp)
+{
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    bool keep_faults = json_is_true(json_object_get(body, "keep_faults"));
+    json_decref(body);
+    record_reset(sim->record);
+    ratelimit_reset(sim->limits);
+    sim_counters_reset(sim);
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        struct sim_workspace *ws = &sim->pop->workspaces[w];
+        for (size_t i = 0; i < ws->user_count; i++) {
+            atomic_store(&ws->users[i].dm_open, false);
+        }
+        if (!keep_faults) {
+            atomic_store(&ws->revoked, false);
+        }
+    }
+    if (!keep_faults) {
+        faults_restore_defaults();
+    }
+    log_info("simulator reset", "{s:b}", "keep_faults", keep_faults);
+    http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* Applies revoke_token / restore_token: a team id or a list of them. */
+static int apply_revocations(struct sim *sim, json_t *body, const char *field, bool revoked,
+                             char *err, size_t errlen)
+{
+    json_t *v = json_object_get(body, field);
+    if (v == NULL) {
+        return 0;
+    }
+    json_t *list = json_is_array(v) ? json_incref(v) : json_pack("[O]", v);
+    size_t i;
+    json_t *team;
+    int rc = 0;
+    /* Validate everything first, so a bad entry changes nothing. */
+    json_array_foreach(list, i, team)
+    {
+        if (!json_is_string(team) ||
+            strmap_get(sim->pop->workspace_by_team, json_string_value(team)) == NULL) {
+            snprintf(err, errlen, "%s: no workspace with that team_id", field);
+            rc = -1;
+        }
+    }
+    json_array_foreach(list, i, team)
+    {
+        struct sim_workspace *ws =
+            rc == 0 ? strmap_get(sim->pop->workspace_by_team, json_string_value(team)) : NULL;
+        if (ws != NULL) {
+            atomic_store(&ws->revoked, revoked);
+        }
+    }
+    json_decref(list);
+    return rc;
+}
+
+static json_t *faults_answer(struct sim *sim)
+{
+    struct sim_faults f;
+    faults_get(&f);
+    json_t *o = faults_to_json(&f, clock_wall_ms());
+    json_t *revoked = json_array();
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        if (atomic_load(&sim->pop->workspaces[w].revoked)) {
+            json_array_append_new(revoked, json_string(sim->pop->workspaces[w].team_id));
+        }
+    }
+    json_object_set_new(o, "revoked", revoked);
+    json_object_set_new(o, "ok", json_true());
+    return o;
+}
+
+static void post_faults(struct sim *sim, const struct http_request *req, struct http_response *resp)
+{
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    char err[160] = "";
+    struct sim_faults f;
+    faults_get(&f);
+    if (faults_update_from_json(&f, body, clock_wall_ms(), err, sizeof(err)) != 0 ||
+        apply_revocations(sim, body, "revoke_token", true, err, sizeof(err)) != 0 ||
+        apply_revocations(sim, body, "restore_token", false, err, sizeof(err)) != 0) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "%s", err);
+        return;
+    }
+    json_decref(body);
+    faults_set(&f);
+    json_t *answer = faults_answer(sim);
+    char *text = json_dumps(answer, JSON_COMPACT);
+    log_info("faults changed", "{s:s}", "faults", text ? text : "");
+    free(text);
+    http_respond_json(resp, 200, answer);
+}
+
+void control_handle(struct sim *sim, const struct http_request *req, struct http_response *resp,
+                    const char *path)
+{
+    bool get = is_get(req);
+    bool post = strcmp(req->method, "POST") == 0;
+    if (get && strcmp(path, "workspaces") == 0) {
+        get_workspaces(sim, resp);
+    } else if (get && strcmp(path, "users") == 0) {
+        get_users(sim, req, resp);
+    } else if (get && strcmp(path, "channels") == 0) {
+        get_channels(sim, req, resp);
+    } else if (get && strcmp(path, "messages") == 0) {
+        get_messages(sim, req, resp);
+    } else if (get && strcmp(path, "recipients") == 0) {
+        get_recipients(sim, req, resp);
+    } else if (get && strcmp(path, "stats") == 0) {
+        get_stats(sim, resp);
+    } else if (post && strcmp(path, "reset") == 0) {
+        post_reset(sim, req, resp);
+    } else if (get && strcmp(path, "faults") == 0) {
+        http_respond_json(resp, 200, faults_answer(sim));
+    } else if (post && strcmp(path, "faults") == 0) {
+        post_faults(sim, req, resp);
+    } else {
+        http_respond_problem(resp, 404, "Not Found", "no control endpoint %s %s", req->method,
+                             req->path);
+    }
+}

@@ -1,0 +1,49 @@
+/* faults.h: the faults and rate limits a test switches on through /_sim/faults.
+ *
+ * One process-wide setting, read by every request (a copy under a read lock) and
+ * changed rarely. Revoked tokens are not here: they are a flag on the workspace.
+ */
+#ifndef SIM_FAULTS_H
+#define SIM_FAULTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_TIERS 5 /* Slack's tiers 1-4; index 0 means "not limited" */
+
+struct sim_limits {
+    bool enabled;
+    int post_per_minute;       /* chat.postMessage per workspace */
+    double channel_per_second; /* chat.postMessage per channel */
+    int channel_burst;
+    int tier_per_minute[SIM_TIERS];
+};
+
+struct sim_faults {
+    int latency_ms;
+    int jitter_ms;
+    double error_rate; /* answer error_status before doing anything */
+    int error_status;
+    double drop_rate;       /* chat.postMessage: record, then close without answering */
+    int64_t storm_until_ms; /* wall clock; every call is rate limited until then */
+    bool short_pages;       /* users.list pages shorter than asked for */
+    double empty_page_rate; /* users.list pages with no members (not at the end) */
+    struct sim_limits limits;
+};
+
+/* The starting point, also restored by POST /_sim/reset. Copied. */
+void faults_init(const struct sim_faults *defaults);
+void faults_get(struct sim_faults *out);
+void faults_set(const struct sim_faults *in);
+void faults_restore_defaults(void);
+
+/* Applies the fields of a /_sim/faults request to f. Returns 0, or -1 with a
+ * message in err naming the bad field. */
+int faults_update_from_json(struct sim_faults *f, json_t *req, int64_t now_ms, char *err,
+                            size_t errlen);
+/* New reference. */
+json_t *faults_to_json(const struct sim_faults *f, int64_t now_ms);
+
+#endif

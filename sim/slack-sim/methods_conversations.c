@@ -1,0 +1,209 @@
+/* methods_conversations.c: conversations.open, conversations.list and
+ * conversations.members.
+ *
+ * The bot sees every public channel and only the private channels it is a member
+ * of; any other channel id is channel_not_found, as on Slack. Direct-message ids
+ * are stable per user (generated with the population), so conversations.open
+ * answers the same D... id every time.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool channel_visible(const struct sim_channel *ch)
+{
+    return !ch->is_private || ch->bot_member;
+}
+
+static json_t *im_json(const struct sim_user *u, bool is_open)
+{
+    return json_pack("{s:s, s:I, s:b, s:b, s:b, s:s, s:i, s:b, s:s, s:i, s:i}", "id", u->dm_id,
+                     "created", (json_int_t)1600000000, "is_im", 1, "is_org_shared", 0,
+                     "is_archived", u->deleted, "user", u->id, "priority", 0, "is_open", is_open,
+                     "last_read", "0000000000.000000", "unread_count", 0, "unread_count_display",
+                     0);
+}
+
+void method_conversations_open(struct api_call *c)
+{
+    const char *users = params_get(&c->params, "users");
+    const char *channel = params_get(&c->params, "channel");
+    const struct sim_user *u = NULL;
+    if (users != NULL && users[0] != '\0') {
+        if (strchr(users, ',') != NULL) {
+            /* Group DMs (mpim) are outside what the simulator models. */
+            api_reply_error(c, "method_not_supported_for_channel_type");
+            return;
+        }
+        u = population_user(c->ws, users);
+        if (u == NULL) {
+            api_reply_error(c, "user_not_found");
+            return;
+        }
+        if (u->deleted) {
+            api_reply_error(c, "user_disabled");
+            return;
+        }
+    } else if (channel != NULL && channel[0] != '\0') {
+        u = population_user_by_dm(c->ws, channel);
+        if (u == NULL) {
+            api_reply_error(c, population_channel(c->ws, channel)
+                                   ? "method_not_supported_for_channel_type"
+                                   : "channel_not_found");
+            return;
+        }
+    } else {
+        api_reply_error(c, "users_list_not_supplied");
+        return;
+    }
+    struct sim_user *mu = (struct sim_user *)u; /* only the atomic flag changes */
+    bool already = atomic_exchange(&mu->dm_open, true);
+    json_t *ch =
+        api_arg_bool(c, "return_im") ? im_json(u, true) : json_pack("{s:s}", "id", u->dm_id);
+    api_reply(c, json_pack("{s:b, s:b, s:b, s:o}", "ok", 1, "no_op", already, "already_open",
+                           already, "channel", ch));
+}
+
+static json_t *channel_json(const struct sim_workspace *ws, const struct sim_channel *ch)
+{
+    json_t *topic = json_pack("{s:s, s:s, s:i}", "value", "", "creator", "", "last_set", 0);
+    json_t *purpose = json_pack("{s:s, s:s, s:I}", "value", "A simulated channel.", "creator",
+                                ch->creator->id, "last_set", (json_int_t)ch->created);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:b, s:b, s:b, s:I, s:b, s:b, s:i, s:s, s:s, s:b, s:b,"
+        " s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:[], s:I}",
+        "id", ch->id, "name", ch->name, "is_channel", 1, "is_group", 0, "is_im", 0, "created",
+        (json_int_t)ch->created, "is_archived", ch->is_archived, "is_general", ch->is_general,
+        "unlinked", 0, "name_normalized", ch->name, "creator", ch->creator->id, "is_shared", 0,
+        "is_org_shared", 0, "is_ext_shared", 0, "is_pending_ext_shared", 0, "is_private",
+        ch->is_private, "is_mpim", 0, "is_member", ch->bot_member, "is_open", 0, "topic", topic,
+        "purpose", purpose, "previous_names", "num_members", (json_int_t)ch->member_count);
+    (void)ws;
+    return o;
+}
+
+/* Whether types (comma-separated, as Slack takes it) asks for kind. */
+static bool types_include(const char *types, const char *kind)
+{
+    size_t klen = strlen(kind);
+    for (const char *p = types; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        if (len == klen && strncmp(p, kind, klen) == 0) {
+            return true;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+void method_conversations_list(struct api_call *c)
+{
+    const struct sim_workspace *ws = c->ws;
+    const char *types = params_get(&c->params, "types");
+    if (types == NULL || types[0] == '\0') {
+        types = "public_channel";
+    }
+    bool want_public = types_include(types, "public_channel");
+    bool want_private = types_include(types, "private_channel");
+    bool exclude_archived = api_arg_bool(c, "exclude_archived");
+    long limit = api_arg_limit(c, 100, 1000);
+    if (limit <= 0) {
+        limit = 100;
+    }
+    size_t start = 0;
+    const char *cursor = params_get(&c->params, "cursor");
+    if (cursor != NULL && cursor[0] != '\0') {
+        char id[64];
+        const struct sim_channel *from = NULL;
+        if (cursor_decode(cursor, "team", id, sizeof(id)) == 0) {
+            from = population_channel(ws, id);
+        }
+        if (from == NULL) {
+            /* conversations.list has no invalid_cursor in Slack's list; it answers
+             * invalid_cursor nonetheless. */
+            api_reply_error(c, "invalid_cursor");
+            return;
+        }
+        start = (size_t)(from - ws->channels);
+    }
+    json_t *channels = json_array();
+    size_t i = start;
+    for (; i < ws->channel_count && json_array_size(channels) < (size_t)limit; i++) {
+        const struct sim_channel *ch = &ws->channels[i];
+        if (!channel_visible(ch) || (ch->is_private ? !want_private : !want_public) ||
+            (exclude_archived && ch->is_archived)) {
+            continue;
+        }
+        json_array_append_new(channels, channel_json(ws, ch));
+    }
+    char *next = i < ws->channel_count ? cursor_encode("team", ws->channels[i].id) : NULL;
+    api_reply(c, json_pack("{s:b, s:o, s:{s:s}}", "ok", 1, "channels", channels,
+                           "response_metadata", "next_cursor", next ? next : ""));
+    free(next);
+}
+
+void method_conversations_members(struct api_call *c)
+{
+    const struct sim_workspace *ws = c->ws;
+    const char *id = params_get(&c->params, "channel");
+    const struct sim_channel *ch = id ? population_channel(ws, id) : NULL;
+    const struct sim_user *dm_user = id ? population_user_by_dm(ws, id) : NULL;
+    if ((ch == NULL || !channel_visible(ch)) && dm_user == NULL) {
+        api_reply_error(c, "channel_not_found");
+        return;
+    }
+    long limit = api_arg_limit(c, 100, 1000);
+    if (limit <= 0) {
+        api_reply_error(c, "invalid_limit");
+        return;
+    }
+    size_t offset = 0;
+    const char *cursor = params_get(&c->params, "cursor");
+    if (cursor != NULL && cursor[0] != '\0') {
+        char value[64];
+        char *end = NULL;
+        unsigned long off = 0;
+        char *colon = NULL;
+        if (cursor_decode(cursor, "member", value, sizeof(value)) == 0 &&
+            (colon = strrchr(value, ':')) != NULL) {
+            *colon = '\0';
+            off = strtoul(colon + 1, &end, 10);
+        }
+        if (colon == NULL || *end != '\0' || strcmp(value, id) != 0 || off == 0 ||
+            (ch != NULL && off >= ch->member_count) || (dm_user != NULL && off >= 2)) {
+            api_reply_error(c, "invalid_cursor");
+            return;
+        }
+        offset = off;
+    }
+    json_t *members = json_array();
+    size_t total;
+    if (dm_user != NULL) {
+        const char *pair[2] = {dm_user->id, ws->bot_user->id};
+        total = 2;
+        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
+            json_array_append_new(members, json_string(pair[i]));
+        }
+    } else {
+        total = ch->member_count;
+        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
+            json_array_append_new(members, json_string(ws->users[ch->members[i]].id));
+        }
+    }
+    char next_value[64] = "";
+    char *next = NULL;
+    if (offset + (size_t)limit < total) {
+        snprintf(next_value, sizeof(next_value), "%s:%zu", id, offset + (size_t)limit);
+        next = cursor_encode("member", next_value);
+    }
+    api_reply(c, json_pack("{s:b, s:o, s:{s:s}}", "ok", 1, "members", members, "response_metadata",
+                           "next_cursor", next ? next : ""));
+    free(next);
+}

@@ -1,0 +1,806 @@
+#!/usr/bin/env python3
+"""System tests of sim/slack-sim, the Slack Web API simulator.
+
+Every answer of the Web API is validated against the response schemas of
+Slack's own OpenAPI description (shared/reference/slack_web_openapi_v2.json),
+twice: as the document is written, and "strictly". The 2020 document puts lists
+under "items" in places that are not arrays (objs_user, objs_conversation, tz,
+bot_id...), which JSON Schema ignores, so as written those parts validate
+anything; the strict pass reads each such list as the anyOf it was meant to be,
+so a user or a channel object is really checked field by field.
+
+Run by ctest with BCRM_BUILD_DIR and BCRM_SOURCE_DIR set; the simulator listens
+on a port the kernel picks (SLACK_SIM_ADDR=127.0.0.1:0), never a default port.
+"""
+import concurrent.futures
+import copy
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+import jsonschema
+
+BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
+                                                          'build'))
+SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
+SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'slack-sim', 'slack-sim')
+SPEC_PATH = os.path.join(SOURCE_DIR, '..', 'shared', 'reference', 'slack_web_openapi_v2.json')
+
+# Error codes Slack added after the 2020 snapshot of the document, or that it
+# answers for methods whose list in the document is incomplete.
+NEWER_ERRORS = {
+    'chat.postMessage': {'invalid_blocks', 'cannot_dm_bot', 'token_revoked', 'ratelimited',
+                         'invalid_metadata_format', 'invalid_attachments', 'internal_error'},
+    'users.list': {'token_revoked', 'ratelimited', 'internal_error'},
+    'users.info': {'token_revoked', 'ratelimited'},
+    'conversations.list': {'invalid_cursor', 'token_revoked', 'ratelimited'},
+    'conversations.members': {'token_revoked', 'ratelimited'},
+    'conversations.open': {'token_revoked', 'ratelimited'},
+    'auth.test': {'ratelimited', 'internal_error'},
+}
+
+
+def strict_schema(node):
+    """Rewrites every list-valued "items" of a non-array schema as anyOf."""
+    if isinstance(node, list):
+        return [strict_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: strict_schema(v) for k, v in node.items()}
+    items = out.get('items')
+    if isinstance(items, list) and out.get('type') != 'array':
+        del out['items']
+        out['anyOf'] = items
+    return out
+
+
+class Schemas:
+    def __init__(self):
+        with open(SPEC_PATH) as f:
+            self.doc = json.load(f)
+        self.strict_doc = strict_schema(self.doc)
+
+    def _validate(self, doc, schema, instance):
+        resolver = jsonschema.RefResolver('', doc)
+        jsonschema.Draft4Validator(schema, resolver=resolver,
+                                   format_checker=jsonschema.FormatChecker()).validate(instance)
+
+    def response(self, method, body):
+        """Validates an answer of method against its success or error schema."""
+        ops = self.doc['paths']['/' + method]
+        op_name = next(iter(ops))
+        if body.get('ok'):
+            for doc in (self.doc, self.strict_doc):
+                schema = doc['paths']['/' + method][op_name]['responses']['200']['schema']
+                self._validate(doc, schema, body)
+            return
+        for doc in (self.doc, self.strict_doc):
+            schema = copy.deepcopy(doc['paths']['/' + method][op_name]['responses']['default']
+                                   ['schema'])
+            enum = schema['properties']['error'].get('enum', [])
+            if body.get('error') not in enum:
+                if body.get('error') not in NEWER_ERRORS.get(method, set()):
+                    raise AssertionError('%s: error %r is in neither the document nor the list '
+                                         'of newer errors' % (method, body.get('error')))
+                del schema['properties']['error']['enum']
+            self._validate(doc, schema, body)
+
+    def definition(self, name, instance):
+        self._validate(self.strict_doc, {'$ref': '#/definitions/' + name}, instance)
+
+
+SCHEMAS = None
+
+
+class Sim:
+    """One slack-sim process on a kernel-chosen port."""
+
+    def __init__(self, **env):
+        self.log = tempfile.NamedTemporaryFile(prefix='slack-sim-', suffix='.log', delete=False)
+        full_env = dict(os.environ)
+        full_env.update({'SLACK_SIM_ADDR': '127.0.0.1:0'})
+        full_env.update({k: str(v) for k, v in env.items()})
+        self.proc = subprocess.Popen([SIM_BIN], env=full_env, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.port is None:
+            with open(self.log.name) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec.get('msg') == 'slack-sim listening':
+                        self.port = rec['port']
+            if self.proc.poll() is not None:
+                raise RuntimeError('slack-sim exited: ' + open(self.log.name).read())
+            time.sleep(0.02)
+        if self.port is None:
+            raise RuntimeError('slack-sim did not start')
+        ws = self.control('GET', '/_sim/workspaces')[2]['workspaces']
+        self.workspaces = ws
+        self.token = ws[0]['token']
+        self.team_id = ws[0]['team_id']
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=10)
+        if rc != 0:
+            with open(self.log.name) as f:
+                sys.stderr.write('slack-sim exited %d; its log:\n%s\n' % (rc, f.read()[-20000:]))
+        os.unlink(self.log.name)
+        return rc
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            ctype = resp.getheader('Content-Type', '')
+            parsed = json.loads(data) if 'json' in ctype and data else data.decode()
+            return resp.status, dict(resp.getheaders()), parsed
+        finally:
+            conn.close()
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        return self.request(method, path, data, {'Content-Type': 'application/json'})
+
+    def form(self, method, args=None, token=None, http_method='POST'):
+        """A call with form-urlencoded arguments and the token as a Bearer header."""
+        headers = {'Content-Type': 'application/x-www-form-urlencoded'}
+        token = self.token if token is None else token
+        if token:
+            headers['Authorization'] = 'Bearer ' + token
+        query = urllib.parse.urlencode(args or {})
+        if http_method == 'GET':
+            return self.request('GET', '/api/%s?%s' % (method, query), None, headers)
+        return self.request('POST', '/api/' + method, query.encode(), headers)
+
+    def json_call(self, method, args=None, token=None):
+        """A call with a JSON body (application/json; charset=utf-8)."""
+        headers = {'Content-Type': 'application/json; charset=utf-8'}
+        token = self.token if token is None else token
+        if token:
+            headers['Authorization'] = 'Bearer ' + token
+        return self.request('POST', '/api/' + method, json.dumps(args or {}).encode(), headers)
+
+    def users(self, team_id=None):
+        return self.control('GET', '/_sim/users?team_id=' + (team_id or self.team_id))[2]['users']
+
+    def channels(self):
+        return self.control('GET', '/_sim/channels?team_id=' + self.team_id)[2]['channels']
+
+    def messages(self, query=''):
+        return self.control('GET', '/_sim/messages' + query)[2]['messages']
+
+    def stats(self):
+        return self.control('GET', '/_sim/stats')[2]
+
+
+class SlackSimTest(unittest.TestCase):
+    sim = None
+
+    @classmethod
+    def setUpClass(cls):
+        global SCHEMAS
+        if SCHEMAS is None:
+            SCHEMAS = Schemas()
+        cls.sim = Sim(SLACK_SIM_USERS=300, SLACK_SIM_SEED=7)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.sim.stop()
+        assert rc == 0, 'slack-sim exited %d on SIGTERM' % rc
+
+    def setUp(self):
+        status, _, body = self.sim.control('POST', '/_sim/reset')
+        self.assertEqual(status, 200)
+
+    # helpers
+
+    def ok(self, method, answer):
+        status, headers, body = answer
+        self.assertEqual(status, 200, body)
+        self.assertTrue(headers['Content-Type'].startswith('application/json'))
+        self.assertTrue(body['ok'], body)
+        SCHEMAS.response(method, body)
+        return body
+
+    def err(self, method, answer, code, status=200):
+        got_status, _, body = answer
+        self.assertEqual(got_status, status, body)
+        self.assertEqual(body, {'ok': False, 'error': code})
+        SCHEMAS.response(method, body)
+
+    def people(self):
+        return [u for u in self.sim.users() if u['kind'] == 'person' and not u['deleted']]
+
+    # health
+
+    def test_health_endpoints(self):
+        self.assertEqual(self.sim.request('GET', '/healthz')[0], 200)
+        self.assertEqual(self.sim.request('GET', '/readyz')[0], 200)
+        self.assertEqual(self.sim.request('GET', '/nowhere')[0], 404)
+
+    # population
+
+    def test_population_shape(self):
+        users = self.sim.users()
+        self.assertEqual(len(users), 302)  # 300 generated + USLACKBOT + the app's bot
+        kinds = [u['kind'] for u in users]
+        self.assertEqual(kinds.count('slackbot'), 1)
+        self.assertEqual(kinds.count('app_bot'), 1)
+        self.assertGreaterEqual(kinds.count('bot'), 3)
+        self.assertGreaterEqual(sum(u['deleted'] for u in users), 3)
+        self.assertGreaterEqual(sum(u['is_admin'] for u in users), 3)
+        self.assertEqual(sum(u['is_primary_owner'] for u in users), 1)
+        self.assertTrue(any(u['tz_field'] == 'null' for u in users))
+        self.assertTrue(any(u['tz_field'] == 'absent' for u in users))
+        zones = {u['tz'] for u in users if u['tz']}
+        self.assertGreaterEqual(len(zones), 40)
+        expected = {'Asia/Kolkata': [19800], 'Asia/Kathmandu': [20700],
+                    'Pacific/Chatham': [45900, 49500], 'Pacific/Marquesas': [-34200],
+                    'Australia/Lord_Howe': [37800, 39600], 'America/New_York': [-18000, -14400],
+                    'Europe/London': [0, 3600], 'Europe/Berlin': [3600, 7200],
+                    'Asia/Tokyo': [32400], 'Australia/Sydney': [36000, 39600],
+                    'America/Santiago': [-14400, -10800], 'Pacific/Auckland': [43200, 46800]}
+        offsets = {u['tz']: u['tz_offset'] for u in users if u['tz']}
+        for zone, allowed in expected.items():
+            self.assertIn(zone, offsets)
+            self.assertIn(offsets[zone], allowed, zone)
+        # Every generated person has distinctive, unique strings to search for.
+        people = [u for u in users if u['kind'] in ('person', 'bot')]
+        markers = [u['marker'] for u in people]
+        self.assertEqual(len(set(markers)), len(markers))
+        for u in people:
+            for field in ('name', 'real_name', 'display_name', 'last_name'):
+                self.assertIn(u['marker'], u[field])
+            if u['kind'] == 'person':
+                self.assertIn(u['marker'], u['email'])
+        self.assertEqual(len({u['id'] for u in users}), len(users))
+        self.assertEqual(len({u['dm_id'] for u in users}), len(users))
+
+    def test_population_is_deterministic(self):
+        same = Sim(SLACK_SIM_USERS=300, SLACK_SIM_SEED=7)
+        other = Sim(SLACK_SIM_USERS=300, SLACK_SIM_SEED=8)
+        try:
+            mine = self.sim.users()
+            self.assertEqual(same.token, self.sim.token)
+            self.assertEqual(same.users(), mine)
+            self.assertNotEqual(other.token, self.sim.token)
+            self.assertNotEqual({u['id'] for u in other.users()}, {u['id'] for u in mine})
+        finally:
+            self.assertEqual(same.stop(), 0)
+            self.assertEqual(other.stop(), 0)
+
+    def test_several_workspaces(self):
+        multi = Sim(SLACK_SIM_USERS=20, SLACK_SIM_WORKSPACES=3, SLACK_SIM_SEED=3)
+        try:
+            self.assertEqual(len(multi.workspaces), 3)
+            self.assertEqual(len({w['token'] for w in multi.workspaces}), 3)
+            for ws in multi.workspaces:
+                self.assertTrue(ws['token'].startswith('xoxb-'))
+                body = self.ok('auth.test', multi.form('auth.test', token=ws['token']))
+                self.assertEqual(body['team_id'], ws['team_id'])
+                self.assertEqual(body['user_id'], ws['bot_user_id'])
+                members = self.ok('users.list', multi.form('users.list', {'limit': 100},
+                                                           token=ws['token']))['members']
+                self.assertEqual({m['id'] for m in members},
+                                 {u['id'] for u in multi.users(ws['team_id'])})
+                self.assertTrue(all(m['team_id'] == ws['team_id'] for m in members))
+        finally:
+            self.assertEqual(multi.stop(), 0)
+
+    # auth.test and the request forms
+
+    def test_auth_test_in_every_request_form(self):
+        ws = self.sim.workspaces[0]
+        answers = [
+            self.sim.form('auth.test'),
+            self.sim.form('auth.test', http_method='GET'),
+            self.sim.json_call('auth.test'),
+            self.sim.request('POST', '/api/auth.test',
+                             urllib.parse.urlencode({'token': self.sim.token}).encode(),
+                             {'Content-Type': 'application/x-www-form-urlencoded'}),
+            self.sim.request('GET', '/api/auth.test?token=' + self.sim.token),
+        ]
+        for answer in answers:
+            body = self.ok('auth.test', answer)
+            self.assertEqual(body['team_id'], ws['team_id'])
+            self.assertEqual(body['user_id'], ws['bot_user_id'])
+            self.assertEqual(body['bot_id'], ws['bot_id'])
+
+    def test_auth_errors(self):
+        self.err('auth.test', self.sim.form('auth.test', token=''), 'not_authed')
+        self.err('auth.test', self.sim.form('auth.test', token='xoxb-1-2-nope'), 'invalid_auth')
+        self.err('users.list', self.sim.json_call('users.list', token='xoxb-bad'), 'invalid_auth')
+        status, _, body = self.sim.request('POST', '/api/auth.test', b'{not json',
+                                           {'Content-Type': 'application/json',
+                                            'Authorization': 'Bearer ' + self.sim.token})
+        self.assertEqual((status, body), (200, {'ok': False, 'error': 'invalid_json'}))
+        SCHEMAS.response('auth.test', body)
+        status, _, body = self.sim.form('no.suchMethod')
+        self.assertEqual((status, body), (200, {'ok': False, 'error': 'unknown_method'}))
+
+    def test_revoked_token(self):
+        status, _, body = self.sim.control('POST', '/_sim/faults',
+                                           {'revoke_token': self.sim.team_id})
+        self.assertEqual(status, 200)
+        self.assertEqual(body['revoked'], [self.sim.team_id])
+        self.err('auth.test', self.sim.form('auth.test'), 'token_revoked')
+        self.err('chat.postMessage', self.sim.form('chat.postMessage',
+                                                   {'channel': self.people()[0]['id'],
+                                                    'text': 'hi'}), 'token_revoked')
+        self.sim.control('POST', '/_sim/faults', {'restore_token': self.sim.team_id})
+        self.ok('auth.test', self.sim.form('auth.test'))
+        status, _, _ = self.sim.control('POST', '/_sim/faults', {'revoke_token': 'TNOSUCHTEAM'})
+        self.assertEqual(status, 400)
+
+    # users.list and users.info
+
+    def collect_users(self, limit, call='form', extra=None):
+        seen = []
+        cursor = ''
+        pages = 0
+        while True:
+            args = {'limit': limit} if limit is not None else {}
+            if cursor:
+                args['cursor'] = cursor
+            args.update(extra or {})
+            answer = (self.sim.form if call == 'form' else self.sim.json_call)('users.list', args)
+            body = self.ok('users.list', answer)
+            for m in body['members']:
+                SCHEMAS.definition('objs_user', m)
+            seen.extend(m['id'] for m in body['members'])
+            pages += 1
+            cursor = body['response_metadata']['next_cursor']
+            if not cursor:
+                return seen, pages
+            self.assertLess(pages, 1000)
+
+    def test_users_list_pages_cover_everyone_once(self):
+        expected = sorted(u['id'] for u in self.sim.users())
+        for limit, call in ((1, 'form'), (7, 'json'), (200, 'form'), (1000, 'json'),
+                            (None, 'form'), (5000, 'form')):
+            seen, pages = self.collect_users(limit, call)
+            self.assertEqual(sorted(seen), expected, 'limit %s' % limit)
+            if limit:
+                self.assertEqual(pages, -(-len(expected) // min(limit, 1000)))
+
+    def test_users_list_short_pages(self):
+        self.sim.control('POST', '/_sim/faults', {'short_pages': True})
+        seen, pages = self.collect_users(50)
+        self.assertEqual(sorted(seen), sorted(u['id'] for u in self.sim.users()))
+        self.assertGreater(pages, 302 // 50 + 1)
+
+    def test_users_list_empty_pages(self):
+        # Slack may answer an empty page before the end. The 2020 schema says
+        # minItems 1, so this checks the paging only.
+        self.sim.control('POST', '/_sim/faults', {'empty_page_rate': 0.5})
+        seen, cursor, empty = [], '', 0
+        for _ in range(500):
+            args = {'limit': 100}
+            if cursor:
+                args['cursor'] = cursor
+            status, _, body = self.sim.form('users.list', args)
+            self.assertTrue(body['ok'])
+            empty += not body['members']
+            seen.extend(m['id'] for m in body['members'])
+            cursor = body['response_metadata']['next_cursor']
+            if not cursor:
+                break
+        self.assertEqual(sorted(seen), sorted(u['id'] for u in self.sim.users()))
+        self.assertGreater(empty, 0)
+
+    def test_users_list_member_fields(self):
+        body = self.ok('users.list', self.sim.form('users.list', {'limit': 1000,
+                                                                  'include_locale': 'true'}))
+        by_id = {u['id']: u for u in self.sim.users()}
+        for m in body['members']:
+            u = by_id[m['id']]
+            self.assertEqual(m['name'], u['name'])
+            self.assertEqual(m['real_name'], u['real_name'])
+            self.assertEqual(m['profile'].get('email'), u['email'])
+            self.assertEqual(m['profile']['first_name'], u['first_name'])
+            self.assertEqual(m['profile']['last_name'], u['last_name'])
+            self.assertEqual(m['profile']['display_name'], u['display_name'])
+            self.assertEqual(m['deleted'], u['deleted'])
+            self.assertEqual(m['is_bot'], u['is_bot'])
+            self.assertEqual(m['is_admin'], u['is_admin'])
+            self.assertEqual(m['locale'], 'en-US')
+            if u['tz_field'] == 'zone':
+                self.assertEqual((m['tz'], m['tz_offset']), (u['tz'], u['tz_offset']))
+                self.assertTrue(m['tz_label'])
+            elif u['tz_field'] == 'null':
+                self.assertIsNone(m['tz'])
+                self.assertNotIn('tz_offset', m)
+            else:
+                self.assertNotIn('tz', m)
+        slackbot = [m for m in body['members'] if m['id'] == 'USLACKBOT'][0]
+        self.assertFalse(slackbot['is_bot'])
+
+    def test_users_list_errors(self):
+        self.err('users.list', self.sim.form('users.list', {'cursor': 'bm9wZTpub3BlCg=='}),
+                 'invalid_cursor')
+        self.err('users.list', self.sim.form('users.list', {'cursor': '!!!'}), 'invalid_cursor')
+        self.err('users.list', self.sim.json_call('users.list', {'cursor': 'dXNlcjpVTk9ORQ=='}),
+                 'invalid_cursor')
+        big = Sim(SLACK_SIM_USERS=1500, SLACK_SIM_SEED=2)
+        try:
+            self.err('users.list', big.form('users.list'), 'limit_required')
+        finally:
+            big.stop()
+
+    def test_users_info(self):
+        u = self.people()[3]
+        for answer in (self.sim.form('users.info', {'user': u['id']}),
+                       self.sim.json_call('users.info', {'user': u['id']}),
+                       self.sim.form('users.info', {'user': u['id']}, http_method='GET')):
+            body = self.ok('users.info', answer)
+            SCHEMAS.definition('objs_user', body['user'])
+            self.assertEqual(body['user']['id'], u['id'])
+            self.assertEqual(body['user']['profile']['email'], u['email'])
+        self.err('users.info', self.sim.form('users.info', {'user': 'UNOSUCHUSER'}),
+                 'user_not_found')
+        self.err('users.info', self.sim.form('users.info'), 'user_not_found')
+
+    # conversations
+
+    def test_conversations_open(self):
+        u = self.people()[5]
+        first = self.ok('conversations.open', self.sim.form('conversations.open',
+                                                            {'users': u['id']}))
+        again = self.ok('conversations.open', self.sim.json_call('conversations.open',
+                                                                 {'users': u['id']}))
+        self.assertEqual(first['channel']['id'], u['dm_id'])
+        self.assertEqual(again['channel']['id'], u['dm_id'])
+        self.assertFalse(first['already_open'])
+        self.assertTrue(again['already_open'])
+        full = self.ok('conversations.open', self.sim.form('conversations.open',
+                                                           {'users': u['id'],
+                                                            'return_im': 'true'}))
+        self.assertEqual(full['channel']['user'], u['id'])
+        self.assertTrue(full['channel']['is_im'])
+        deleted = [x for x in self.sim.users() if x['deleted']][0]
+        self.err('conversations.open', self.sim.form('conversations.open',
+                                                     {'users': deleted['id']}), 'user_disabled')
+        self.err('conversations.open', self.sim.form('conversations.open', {'users': 'UNOPE'}),
+                 'user_not_found')
+        self.err('conversations.open', self.sim.form('conversations.open'),
+                 'users_list_not_supplied')
+
+    def visible_channels(self):
+        return [c for c in self.sim.channels() if not c['is_private'] or c['bot_member']]
+
+    def test_conversations_list(self):
+        body = self.ok('conversations.list', self.sim.form('conversations.list'))
+        public = {c['id'] for c in self.sim.channels() if not c['is_private']}
+        self.assertEqual({c['id'] for c in body['channels']}, public)
+        for c in body['channels']:
+            SCHEMAS.definition('objs_conversation', c)
+        sim_by_id = {c['id']: c for c in self.sim.channels()}
+        for c in body['channels']:
+            self.assertEqual(c['is_member'], sim_by_id[c['id']]['bot_member'])
+            self.assertEqual(c['num_members'], len(sim_by_id[c['id']]['members']))
+        both = {'types': 'public_channel,private_channel'}
+        body = self.ok('conversations.list', self.sim.json_call('conversations.list', both))
+        self.assertEqual({c['id'] for c in body['channels']},
+                         {c['id'] for c in self.visible_channels()})
+        body = self.ok('conversations.list', self.sim.form('conversations.list',
+                                                           dict(both, exclude_archived='true')))
+        self.assertFalse(any(c['is_archived'] for c in body['channels']))
+        # Paging, one channel at a time.
+        seen, cursor = [], ''
+        for _ in range(20):
+            args = dict(both, limit=1)
+            if cursor:
+                args['cursor'] = cursor
+            body = self.ok('conversations.list', self.sim.form('conversations.list', args))
+            seen.extend(c['id'] for c in body['channels'])
+            cursor = body['response_metadata']['next_cursor']
+            if not cursor:
+                break
+        self.assertEqual(sorted(seen), sorted(c['id'] for c in self.visible_channels()))
+        self.err('conversations.list', self.sim.form('conversations.list', {'cursor': 'eHh4'}),
+                 'invalid_cursor')
+
+    def test_conversations_members(self):
+        general = [c for c in self.sim.channels() if c['name'] == 'general'][0]
+        seen, cursor = [], ''
+        for _ in range(200):
+            args = {'channel': general['id'], 'limit': 37}
+            if cursor:
+                args['cursor'] = cursor
+            body = self.ok('conversations.members', self.sim.form('conversations.members', args))
+            seen.extend(body['members'])
+            cursor = body['response_metadata']['next_cursor']
+            if not cursor:
+                break
+        self.assertEqual(seen, general['members'])
+        u = self.people()[0]
+        body = self.ok('conversations.members', self.sim.json_call('conversations.members',
+                                                                   {'channel': u['dm_id']}))
+        self.assertEqual(body['members'], [u['id'], self.sim.workspaces[0]['bot_user_id']])
+        hidden = [c for c in self.sim.channels() if c['is_private'] and not c['bot_member']][0]
+        self.err('conversations.members', self.sim.form('conversations.members',
+                                                        {'channel': hidden['id']}),
+                 'channel_not_found')
+        self.err('conversations.members', self.sim.form('conversations.members',
+                                                        {'channel': 'CNOSUCH00'}),
+                 'channel_not_found')
+        self.err('conversations.members', self.sim.form('conversations.members',
+                                                        {'channel': general['id'],
+                                                         'cursor': 'Ym9ndXM='}),
+                 'invalid_cursor')
+
+    # chat.postMessage
+
+    def test_post_message_targets_and_forms(self):
+        people = self.people()
+        general = [c for c in self.sim.channels() if c['name'] == 'general'][0]
+        blocks = [{'type': 'section', 'text': {'type': 'mrkdwn', 'text': '*hello*'}}]
+        metadata = {'event_type': 'bcrm_campaign', 'event_payload': {'delivery': 1}}
+        cases = [
+            ('form, user id', self.sim.form('chat.postMessage', {'channel': people[0]['id'],
+                                                                 'text': 'to a user id'}),
+             people[0]['dm_id'], people[0]['id'], 'to a user id'),
+            ('json, DM id, blocks and metadata',
+             self.sim.json_call('chat.postMessage', {'channel': people[1]['dm_id'],
+                                                     'text': 'with blocks', 'blocks': blocks,
+                                                     'metadata': metadata}),
+             people[1]['dm_id'], people[1]['id'], 'with blocks'),
+            ('form, blocks as a JSON string',
+             self.sim.form('chat.postMessage', {'channel': people[2]['id'],
+                                                'blocks': json.dumps(blocks)}),
+             people[2]['dm_id'], people[2]['id'], ''),
+            ('form, channel id', self.sim.form('chat.postMessage', {'channel': general['id'],
+                                                                    'text': 'to everyone'}),
+             general['id'], None, 'to everyone'),
+            ('GET, unicode', self.sim.form('chat.postMessage', {'channel': people[3]['id'],
+                                                                'text': 'héllo ✓ 𝄞'},
+                                           http_method='GET'),
+             people[3]['dm_id'], people[3]['id'], 'héllo ✓ 𝄞'),
+        ]
+        bot = self.sim.workspaces[0]
+        tss = set()
+        for name, answer, channel, user, text in cases:
+            body = self.ok('chat.postMessage', answer)
+            self.assertEqual(body['channel'], channel, name)
+            self.assertEqual(body['message']['text'], text, name)
+            self.assertEqual(body['message']['ts'], body['ts'], name)
+            self.assertEqual(body['message']['user'], bot['bot_user_id'], name)
+            self.assertEqual(body['message']['bot_id'], bot['bot_id'], name)
+            SCHEMAS.definition('objs_message', body['message'])
+            tss.add(body['ts'])
+        self.assertEqual(len(tss), len(cases))
+        self.assertEqual(self.ok('chat.postMessage', cases[1][1])['message']['blocks'], blocks)
+        msgs = self.sim.messages()
+        self.assertEqual(len(msgs), len(cases))
+        for msg, (name, answer, channel, user, text) in zip(msgs, cases):
+            self.assertEqual((msg['channel'], msg['user'], msg['text']), (channel, user, text),
+                             name)
+            self.assertEqual(msg['ts'], answer[2]['ts'])
+            self.assertEqual(msg['team_id'], self.sim.team_id)
+            self.assertEqual((msg['count'], msg['occurrence']), (1, 1))
+            self.assertLessEqual(abs(msg['arrival_ms'] / 1000 - time.time()), 60)
+        self.assertEqual(json.loads(msgs[1]['metadata']), metadata)
+        self.assertEqual(json.loads(msgs[2]['blocks']), blocks)
+
+    def test_post_message_errors(self):
+        people = self.people()
+        chans = {c['name']: c for c in self.sim.channels()}
+        users = self.sim.users()
+        deleted = [u for u in users if u['deleted'] and u['kind'] == 'person'][0]
+        bot = [u for u in users if u['kind'] == 'bot'][0]
+        u = people[0]['id']
+        cases = [
+            ({'channel': 'CNOSUCHCHAN', 'text': 'x'}, 'channel_not_found'),
+            ({'channel': 'UNOSUCHUSER', 'text': 'x'}, 'channel_not_found'),
+            ({'text': 'x'}, 'channel_not_found'),
+            ({'channel': chans['secret-elsewhere']['id'], 'text': 'x'}, 'channel_not_found'),
+            ({'channel': chans['random']['id'], 'text': 'x'}, 'not_in_channel'),
+            ({'channel': chans['old-archived']['id'], 'text': 'x'}, 'is_archived'),
+            ({'channel': deleted['id'], 'text': 'x'}, 'is_archived'),
+            ({'channel': bot['id'], 'text': 'x'}, 'cannot_dm_bot'),
+            ({'channel': u}, 'no_text'),
+            ({'channel': u, 'text': ''}, 'no_text'),
+            ({'channel': u, 'text': 'y' * 40001}, 'msg_too_long'),
+            ({'channel': u, 'blocks': 'not json'}, 'invalid_blocks'),
+            ({'channel': u, 'blocks': '[{"text": "no type"}]'}, 'invalid_blocks'),
+            ({'channel': u, 'blocks': '{"type": "section"}'}, 'invalid_blocks'),
+        ]
+        for args, code in cases:
+            self.err('chat.postMessage', self.sim.form('chat.postMessage', args), code)
+        self.err('chat.postMessage', self.sim.json_call('chat.postMessage', {'channel': u}),
+                 'no_text')
+        # 40000 characters exactly is fine, counted as characters, not bytes.
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                  {'channel': u, 'text': 'é' * 40000}))
+        self.assertEqual(len(self.sim.messages()), 1)
+
+    def test_duplicates_are_counted(self):
+        a, b = self.people()[:2]
+        for _ in range(3):
+            self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                      {'channel': a['id'], 'text': 'same'}))
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                  {'channel': a['dm_id'], 'text': 'other'}))
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                  {'channel': b['id'], 'text': 'same'}))
+        stats = self.sim.stats()
+        self.assertEqual((stats['messages'], stats['recipients'], stats['duplicates']), (5, 2, 2))
+        self.assertEqual(stats['by_method']['chat.postMessage'], 5)
+        msgs = self.sim.messages('?user=' + a['id'])
+        self.assertEqual([(m['text'], m['count'], m['occurrence']) for m in msgs],
+                         [('same', 3, 1), ('same', 3, 2), ('same', 3, 3), ('other', 1, 1)])
+        recipients = self.sim.control('GET', '/_sim/recipients')[2]['recipients']
+        self.assertEqual({r['recipient']: r['count'] for r in recipients}, {a['id']: 4, b['id']: 1})
+        since = msgs[1]['seq']
+        self.assertEqual(len(self.sim.messages('?since=%d' % since)), 3)
+        # A reset forgets all of it.
+        self.sim.control('POST', '/_sim/reset')
+        stats = self.sim.stats()
+        self.assertEqual((stats['messages'], stats['recipients'], stats['duplicates'],
+                          stats['requests']), (0, 0, 0, 0))
+        self.assertEqual(self.sim.messages(), [])
+
+    def test_concurrent_posts(self):
+        people = self.people()[:40]
+
+        def worker(n):
+            conn = http.client.HTTPConnection('127.0.0.1', self.sim.port, timeout=10)
+            headers = {'Authorization': 'Bearer ' + self.sim.token,
+                       'Content-Type': 'application/x-www-form-urlencoded'}
+            tss = []
+            for i in range(100):
+                u = people[(n * 100 + i) % len(people)]
+                body = urllib.parse.urlencode({'channel': u['id'], 'text': 'n%d i%d' % (n, i)})
+                conn.request('POST', '/api/chat.postMessage', body, headers)
+                answer = json.loads(conn.getresponse().read())
+                assert answer['ok'], answer
+                tss.append(answer['ts'])
+            conn.close()
+            return tss
+
+        started = time.time()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            tss = [ts for part in pool.map(worker, range(8)) for ts in part]
+        elapsed = time.time() - started
+        self.assertEqual(len(set(tss)), 800)
+        stats = self.sim.stats()
+        self.assertEqual((stats['messages'], stats['duplicates'], stats['recipients']),
+                         (800, 0, 40))
+        self.assertEqual(len(self.sim.messages()), 800)
+        self.assertLess(elapsed, 30)
+
+    # rate limits
+
+    def test_rate_limits_per_channel(self):
+        self.sim.control('POST', '/_sim/faults', {'limits': True, 'channel_burst': 3})
+        a, b = self.people()[:2]
+        for i in range(3):
+            self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                      {'channel': a['id'], 'text': str(i)}))
+        status, headers, body = self.sim.form('chat.postMessage', {'channel': a['dm_id'],
+                                                                   'text': 'over'})
+        self.assertEqual(status, 429)
+        self.assertEqual(body, {'ok': False, 'error': 'ratelimited'})
+        self.assertGreaterEqual(int(headers['Retry-After']), 1)
+        # Another channel has its own bucket.
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                  {'channel': b['id'], 'text': 'fine'}))
+        time.sleep(int(headers['Retry-After']))
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                  {'channel': a['id'], 'text': 'after'}))
+        stats = self.sim.stats()
+        self.assertEqual((stats['ratelimited'], stats['messages']), (1, 5))
+        self.assertNotIn('over', [m['text'] for m in self.sim.messages()])
+
+    def test_rate_limits_per_workspace(self):
+        self.sim.control('POST', '/_sim/faults', {'limits': True, 'post_per_minute': 5})
+        people = self.people()
+        for u in people[:5]:
+            self.ok('chat.postMessage', self.sim.form('chat.postMessage',
+                                                      {'channel': u['id'], 'text': 'hi'}))
+        status, headers, body = self.sim.form('chat.postMessage', {'channel': people[6]['id'],
+                                                                   'text': 'hi'})
+        self.assertEqual((status, body), (429, {'ok': False, 'error': 'ratelimited'}))
+        self.assertGreaterEqual(int(headers['Retry-After']), 1)
+        self.assertLessEqual(int(headers['Retry-After']), 12)
+
+    def test_rate_limits_by_tier(self):
+        self.sim.control('POST', '/_sim/faults', {'limits': True})
+        for _ in range(20):
+            self.ok('users.list', self.sim.form('users.list', {'limit': 1}))
+        status, headers, body = self.sim.form('users.list', {'limit': 1})
+        self.assertEqual((status, body), (429, {'ok': False, 'error': 'ratelimited'}))
+        self.assertGreaterEqual(int(headers['Retry-After']), 1)
+        # Other methods have their own buckets.
+        self.ok('auth.test', self.sim.form('auth.test'))
+        self.assertEqual(self.sim.stats()['ratelimited'], 1)
+        # Switched off again, nothing is limited.
+        self.sim.control('POST', '/_sim/faults', {'limits': False})
+        self.ok('users.list', self.sim.form('users.list', {'limit': 1}))
+
+    def test_limits_from_environment(self):
+        limited = Sim(SLACK_SIM_USERS=10, SLACK_SIM_LIMITS='on', SLACK_SIM_CHANNEL_BURST=1)
+        try:
+            self.assertTrue(limited.control('GET', '/_sim/faults')[2]['limits'])
+            user = [u for u in limited.users() if u['kind'] == 'person' and not u['deleted']][0]
+            args = {'channel': user['id'], 'text': 'x'}
+            self.assertEqual(limited.form('chat.postMessage', args)[0], 200)
+            self.assertEqual(limited.form('chat.postMessage', args)[0], 429)
+        finally:
+            limited.stop()
+
+    def test_ratelimit_storm(self):
+        self.sim.control('POST', '/_sim/faults', {'ratelimit_storm_seconds': 2})
+        status, headers, body = self.sim.form('auth.test')
+        self.assertEqual((status, body), (429, {'ok': False, 'error': 'ratelimited'}))
+        self.assertIn(int(headers['Retry-After']), (1, 2))
+        time.sleep(2.1)
+        self.ok('auth.test', self.sim.form('auth.test'))
+
+    # faults
+
+    def test_fault_latency(self):
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 300, 'jitter_ms': 100})
+        started = time.time()
+        self.ok('auth.test', self.sim.form('auth.test'))
+        elapsed = time.time() - started
+        self.assertGreaterEqual(elapsed, 0.3)
+        self.assertLess(elapsed, 2)
+        # Control endpoints are never slowed down.
+        started = time.time()
+        self.sim.stats()
+        self.assertLess(time.time() - started, 0.3)
+
+    def test_fault_error_rate(self):
+        self.sim.control('POST', '/_sim/faults', {'error_rate': 1.0, 'error_status': 503})
+        status, _, body = self.sim.form('chat.postMessage', {'channel': self.people()[0]['id'],
+                                                             'text': 'x'})
+        self.assertEqual((status, body['ok']), (503, False))
+        self.assertEqual(self.sim.messages(), [])
+        self.sim.control('POST', '/_sim/faults', {'error_rate': 0.5, 'error_status': 500})
+        statuses = [self.sim.form('auth.test')[0] for _ in range(60)]
+        self.assertGreater(statuses.count(500), 5)
+        self.assertGreater(statuses.count(200), 5)
+        self.assertEqual(self.sim.stats()['injected_errors'], 1 + statuses.count(500))
+        status, _, _ = self.sim.control('POST', '/_sim/faults', {'error_rate': 2})
+        self.assertEqual(status, 400)
+        status, _, _ = self.sim.control('POST', '/_sim/faults', {'no_such_fault': 1})
+        self.assertEqual(status, 400)
+
+    def test_fault_drop_after_recording(self):
+        self.sim.control('POST', '/_sim/faults', {'drop_rate': 1.0})
+        u = self.people()[0]
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.sim.form('chat.postMessage', {'channel': u['id'], 'text': 'lost answer'})
+        msgs = self.sim.messages()
+        self.assertEqual([(m['user'], m['text']) for m in msgs], [(u['id'], 'lost answer')])
+        self.assertEqual(self.sim.stats()['dropped'], 1)
+        # Other methods still answer.
+        self.ok('auth.test', self.sim.form('auth.test'))
+
+    def test_faults_reset(self):
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 50, 'limits': True,
+                                                  'revoke_token': self.sim.team_id})
+        kept = self.sim.control('POST', '/_sim/reset', {'keep_faults': True})
+        self.assertEqual(kept[0], 200)
+        faults = self.sim.control('GET', '/_sim/faults')[2]
+        self.assertEqual((faults['latency_ms'], faults['limits'], faults['revoked']),
+                         (50, True, [self.sim.team_id]))
+        self.sim.control('POST', '/_sim/reset')
+        faults = self.sim.control('GET', '/_sim/faults')[2]
+        self.assertEqual((faults['latency_ms'], faults['limits'], faults['revoked']),
+                         (0, False, []))
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

@@ -1,0 +1,267 @@
+/* vault_smoke: a vault client for the system tests (tests/e2e/test_vault.py),
+ * which cannot speak crypto_box themselves. It calls a running vault through
+ * vault_client.h as the identity in KEYFILE and prints what came back:
+ *
+ *   vault_smoke KEYFILE store ORG BOT PLATFORM TOKEN
+ *   vault_smoke KEYFILE release ORG BOT PLATFORM       prints "token <value>" on success
+ *   vault_smoke KEYFILE destroy ORG BOT
+ *   vault_smoke KEYFILE status
+ *   vault_smoke KEYFILE stale ORG BOT PLATFORM         a release issued 5 minutes ago
+ *   vault_smoke KEYFILE replay ORG BOT PLATFORM TOKEN  store, destroy, then resend the
+ *                                                       captured store envelope
+ *   vault_smoke KEYFILE concurrent N ORG BOT PLATFORM  N threads release at once
+ *
+ * The first line printed is "code <name>" (or "error <text>" when the vault could
+ * not be reached); the exit status is 0 when the vault answered, 1 otherwise.
+ * BCRM_VAULT_URL and BCRM_VAULT_PUBLIC_KEY name the vault. Test code: it prints
+ * tokens, which no service ever does.
+ */
+#include "bcrm/bus.h"
+#include "bcrm/clock.h"
+#include "bcrm/vault_box.h"
+#include "bcrm/vault_client.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *code_name(int code)
+{
+    switch (code) {
+    case BCRM__V1__VAULT_CODE__VAULT_OK:
+        return "ok";
+    case BCRM__V1__VAULT_CODE__VAULT_DENIED:
+        return "denied";
+    case BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND:
+        return "not_found";
+    case BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST:
+        return "bad_request";
+    case BCRM__V1__VAULT_CODE__VAULT_INTERNAL:
+        return "internal";
+    default:
+        return "unknown";
+    }
+}
+
+static Bcrm__V1__Platform platform_of(const char *name)
+{
+    if (strcmp(name, "slack") == 0) {
+        return BCRM__V1__PLATFORM__PLATFORM_SLACK;
+    }
+    if (strcmp(name, "messenger") == 0) {
+        return BCRM__V1__PLATFORM__PLATFORM_MESSENGER;
+    }
+    return BCRM__V1__PLATFORM__PLATFORM_UNSPECIFIED;
+}
+
+static int report(int code, const char *err)
+{
+    if (code < 0) {
+        printf("error %s\n", err);
+        return 1;
+    }
+    printf("code %s\n", code_name(code));
+    if (code != 0) {
+        printf("message %s\n", err);
+    }
+    return 0;
+}
+
+/* Sends a hand-built call and prints the reply's code; for calls the client
+ * library would never make (stale, replayed). */
+static int raw_call(nng_socket sock, const struct vault_box *box, const struct identity *self,
+                    const uint8_t *vault_pk, const char *label)
+{
+    Bcrm__V1__VaultEnvelope *env = NULL;
+    ProtobufCMessage *opened = NULL;
+    int rv = bus_call(sock, &box->env.base, &bcrm__v1__vault_envelope__descriptor,
+                      (ProtobufCMessage **)&env, 5000);
+    if (rv != 0) {
+        printf("%s error %s\n", label, nng_strerror(rv));
+        return -1;
+    }
+    if (env->sender_public_key.len != 32 || memcmp(env->sender_public_key.data, vault_pk, 32) ||
+        vault_box_open(env, self, &bcrm__v1__vault_reply__descriptor, &opened) != 0) {
+        printf("%s error reply did not open\n", label);
+        protobuf_c_message_free_unpacked(&env->base, NULL);
+        return -1;
+    }
+    int code = ((Bcrm__V1__VaultReply *)opened)->code;
+    printf("%s code %s\n", label, code_name(code));
+    vault_box_free_unpacked(opened);
+    protobuf_c_message_free_unpacked(&env->base, NULL);
+    return code;
+}
+
+static int cmd_stale(const struct identity *self, const uint8_t *vault_pk, const char *url,
+                     char **argv)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__ReleaseToken rel = BCRM__V1__RELEASE_TOKEN__INIT;
+    char id[33];
+    nng_socket sock;
+    struct vault_box box;
+    bus_new_id(id);
+    rel.org_id = argv[0];
+    rel.bot_id = argv[1];
+    rel.platform = platform_of(argv[2]);
+    call.request_id = id;
+    call.issued_at_ms = clock_wall_ms() - 5 * 60 * 1000;
+    call.op_case = BCRM__V1__VAULT_CALL__OP_RELEASE;
+    call.release = &rel;
+    if (bus_dial(&sock, BUS_REQ, url) != 0 || vault_box_seal(&box, &call.base, self, vault_pk)) {
+        printf("error setup\n");
+        return 1;
+    }
+    int code = raw_call(sock, &box, self, vault_pk, "stale");
+    vault_box_clear(&box);
+    nng_close(sock);
+    return code < 0 ? 1 : 0;
+}
+
+static int cmd_replay(struct vault_client *vc, const struct identity *self, const uint8_t *vault_pk,
+                      const char *url, char **argv)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__StoreToken st = BCRM__V1__STORE_TOKEN__INIT;
+    char id[33], err[256];
+    nng_socket sock;
+    struct vault_box box;
+    bus_new_id(id);
+    st.org_id = argv[0];
+    st.bot_id = argv[1];
+    st.platform = platform_of(argv[2]);
+    st.token.data = (uint8_t *)argv[3];
+    st.token.len = strlen(argv[3]);
+    call.request_id = id;
+    call.issued_at_ms = clock_wall_ms();
+    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE;
+    call.store = &st;
+    if (bus_dial(&sock, BUS_REQ, url) != 0 || vault_box_seal(&box, &call.base, self, vault_pk)) {
+        printf("error setup\n");
+        return 1;
+    }
+    raw_call(sock, &box, self, vault_pk, "store");
+    int code = vault_destroy_token(vc, argv[0], argv[1], err, sizeof(err));
+    printf("destroy code %s\n", code_name(code));
+    raw_call(sock, &box, self, vault_pk, "replayed-store");
+    vault_box_clear(&box);
+    nng_close(sock);
+    return 0;
+}
+
+struct concurrent_arg {
+    struct vault_client *vc;
+    char **argv;
+    int ok;
+    char first[64];
+};
+
+static void *concurrent_release(void *p)
+{
+    struct concurrent_arg *a = p;
+    char err[256];
+    for (int i = 0; i < 5; i++) {
+        struct secret s;
+        int code = vault_release_token(a->vc, a->argv[0], a->argv[1], platform_of(a->argv[2]), &s,
+                                       err, sizeof(err));
+        if (code == 0) {
+            if (i == 0) {
+                snprintf(a->first, sizeof(a->first), "%s", (const char *)s.data);
+            }
+            a->ok += strcmp((const char *)s.data, a->first) == 0;
+            secret_free(&s);
+        }
+    }
+    return NULL;
+}
+
+static int cmd_concurrent(struct vault_client *vc, int n, char **argv)
+{
+    pthread_t threads[32];
+    struct concurrent_arg args[32];
+    int ok = 0;
+    n = n < 1 ? 1 : n > 32 ? 32 : n;
+    for (int i = 0; i < n; i++) {
+        args[i] = (struct concurrent_arg){.vc = vc, .argv = argv};
+        pthread_create(&threads[i], NULL, concurrent_release, &args[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(threads[i], NULL);
+        ok += args[i].ok;
+    }
+    printf("released %d of %d\n", ok, n * 5);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct identity self;
+    struct vault_client *vc;
+    char err[512];
+    uint8_t vault_pk[32];
+    int rv = 1;
+    if (sodium_init() < 0) {
+        return 2;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: vault_smoke KEYFILE store|release|destroy|status|stale|replay|"
+                        "concurrent ARGS...\n");
+        return 2;
+    }
+    const char *url = getenv("BCRM_VAULT_URL");
+    const char *pk_hex = getenv("BCRM_VAULT_PUBLIC_KEY");
+    if (url == NULL || pk_hex == NULL || hex_decode(vault_pk, 32, pk_hex) != 0) {
+        fprintf(stderr, "vault_smoke: set BCRM_VAULT_URL and BCRM_VAULT_PUBLIC_KEY\n");
+        return 2;
+    }
+    if (identity_load(argv[1], &self, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vault_smoke: %s\n", err);
+        return 2;
+    }
+    if ((vc = vault_client_from_env(&self, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "vault_smoke: %s\n", err);
+        identity_free(&self);
+        return 2;
+    }
+    const char *cmd = argv[2];
+    char **args = argv + 3;
+    int nargs = argc - 3;
+    if (strcmp(cmd, "store") == 0 && nargs == 4) {
+        rv = report(vault_store_token(vc, args[0], args[1], platform_of(args[2]),
+                                      (const uint8_t *)args[3], strlen(args[3]), err, sizeof(err)),
+                    err);
+    } else if (strcmp(cmd, "release") == 0 && nargs == 3) {
+        struct secret s;
+        int code =
+            vault_release_token(vc, args[0], args[1], platform_of(args[2]), &s, err, sizeof(err));
+        rv = report(code, err);
+        if (code == 0) {
+            printf("token %s\n", (const char *)s.data);
+            secret_free(&s);
+        }
+    } else if (strcmp(cmd, "destroy") == 0 && nargs == 2) {
+        rv = report(vault_destroy_token(vc, args[0], args[1], err, sizeof(err)), err);
+    } else if (strcmp(cmd, "status") == 0 && nargs == 0) {
+        int64_t tokens = 0;
+        int32_t version = 0;
+        int code = vault_status(vc, &tokens, &version, err, sizeof(err));
+        rv = report(code, err);
+        if (code == 0) {
+            printf("tokens %lld\nkey_version %d\n", (long long)tokens, (int)version);
+        }
+    } else if (strcmp(cmd, "stale") == 0 && nargs == 3) {
+        rv = cmd_stale(&self, vault_pk, url, args);
+    } else if (strcmp(cmd, "replay") == 0 && nargs == 4) {
+        rv = cmd_replay(vc, &self, vault_pk, url, args);
+    } else if (strcmp(cmd, "concurrent") == 0 && nargs == 4) {
+        rv = cmd_concurrent(vc, atoi(args[0]), args + 1);
+    } else {
+        fprintf(stderr, "vault_smoke: bad command or arguments\n");
+        rv = 2;
+    }
+    vault_client_close(vc);
+    identity_free(&self);
+    return rv;
+}

@@ -62,9 +62,9 @@ static json_t *orgs_of(PGconn *conn, const char *account_id)
     }
     json_t *orgs = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
-        json_array_append_new(orgs, json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0),
-                                              "name", PQgetvalue(res, i, 1), "role",
-                                              PQgetvalue(res, i, 2)));
+        json_array_append_new(orgs,
+                              json_pack("{s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0), "name",
+                                        PQgetvalue(res, i, 1), "role", PQgetvalue(res, i, 2)));
     }
     PQclear(res);
     return orgs;
@@ -123,9 +123,9 @@ void accounts_signup(struct api_req *r)
     }
     const char *account_id = PQgetvalue(account, 0, 0);
     const char *po[] = {org_name};
-    org = db_query(conn, "insert org",
-                   "INSERT INTO orgs (name) VALUES ($1) RETURNING id, " API_TS("created_at"), 1,
-                   po);
+    org =
+        db_query(conn, "insert org",
+                 "INSERT INTO orgs (name) VALUES ($1) RETURNING id, " API_TS("created_at"), 1, po);
     if (org == NULL) {
         db_rollback(conn);
         api_internal_error(r);
@@ -143,10 +143,10 @@ void accounts_signup(struct api_req *r)
         goto out;
     }
     log_info("account created", "{s:s, s:s}", "account_id", account_id, "org_id", org_id);
-    json_t *answer = json_pack(
-        "{s:o, s:{s:s, s:s, s:s, s:s}, s:s}", "user",
-        user_json(account_id, name, email, PQgetvalue(account, 0, 1)), "org", "id", org_id, "name",
-        org_name, "role", "owner", "created_at", PQgetvalue(org, 0, 1), "csrf_token", csrf);
+    json_t *answer = json_pack("{s:o, s:{s:s, s:s, s:s, s:s}, s:s}", "user",
+                               user_json(account_id, name, email, PQgetvalue(account, 0, 1)), "org",
+                               "id", org_id, "name", org_name, "role", "owner", "created_at",
+                               PQgetvalue(org, 0, 1), "csrf_token", csrf);
     auth_set_cookie(r, cookie);
     sodium_memzero(cookie, sizeof(cookie));
     api_json(r, 201, answer);
@@ -182,8 +182,8 @@ void accounts_login(struct api_req *r)
     }
     const char *p[] = {email};
     res = db_query(conn, "find account",
-                   "SELECT id, name, email, password_hash, " API_TS("created_at")
-                   " FROM accounts WHERE lower(email) = lower($1)",
+                   "SELECT id, name, email, password_hash, " API_TS(
+                       "created_at") " FROM accounts WHERE lower(email) = lower($1)",
                    1, p);
     if (res == NULL) {
         api_internal_error(r);
@@ -202,6 +202,10 @@ void accounts_login(struct api_req *r)
         goto out;
     }
     const char *account_id = PQgetvalue(res, 0, 0);
+    /* Expired sessions are never used again; a login sweeps its account's away. */
+    const char *pa[] = {account_id};
+    db_exec(conn, "sweep sessions",
+            "DELETE FROM sessions WHERE account_id = $1 AND expires_at < now()", 1, pa);
     char cookie[AUTH_SECRET_CHARS + 1], csrf[AUTH_SECRET_CHARS + 1];
     if (auth_session_create(r, conn, account_id, cookie, csrf) != 0) {
         api_internal_error(r);
@@ -212,10 +216,10 @@ void accounts_login(struct api_req *r)
         api_internal_error(r);
         goto out;
     }
-    json_t *answer = json_pack("{s:o, s:o, s:s}", "user",
-                               user_json(account_id, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                                         PQgetvalue(res, 0, 4)),
-                               "orgs", orgs, "csrf_token", csrf);
+    json_t *answer = json_pack(
+        "{s:o, s:o, s:s}", "user",
+        user_json(account_id, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4)),
+        "orgs", orgs, "csrf_token", csrf);
     auth_set_cookie(r, cookie);
     sodium_memzero(cookie, sizeof(cookie));
     log_info("login", "{s:s}", "account_id", account_id);
@@ -231,8 +235,9 @@ out:
 void accounts_logout(struct api_req *r)
 {
     if (r->auth != AUTH_SESSION) {
-        api_problem(r, 400, "Bad Request", NULL, "logout ends a session; API keys are revoked "
-                                                 "with DELETE /v1/orgs/{org}/api-keys/{id}");
+        api_problem(r, 400, "Bad Request", NULL,
+                    "logout ends a session; API keys are revoked "
+                    "with DELETE /v1/orgs/{org}/api-keys/{id}");
         return;
     }
     PGconn *conn = api_db(r);
@@ -268,19 +273,18 @@ void accounts_me(struct api_req *r)
             return;
         }
         api_json(r, 200,
-                 json_pack("{s:n, s:{s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:s}]}", "user",
-                           "api_key", "id", PQgetvalue(res, 0, 0), "name", PQgetvalue(res, 0, 1),
-                           "prefix", PQgetvalue(res, 0, 2), "org_id", PQgetvalue(res, 0, 3),
-                           "orgs", "id", PQgetvalue(res, 0, 3), "name", PQgetvalue(res, 0, 4),
-                           "role", auth_role_name(ROLE_ADMIN)));
+                 json_pack("{s:n, s:{s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:s}]}", "user", "api_key",
+                           "id", PQgetvalue(res, 0, 0), "name", PQgetvalue(res, 0, 1), "prefix",
+                           PQgetvalue(res, 0, 2), "org_id", PQgetvalue(res, 0, 3), "orgs", "id",
+                           PQgetvalue(res, 0, 3), "name", PQgetvalue(res, 0, 4), "role",
+                           auth_role_name(ROLE_ADMIN)));
         PQclear(res);
         return;
     }
     const char *p[] = {r->account_id};
-    PGresult *res = db_query(conn, "account of me",
-                             "SELECT id, name, email, " API_TS("created_at")
-                             " FROM accounts WHERE id = $1",
-                             1, p);
+    PGresult *res = db_query(
+        conn, "account of me",
+        "SELECT id, name, email, " API_TS("created_at") " FROM accounts WHERE id = $1", 1, p);
     json_t *orgs = res ? orgs_of(conn, r->account_id) : NULL;
     if (res == NULL || orgs == NULL || PQntuples(res) != 1) {
         PQclear(res);
@@ -358,11 +362,12 @@ void members_list(struct api_req *r)
         return;
     }
     const char *p[] = {r->org_id};
-    PGresult *res = db_query(conn, "list members",
-                             "SELECT a.id, a.name, a.email, m.role, " API_TS("m.created_at")
-                             " FROM memberships m JOIN accounts a ON a.id = m.account_id"
-                             " WHERE m.org_id = $1 ORDER BY m.created_at, a.id",
-                             1, p);
+    PGresult *res =
+        db_query(conn, "list members",
+                 "SELECT a.id, a.name, a.email, m.role, " API_TS(
+                     "m.created_at") " FROM memberships m JOIN accounts a ON a.id = m.account_id"
+                                     " WHERE m.org_id = $1 ORDER BY m.created_at, a.id",
+                 1, p);
     if (res == NULL) {
         api_internal_error(r);
         return;

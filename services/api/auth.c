@@ -167,9 +167,9 @@ int auth_org_role(struct api_req *r, const char *org_id, enum api_role *role)
         return -1;
     }
     const char *p[] = {org_id, r->account_id};
-    PGresult *res = db_query(conn, "find membership",
-                             "SELECT role FROM memberships WHERE org_id = $1 AND account_id = $2",
-                             2, p);
+    PGresult *res =
+        db_query(conn, "find membership",
+                 "SELECT role FROM memberships WHERE org_id = $1 AND account_id = $2", 2, p);
     if (res == NULL) {
         api_internal_error(r);
         return -1;

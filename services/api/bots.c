@@ -24,12 +24,12 @@
 #define TOKEN_MAX_CHARS 4096
 
 #define BOT_COLUMNS                                                                                \
-    "id, platform, status, name, team_id, app_id, bot_user_id, page_id, scopes, "                  \
-    API_TS("created_at") ", " API_TS("updated_at")
+    "id, platform, status, name, team_id, app_id, bot_user_id, page_id, scopes, " API_TS(          \
+        "created_at") ", " API_TS("updated_at")
 
-static const char *const bot_fields[] = {"id",          "platform", "status",  "name",
-                                         "team_id",     "app_id",   "bot_user_id", "page_id",
-                                         "scopes",      "created_at", "updated_at"};
+static const char *const bot_fields[] = {"id",      "platform",   "status",      "name",
+                                         "team_id", "app_id",     "bot_user_id", "page_id",
+                                         "scopes",  "created_at", "updated_at"};
 #define BOT_NFIELDS 11
 
 static json_t *bot_json(const PGresult *res, int row)
@@ -54,8 +54,8 @@ static Bcrm__V1__Platform platform_enum(const char *platform)
 static int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,
                          Bcrm__V1__PlatformReply **reply)
 {
-    nng_socket sock = strcmp(platform, "slack") == 0 ? r->api->query_slack
-                                                     : r->api->query_messenger;
+    nng_socket sock =
+        strcmp(platform, "slack") == 0 ? r->api->query_slack : r->api->query_messenger;
     ProtobufCMessage *out = NULL;
     int rv = bus_call(sock, &q->base, &bcrm__v1__platform_reply__descriptor, &out,
                       r->api->query_timeout_ms);
@@ -95,9 +95,9 @@ static void answer_platform_failure(struct api_req *r, const char *platform,
     case BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID:
     case BCRM__V1__QUERY_STATUS__QUERY_PLATFORM_ERROR:
         if (verifying) {
-            json_object_set_new(extra, "field", json_string(strcmp(platform, "slack") == 0
-                                                                ? "token"
-                                                                : "page_token"));
+            json_object_set_new(
+                extra, "field",
+                json_string(strcmp(platform, "slack") == 0 ? "token" : "page_token"));
             api_problem_ext(r, 422, "Token rejected", extra, "%s refused the token: %s", platform,
                             error);
         } else {
@@ -274,8 +274,8 @@ void bots_create(struct api_req *r)
         api_internal_error(r);
         goto out;
     }
-    log_info("bot connected", "{s:s, s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id,
-             "platform", platform);
+    log_info("bot connected", "{s:s, s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id, "platform",
+             platform);
     api_json(r, 201, bot_json(res, 0));
 out:
     wipe_token(r, body);
@@ -414,7 +414,8 @@ static json_t *user_json(const Bcrm__V1__PlatformUser *u)
     json_object_set_new(o, "real_name", opt_string(u->real_name));
     json_object_set_new(o, "first_name", opt_string(u->first_name));
     json_object_set_new(o, "tz", has_tz ? json_string(u->tz) : json_null());
-    json_object_set_new(o, "tz_offset", u->has_tz_offset ? json_integer(u->tz_offset) : json_null());
+    json_object_set_new(o, "tz_offset",
+                        u->has_tz_offset ? json_integer(u->tz_offset) : json_null());
     json_object_set_new(o, "is_admin", json_boolean(u->has_is_admin && u->is_admin));
     json_object_set_new(o, "is_owner", json_boolean(u->has_is_owner && u->is_owner));
     json_object_set_new(o, "is_bot", json_boolean(u->has_is_bot && u->is_bot));
@@ -518,8 +519,8 @@ static void list_live(struct api_req *r, bool users)
             json_array_append_new(items, channel_json(reply->channels[i]));
         }
     }
-    json_t *next = reply->next_cursor && reply->next_cursor[0] ? json_string(reply->next_cursor)
-                                                               : json_null();
+    json_t *next =
+        reply->next_cursor && reply->next_cursor[0] ? json_string(reply->next_cursor) : json_null();
     protobuf_c_message_free_unpacked(&reply->base, NULL);
     api_json(r, 200,
              json_pack("{s:o, s:o}", users ? "users" : "channels", items, "next_cursor", next));

@@ -21,16 +21,11 @@ static bool is_slack(const char *platform)
 
 bool campaign_validate_head(json_t *body, struct campaign_input *in, struct jv *v)
 {
-    static const char *const keys[] = {"name",
-                                       "bot_id",
-                                       "message",
-                                       "audience",
-                                       "schedule",
-                                       "throttle_per_minute",
-                                       "send_window",
-                                       "max_lateness_minutes",
-                                       "messenger",
-                                       NULL};
+    static const char *const keys[] = {"name",        "bot_id",
+                                       "message",     "audience",
+                                       "schedule",    "throttle_per_minute",
+                                       "send_window", "max_lateness_minutes",
+                                       "messenger",   NULL};
     memset(in, 0, sizeof(*in));
     jv_only_keys(v, body, "", keys);
     in->name = jv_string(v, body, "name", "name", true, 1, 200);
@@ -111,18 +106,18 @@ static bool validate_id_list(json_t *filter, const char *key, struct jv *v, bool
 
 static bool validate_filter(json_t *filter, const char *platform, struct jv *v)
 {
-    static const char *const slack_keys[] = {"all",      "user_ids", "channel_ids", "members_of",
+    static const char *const slack_keys[] = {"all",       "user_ids", "channel_ids",  "members_of",
                                              "timezones", "is_admin", "email_domain", NULL};
     /* Messenger reports no channels, admins, emails or zone names for a person. */
     static const char *const messenger_keys[] = {"all", "user_ids", NULL};
     if (json_object_size(filter) == 0) {
-        return jv_fail(v, "audience.filter", "must hold at least one condition, e.g. "
-                                             "{\"all\": true}");
+        return jv_fail(v, "audience.filter",
+                       "must hold at least one condition, e.g. "
+                       "{\"all\": true}");
     }
     if (!jv_only_keys(v, filter, "audience.filter",
                       is_slack(platform) ? slack_keys : messenger_keys)) {
-        snprintf(v->message, sizeof(v->message), "is not a filter condition for %s bots",
-                 platform);
+        snprintf(v->message, sizeof(v->message), "is not a filter condition for %s bots", platform);
         return false;
     }
     json_t *all = json_object_get(filter, "all");
@@ -229,7 +224,7 @@ bool campaign_validate_schedule(json_t *schedule, int64_t now_s, struct jv *v)
     static const char *const at_keys[] = {"mode", "at", NULL};
     static const char *const local_keys[] = {"mode",        "date",      "time",
                                              "fallback_tz", "if_passed", NULL};
-    static const char *const recurring_keys[] = {"mode",        "rrule",      "time", "local",
+    static const char *const recurring_keys[] = {"mode",        "rrule",      "time",  "local",
                                                  "fallback_tz", "start_date", "until", NULL};
     static const char *const if_passed[] = {"next_day", "send_now", "skip", NULL};
     const char *mode = jv_enum(v, schedule, "mode", "schedule.mode", true, modes);

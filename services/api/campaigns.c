@@ -21,14 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CAMPAIGN_COLUMNS                                                                           \
-    "c.id, c.org_id, c.bot_id, c.name, c.status, c.message::text, c.audience::text,"               \
-    " c.schedule::text, c.throttle_per_minute, c.send_window::text, c.max_lateness_minutes,"       \
-    " c.messenger::text, " API_TS("coalesce(c.first_due_at, s.first_due)") ", " API_TS(            \
-        "coalesce(c.last_due_at, s.last_due)") ", " API_TS("c.created_at") ", " API_TS(            \
-        "c.updated_at") ", " API_TS("c.scheduled_at") ", " API_TS("c.completed_at")                \
-    ", s.total, s.pending, s.sent, s.failed, s.unknown, s.skipped, s.cancelled, s.read,"           \
-    " c.created_at::text"
+#define CAMPAIGN_COLUMNS                                                                                                                                                                                                                     \
+    "c.id, c.org_id, c.bot_id, c.name, c.status, c.message::text, c.audience::text,"                                                                                                                                                         \
+    " c.schedule::text, c.throttle_per_minute, c.send_window::text, c.max_lateness_minutes,"                                                                                                                                                 \
+    " c.messenger::text, " API_TS("coalesce(c.first_due_at, s.first_due)") ", " API_TS(                                                                                                                                                      \
+        "coalesce(c.last_due_at, s.last_due)") ", " API_TS("c.created_at") ", " API_TS("c."                                                                                                                                                  \
+                                                                                       "updated_"                                                                                                                                            \
+                                                                                       "at") ","                                                                                                                                             \
+                                                                                             " " API_TS("c.scheduled_at") ", " API_TS("c.completed_at") ", s.total, s.pending, s.sent, s.failed, s.unknown, s.skipped, s.cancelled, s.read," \
+                                                                                                                                                        " c.created_at::text"
 
 /* Statistics by delivery status; "sending" counts as pending (not yet settled). */
 #define CAMPAIGN_STATS_JOIN                                                                        \
@@ -44,9 +45,25 @@
     " FROM deliveries d WHERE d.campaign_id = c.id) s ON true"
 
 enum {
-    COL_ID, COL_ORG, COL_BOT, COL_NAME, COL_STATUS, COL_MESSAGE, COL_AUDIENCE, COL_SCHEDULE,
-    COL_THROTTLE, COL_WINDOW, COL_LATENESS, COL_MESSENGER, COL_FIRST_DUE, COL_LAST_DUE,
-    COL_CREATED, COL_UPDATED, COL_SCHEDULED, COL_COMPLETED, COL_STATS, /* 8 counts */
+    COL_ID,
+    COL_ORG,
+    COL_BOT,
+    COL_NAME,
+    COL_STATUS,
+    COL_MESSAGE,
+    COL_AUDIENCE,
+    COL_SCHEDULE,
+    COL_THROTTLE,
+    COL_WINDOW,
+    COL_LATENESS,
+    COL_MESSENGER,
+    COL_FIRST_DUE,
+    COL_LAST_DUE,
+    COL_CREATED,
+    COL_UPDATED,
+    COL_SCHEDULED,
+    COL_COMPLETED,
+    COL_STATS, /* 8 counts */
     COL_CREATED_RAW = COL_STATS + 8
 };
 
@@ -72,7 +89,7 @@ static json_t *jsonb_or_null(const PGresult *res, int row, int col)
 
 static json_t *campaign_json(const PGresult *res, int row)
 {
-    static const char *const stat_names[] = {"total",   "pending",   "sent", "failed",
+    static const char *const stat_names[] = {"total",   "pending", "sent",      "failed",
                                              "unknown", "skipped", "cancelled", "read"};
     json_t *stats = json_object();
     for (int i = 0; i < 8; i++) {
@@ -309,8 +326,8 @@ struct transition {
     int (*apply)(struct api_req *r, PGconn *conn, const char *id, json_t *body);
 };
 
-static int exec_or_500(struct api_req *r, PGconn *conn, const char *what, const char *sql,
-                       int n, const char *const *p)
+static int exec_or_500(struct api_req *r, PGconn *conn, const char *what, const char *sql, int n,
+                       const char *const *p)
 {
     if (db_exec(conn, what, sql, n, p) != 0) {
         api_internal_error(r);
@@ -389,8 +406,8 @@ static int apply_retry(struct api_req *r, PGconn *conn, const char *id, json_t *
                     status);
         return -1;
     }
-    log_info("deliveries retried", "{s:s, s:s, s:i}", "campaign_id", id, "status", status,
-             "count", retried);
+    log_info("deliveries retried", "{s:s, s:s, s:i}", "campaign_id", id, "status", status, "count",
+             retried);
     return exec_or_500(r, conn, "rerun campaign",
                        "UPDATE campaigns SET status = 'running', completed_at = NULL,"
                        " updated_at = now() WHERE id = $1",
@@ -451,8 +468,8 @@ static void run_transition(struct api_req *r, const struct transition *t, json_t
         goto fail;
     }
     const char *pn[] = {id};
-    if (t->notify && db_exec(conn, "notify scheduler", "SELECT pg_notify('bcrm_campaigns', $1)",
-                             1, pn) != 0) {
+    if (t->notify &&
+        db_exec(conn, "notify scheduler", "SELECT pg_notify('bcrm_campaigns', $1)", 1, pn) != 0) {
         api_internal_error(r);
         goto fail;
     }
@@ -482,31 +499,30 @@ static const char *const from_sent[] = {"running", "completed", NULL};
 void campaigns_schedule(struct api_req *r)
 {
     static const struct transition t = {"schedule", from_draft, "only a draft can be scheduled",
-                                        true, true, apply_schedule};
+                                        true,       true,       apply_schedule};
     run_transition(r, &t, NULL);
 }
 
 void campaigns_pause(struct api_req *r)
 {
     static const struct transition t = {
-        "pause", from_active, "only a scheduled or running campaign can be paused", false, true,
-        apply_pause};
+        "pause", from_active, "only a scheduled or running campaign can be paused",
+        false,   true,        apply_pause};
     run_transition(r, &t, NULL);
 }
 
 void campaigns_resume(struct api_req *r)
 {
-    static const struct transition t = {"resume", from_paused,
-                                        "only a paused campaign can be resumed", true, true,
-                                        apply_resume};
+    static const struct transition t = {
+        "resume", from_paused, "only a paused campaign can be resumed", true, true, apply_resume};
     run_transition(r, &t, NULL);
 }
 
 void campaigns_cancel(struct api_req *r)
 {
-    static const struct transition t = {"cancel", from_open,
-                                        "a completed or cancelled campaign cannot be cancelled",
-                                        false, true, apply_cancel};
+    static const struct transition t = {
+        "cancel", from_open, "a completed or cancelled campaign cannot be cancelled",
+        false,    true,      apply_cancel};
     run_transition(r, &t, NULL);
 }
 
@@ -515,8 +531,8 @@ void campaigns_retry(struct api_req *r)
     static const char *const keys[] = {"status", NULL};
     static const char *const statuses[] = {"failed", "unknown", NULL};
     static const struct transition t = {
-        "retry", from_sent, "only a running or completed campaign has deliveries to retry", true,
-        true, apply_retry};
+        "retry", from_sent, "only a running or completed campaign has deliveries to retry",
+        true,    true,      apply_retry};
     struct jv v = {0};
     json_t *body = api_body_object(r);
     if (body == NULL) {

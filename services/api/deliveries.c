@@ -12,7 +12,7 @@
 
 enum { D_ID, D_RECIPIENT, D_RUN, D_DUE, D_STATUS, D_ATTEMPTS, D_ERROR, D_MESSAGE, D_SENT, D_READ };
 static const char *const delivery_columns[] = {
-    "id",     "recipient_id", "run_id",     "due_at",  "status", "attempts",
+    "id",         "recipient_id",        "run_id",  "due_at", "status", "attempts",
     "last_error", "platform_message_id", "sent_at", "read_at"};
 #define DELIVERY_NCOLS 10
 
@@ -150,11 +150,13 @@ void deliveries_list(struct api_req *r)
     snprintf(limit_text, sizeof(limit_text), "%d", limit + 1);
     const char *p[] = {id, status, after[0] ? after : NULL, limit_text};
     res = db_query(conn, "list deliveries",
-                   "SELECT id, recipient_id, run_id, " API_TS("due_at") ", status, attempts,"
-                   " last_error, platform_message_id, " API_TS("sent_at") ", " API_TS("read_at")
-                   " FROM deliveries WHERE campaign_id = $1"
-                   " AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR id > $3)"
-                   " ORDER BY id LIMIT $4",
+                   "SELECT id, recipient_id, run_id, " API_TS(
+                       "due_at") ", status, attempts,"
+                                 " last_error, platform_message_id, " API_TS("sent_at") ", " API_TS(
+                                     "read_at") " FROM deliveries WHERE campaign_id = $1"
+                                                " AND ($2::text IS NULL OR status = $2) AND "
+                                                "($3::bigint IS NULL OR id > $3)"
+                                                " ORDER BY id LIMIT $4",
                    4, p);
     if (res == NULL) {
         api_internal_error(r);
@@ -166,7 +168,8 @@ void deliveries_list(struct api_req *r)
         struct text_buf b = {0};
         for (int col = 0; col < DELIVERY_NCOLS; col++) {
             csv_cell(&b, delivery_columns[col], false);
-            buf_append(&b, col + 1 < DELIVERY_NCOLS ? "," : "\r\n", col + 1 < DELIVERY_NCOLS ? 1 : 2);
+            buf_append(&b, col + 1 < DELIVERY_NCOLS ? "," : "\r\n",
+                       col + 1 < DELIVERY_NCOLS ? 1 : 2);
         }
         for (int i = 0; i < rows && i < limit; i++) {
             for (int col = 0; col < DELIVERY_NCOLS; col++) {

@@ -11,6 +11,8 @@
 
 /* A claim older than this belongs to a request that died; it may be taken over. */
 #define IDEM_STALE_CLAIM "5 minutes"
+/* How long an answer is replayed. */
+#define IDEM_KEEP "24 hours"
 
 static void request_hash(const struct api_req *r, char out[68])
 {
@@ -44,14 +46,14 @@ static bool key_is_valid(const char *key)
 static int claim(PGconn *conn, const char *org_id, const char *key, const char *hash)
 {
     const char *p[] = {org_id, key, hash};
-    PGresult *res = db_query(
-        conn, "claim idempotency key",
-        "INSERT INTO idempotency_keys AS k (org_id, key, request_hash, status, body)"
-        " VALUES ($1, $2, $3, 0, '')"
-        " ON CONFLICT (org_id, key) DO UPDATE SET request_hash = $3, created_at = now()"
-        "   WHERE k.status = 0 AND k.created_at < now() - interval '" IDEM_STALE_CLAIM "'"
-        " RETURNING 1",
-        3, p);
+    PGresult *res =
+        db_query(conn, "claim idempotency key",
+                 "INSERT INTO idempotency_keys AS k (org_id, key, request_hash, status, body)"
+                 " VALUES ($1, $2, $3, 0, '')"
+                 " ON CONFLICT (org_id, key) DO UPDATE SET request_hash = $3, created_at = now()"
+                 "   WHERE k.status = 0 AND k.created_at < now() - interval '" IDEM_STALE_CLAIM "'"
+                 " RETURNING 1",
+                 3, p);
     if (res == NULL) {
         return -1;
     }
@@ -68,8 +70,9 @@ int idem_begin(struct api_req *r, struct idem_state *st)
         return 0;
     }
     if (!key_is_valid(key)) {
-        api_problem(r, 400, "Invalid header", "Idempotency-Key", "Idempotency-Key must be 1 to "
-                                                                 "255 visible ASCII characters");
+        api_problem(r, 400, "Invalid header", "Idempotency-Key",
+                    "Idempotency-Key must be 1 to "
+                    "255 visible ASCII characters");
         return 1;
     }
     snprintf(st->key, sizeof(st->key), "%s", key);
@@ -77,6 +80,12 @@ int idem_begin(struct api_req *r, struct idem_state *st)
     if (conn == NULL) {
         return 1;
     }
+    /* Keys are kept for a day (as Stripe does): long enough for any client retry. */
+    const char *ps[] = {r->org_id};
+    db_exec(conn, "sweep idempotency keys",
+            "DELETE FROM idempotency_keys WHERE org_id = $1"
+            " AND created_at < now() - interval '" IDEM_KEEP "'",
+            1, ps);
     char hash[68];
     request_hash(r, hash);
     int rv = claim(conn, r->org_id, key, hash);
@@ -109,8 +118,7 @@ int idem_begin(struct api_req *r, struct idem_state *st)
                     "a request with this Idempotency-Key is still in progress");
     } else {
         const char *body = PQgetvalue(res, 0, 1);
-        http_respond(r->resp, atoi(PQgetvalue(res, 0, 0)), "application/json", body,
-                     strlen(body));
+        http_respond(r->resp, atoi(PQgetvalue(res, 0, 0)), "application/json", body, strlen(body));
         http_add_header(r->resp, "Idempotent-Replayed", "true");
     }
     PQclear(res);
@@ -138,7 +146,6 @@ void idem_finish(struct api_req *r, struct idem_state *st)
     } else {
         const char *p[] = {r->org_id, st->key};
         db_exec(conn, "release idempotency key",
-                "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND status = 0", 2,
-                p);
+                "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 AND status = 0", 2, p);
     }
 }

@@ -3,8 +3,8 @@
  *
  * The key is claimed in idempotency_keys before the handler runs (status 0 means
  * "in progress"), so two concurrent requests with one key cannot both create. A
- * 2xx answer is stored for replay; any other answer releases the claim so the
- * client may try again.
+ * 2xx answer is stored for replay (for 24 hours); any other answer releases the
+ * claim so the client may try again.
  */
 #ifndef BCRM_API_IDEMPOTENCY_H
 #define BCRM_API_IDEMPOTENCY_H

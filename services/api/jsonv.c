@@ -73,8 +73,8 @@ size_t jv_utf8_chars(const char *s, size_t len)
     return n;
 }
 
-const char *jv_string(struct jv *v, json_t *obj, const char *key, const char *field,
-                      bool required, size_t min_chars, size_t max_chars)
+const char *jv_string(struct jv *v, json_t *obj, const char *key, const char *field, bool required,
+                      size_t min_chars, size_t max_chars)
 {
     if (v->failed) {
         return NULL;
@@ -96,7 +96,8 @@ const char *jv_string(struct jv *v, json_t *obj, const char *key, const char *fi
         return NULL;
     }
     if (chars < min_chars) {
-        jv_fail(v, field, min_chars == 1 ? "must not be empty" : "must have at least %zu characters",
+        jv_fail(v, field,
+                min_chars == 1 ? "must not be empty" : "must have at least %zu characters",
                 min_chars);
         return NULL;
     }
@@ -126,8 +127,8 @@ json_t *jv_object(struct jv *v, json_t *obj, const char *key, const char *field,
     return value;
 }
 
-bool jv_int(struct jv *v, json_t *obj, const char *key, const char *field, int64_t min,
-            int64_t max, int64_t *out, bool *present)
+bool jv_int(struct jv *v, json_t *obj, const char *key, const char *field, int64_t min, int64_t max,
+            int64_t *out, bool *present)
 {
     *present = false;
     if (v->failed) {

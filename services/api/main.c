@@ -149,9 +149,10 @@ int main(void)
     sockets_open = true;
 
     router_init();
-    struct http_server_opts opts = {
-        .addr = addr, .max_body = max_body, .timeout_s = timeout_s ? timeout_s : 1,
-        .threads = threads};
+    struct http_server_opts opts = {.addr = addr,
+                                    .max_body = max_body,
+                                    .timeout_s = timeout_s ? timeout_s : 1,
+                                    .threads = threads};
     char err[256];
     http = http_server_start(&opts, router_handle, &api, err, sizeof(err));
     if (http == NULL) {

@@ -182,9 +182,9 @@ static json_t *operation(const struct route *rt)
     snprintf(code, sizeof(code), "%d", rt->success_status);
     json_t *ok = json_pack("{s:s}", "description", "success");
     if (rt->response_schema != NULL) {
-        json_object_set_new(ok, "content",
-                            json_pack("{s:{s:o}}", "application/json", "schema",
-                                      schema_ref(rt->response_schema)));
+        json_object_set_new(
+            ok, "content",
+            json_pack("{s:{s:o}}", "application/json", "schema", schema_ref(rt->response_schema)));
     }
     json_object_set_new(responses, code, ok);
     if (rt->request_schema != NULL) {
@@ -232,14 +232,13 @@ static json_t *build_document(void)
         }
         json_object_set_new(item, method, operation(rt));
     }
-    return json_pack(
-        "{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}}},"
-        " s:[{s:[]}, {s:[]}]}",
-        "openapi", "3.0.3", "info", "title", "bcrm API", "version", "1",
-        "description", "REST API of bcrm (spec/api.md). Errors are RFC 9457 problems.",
-        "paths", paths, "components", "schemas", schemas, "securitySchemes", "session",
-        "type", "apiKey", "in", "cookie", "name", "__Host-bcrm_session", "apiKey", "type",
-        "http", "scheme", "bearer", "security", "session", "apiKey");
+    return json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}}},"
+                     " s:[{s:[]}, {s:[]}]}",
+                     "openapi", "3.0.3", "info", "title", "bcrm API", "version", "1", "description",
+                     "REST API of bcrm (spec/api.md). Errors are RFC 9457 problems.", "paths",
+                     paths, "components", "schemas", schemas, "securitySchemes", "session", "type",
+                     "apiKey", "in", "cookie", "name", "__Host-bcrm_session", "apiKey", "type",
+                     "http", "scheme", "bearer", "security", "session", "apiKey");
 }
 
 static pthread_once_t document_once = PTHREAD_ONCE_INIT;

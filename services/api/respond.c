@@ -63,16 +63,17 @@ void api_internal_error(struct api_req *r)
 
 void api_not_implemented(struct api_req *r)
 {
-    api_problem(r, 501, "Not Implemented", NULL, "%s %s is not implemented yet",
-                r->http->method, r->http->path);
+    api_problem(r, 501, "Not Implemented", NULL, "%s %s is not implemented yet", r->http->method,
+                r->http->path);
 }
 
 json_t *api_body_object(struct api_req *r)
 {
     json_error_t err;
     if (r->http->body_len == 0) {
-        api_problem(r, 400, "Malformed JSON", NULL, "the request body is empty; a JSON object "
-                                                    "is expected");
+        api_problem(r, 400, "Malformed JSON", NULL,
+                    "the request body is empty; a JSON object "
+                    "is expected");
         return NULL;
     }
     /* Duplicate keys are refused: which of two values a client meant is a guess. */

@@ -100,14 +100,13 @@ void router_init(void)
                 snprintf(labels, sizeof(labels), "method=\"\",route=\"unmatched\",code=\"%dxx\"",
                          c + 1);
             }
-            request_counters[i][c] =
-                metrics_counter("bcrm_api_requests_total", "API requests by route and status class.",
-                                labels);
+            request_counters[i][c] = metrics_counter(
+                "bcrm_api_requests_total", "API requests by route and status class.", labels);
         }
     }
-    request_seconds = metrics_histogram("bcrm_api_request_duration_seconds",
-                                        "Time to answer an API request.", "", bounds,
-                                        sizeof(bounds) / sizeof(bounds[0]));
+    request_seconds =
+        metrics_histogram("bcrm_api_request_duration_seconds", "Time to answer an API request.", "",
+                          bounds, sizeof(bounds) / sizeof(bounds[0]));
 }
 
 bool router_match(const char *pattern, const char *path, struct api_req *r)

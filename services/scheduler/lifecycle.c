@@ -13,6 +13,7 @@
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 
+#include <jansson.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

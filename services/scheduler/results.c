@@ -29,6 +29,7 @@
 #include "bcrm/v1/send.pb-c.h"
 #include "pgarray.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -59,8 +59,8 @@ bool messenger_precheck(void *state, const Bcrm__V1__SendJob *job, int64_t now_w
         return false; /* unknown: let Messenger judge */
     }
     int64_t age = now_wall_ms - job->last_message_at_ms;
-    bool tagged = strcmp(messaging_type(job), "MESSAGE_TAG") == 0 && job->tag != NULL &&
-                  job->tag[0] != '\0';
+    bool tagged =
+        strcmp(messaging_type(job), "MESSAGE_TAG") == 0 && job->tag != NULL && job->tag[0] != '\0';
     int64_t window = MESSENGER_WINDOW_MS;
     if (tagged) {
         window = strcmp(job->tag, "HUMAN_AGENT") == 0 ? MESSENGER_HUMAN_AGENT_WINDOW_MS : -1;

@@ -12,8 +12,8 @@
 extern const struct worker_platform slack_platform;
 
 struct slack_state {
-    char *api_url;                   /* BCRM_SLACK_API_URL without a trailing '/' */
-    struct profile_cache *profiles;  /* send loop only */
+    char *api_url;                  /* BCRM_SLACK_API_URL without a trailing '/' */
+    struct profile_cache *profiles; /* send loop only */
 };
 
 /* Steps of a send (worker_send.step). */

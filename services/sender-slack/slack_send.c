@@ -231,7 +231,8 @@ static enum worker_next classify_profile(struct slack_state *s, struct worker_se
     } else {
         const struct worker_rule *rule =
             worker_rule_find(slack_send_rules, slack_send_rule_count, error);
-        if (rule != NULL && (rule->flags != 0 || rule->outcome != BCRM__V1__OUTCOME__OUTCOME_FAILED)) {
+        if (rule != NULL &&
+            (rule->flags != 0 || rule->outcome != BCRM__V1__OUTCOME__OUTCOME_FAILED)) {
             worker_rule_apply(rule, error, out);
             out->retry_after_ms = resp->retry_after_ms;
             if (out->outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
@@ -246,8 +247,7 @@ static enum worker_next classify_profile(struct slack_state *s, struct worker_se
 }
 
 enum worker_next slack_classify_send(void *state, struct worker_send *send,
-                                     const struct worker_response *resp,
-                                     struct worker_outcome *out)
+                                     const struct worker_response *resp, struct worker_outcome *out)
 {
     if (send->step == SLACK_STEP_PROFILE) {
         return classify_profile(state, send, resp, out);

@@ -288,8 +288,8 @@ static int seq_cmp(const void *a, const void *b)
 static json_t *entry_json(const struct record *r, const struct record_entry *e)
 {
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i, s:i}", "seq", (json_int_t)e->seq,
-                          r->space_key, e->space, "recipient", e->recipient, "text", e->text,
-                          "ts", e->ts, "arrival_ms", (json_int_t)e->arrival_ms, "count",
+                          r->space_key, e->space, "recipient", e->recipient, "text", e->text, "ts",
+                          e->ts, "arrival_ms", (json_int_t)e->arrival_ms, "count",
                           (int)e->content->count, "occurrence", (int)e->occurrence);
     if (o == NULL) {
         return NULL;
@@ -397,8 +397,7 @@ static void collect_recipient(void *ctx, const char *key, void *value)
  * sorts by space, then by recipient. */
 static int recipient_cmp(const void *a, const void *b)
 {
-    return strcmp(((const struct recipient_item *)a)->key,
-                  ((const struct recipient_item *)b)->key);
+    return strcmp(((const struct recipient_item *)a)->key, ((const struct recipient_item *)b)->key);
 }
 
 json_t *record_recipients_json(struct record *r, const char *space)
@@ -416,11 +415,9 @@ json_t *record_recipients_json(struct record *r, const char *space)
     for (size_t i = 0; i < ctx.count; i++) {
         if (arr != NULL) {
             const char *sep = strchr(ctx.items[i].key, '\x1f');
-            json_array_append_new(arr, json_pack("{s:s%, s:s, s:I}", r->space_key,
-                                                 ctx.items[i].key,
+            json_array_append_new(arr, json_pack("{s:s%, s:s, s:I}", r->space_key, ctx.items[i].key,
                                                  (size_t)(sep - ctx.items[i].key), "recipient",
-                                                 sep + 1, "count",
-                                                 (json_int_t)ctx.items[i].count));
+                                                 sep + 1, "count", (json_int_t)ctx.items[i].count));
         }
         free(ctx.items[i].key);
     }

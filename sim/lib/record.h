@@ -4,8 +4,8 @@
  * Messenger page (page_id); record_new() names the key the listings use for it.
  * A duplicate is a message to the same recipient (a user, or a channel for
  * channel posts) in the same space with the same content (its text, or its
- * alternative content, such as Slack blocks, when it has no text). Each message remembers which occurrence it was,
- * and the listing shows how often its content has been received in all.
+ * alternative content, such as Slack blocks, when it has no text). Each message remembers which
+ * occurrence it was, and the listing shows how often its content has been received in all.
  *
  * The record is split into shards, each with its own lock, so concurrent sends
  * contend only when they hash to the same shard, and a listing holds one shard's

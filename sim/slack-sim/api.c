@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "rng.h"
+#include "simutil.h"
 #include "strmap.h"
 
 #include "bcrm/clock.h"
@@ -119,13 +120,6 @@ void api_next_ts(struct sim *sim, char out[24])
     snprintf(out, 24, "%010lld.%06lld", (long long)(next / 1000000), (long long)(next % 1000000));
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 static enum sim_method method_lookup(const char *name)
 {
     for (int m = 0; m < SIM_M_UNKNOWN; m++) {
@@ -146,12 +140,7 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
     metric_inc(sim->m_requests);
     faults_get(&call.faults);
 
-    if (call.faults.latency_ms > 0 || call.faults.jitter_ms > 0) {
-        int jitter = call.faults.jitter_ms > 0
-                         ? (int)(rng_thread_u64() % (uint64_t)(call.faults.jitter_ms + 1))
-                         : 0;
-        sleep_ms(call.faults.latency_ms + jitter);
-    }
+    sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
     call.now_ms = clock_wall_ms();
     if (call.faults.storm_until_ms > call.now_ms) {
         api_reply_ratelimited(&call,

@@ -9,6 +9,7 @@
 #ifndef SIM_API_H
 #define SIM_API_H
 
+#include "cursor.h"
 #include "faults.h"
 #include "params.h"
 #include "sim.h"
@@ -45,10 +46,6 @@ bool api_arg_bool(const struct api_call *c, const char *key);
 /* A fresh, unique message timestamp ("1712345678.000123") into out[24]. */
 void api_next_ts(struct sim *sim, char out[24]);
 
-/* Opaque paging cursors: base64 of "kind:value", the way Slack's look. */
-char *cursor_encode(const char *kind, const char *value); /* free with free() */
-/* Returns 0 and the value in out when cursor is kind's, else -1. */
-int cursor_decode(const char *cursor, const char *kind, char *out, size_t outlen);
 
 /* The method handlers. */
 void method_auth_test(struct api_call *c);

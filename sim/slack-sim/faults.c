@@ -1,6 +1,8 @@
 /* faults.c: see faults.h. */
 #include "faults.h"
 
+#include "simutil.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,50 +40,6 @@ void faults_restore_defaults(void)
     pthread_rwlock_unlock(&faults_lock);
 }
 
-static int get_rate(json_t *req, const char *key, double *out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(req, key);
-    if (v == NULL) {
-        return 0;
-    }
-    double d = json_number_value(v);
-    if (!json_is_number(v) || d < 0.0 || d > 1.0) {
-        snprintf(err, errlen, "%s must be a number from 0 to 1", key);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
-static int get_int(json_t *req, const char *key, int min, int max, int *out, char *err,
-                   size_t errlen)
-{
-    json_t *v = json_object_get(req, key);
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        snprintf(err, errlen, "%s must be an integer from %d to %d", key, min, max);
-        return -1;
-    }
-    *out = (int)json_integer_value(v);
-    return 0;
-}
-
-static int get_bool(json_t *req, const char *key, bool *out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(req, key);
-    if (v == NULL) {
-        return 0;
-    }
-    if (!json_is_boolean(v)) {
-        snprintf(err, errlen, "%s must be true or false", key);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
 /* The fields this module understands; control.c handles revoke_token and
  * restore_token itself. Anything else is a typo worth reporting. */
 static const char *const fault_fields[] = {"latency_ms",
@@ -111,21 +69,11 @@ int faults_update_from_json(struct sim_faults *f, json_t *req, int64_t now_ms, c
         snprintf(err, errlen, "the body must be a JSON object");
         return -1;
     }
-    const char *key;
-    json_t *value;
-    json_object_foreach(req, key, value)
-    {
-        bool known = false;
-        for (size_t i = 0; i < sizeof(fault_fields) / sizeof(fault_fields[0]); i++) {
-            known = known || strcmp(key, fault_fields[i]) == 0;
-        }
-        if (!known) {
-            snprintf(err, errlen, "unknown field \"%s\"", key);
-            return -1;
-        }
+    if (sim_json_known_fields(req, fault_fields, err, errlen) != 0) {
+        return -1;
     }
     bool clear = false;
-    if (get_bool(req, "clear", &clear, err, errlen) != 0) {
+    if (sim_json_bool(req, "clear", &clear, err, errlen) != 0) {
         return -1;
     }
     if (clear) {
@@ -136,34 +84,32 @@ int faults_update_from_json(struct sim_faults *f, json_t *req, int64_t now_ms, c
         f->limits = keep;
     }
     int storm_s = -1;
-    if (get_int(req, "latency_ms", 0, 60000, &f->latency_ms, err, errlen) != 0 ||
-        get_int(req, "jitter_ms", 0, 60000, &f->jitter_ms, err, errlen) != 0 ||
-        get_rate(req, "error_rate", &f->error_rate, err, errlen) != 0 ||
-        get_int(req, "error_status", 500, 599, &f->error_status, err, errlen) != 0 ||
-        get_rate(req, "drop_rate", &f->drop_rate, err, errlen) != 0 ||
-        get_int(req, "ratelimit_storm_seconds", 0, 86400, &storm_s, err, errlen) != 0 ||
-        get_bool(req, "short_pages", &f->short_pages, err, errlen) != 0 ||
-        get_rate(req, "empty_page_rate", &f->empty_page_rate, err, errlen) != 0 ||
-        get_bool(req, "limits", &f->limits.enabled, err, errlen) != 0 ||
-        get_int(req, "post_per_minute", 1, 1000000, &f->limits.post_per_minute, err, errlen) != 0 ||
-        get_int(req, "channel_burst", 1, 1000000, &f->limits.channel_burst, err, errlen) != 0 ||
-        get_int(req, "tier1_per_minute", 1, 1000000, &f->limits.tier_per_minute[1], err, errlen) !=
+    if (sim_json_int(req, "latency_ms", 0, 60000, &f->latency_ms, err, errlen) != 0 ||
+        sim_json_int(req, "jitter_ms", 0, 60000, &f->jitter_ms, err, errlen) != 0 ||
+        sim_json_rate(req, "error_rate", &f->error_rate, err, errlen) != 0 ||
+        sim_json_int(req, "error_status", 500, 599, &f->error_status, err, errlen) != 0 ||
+        sim_json_rate(req, "drop_rate", &f->drop_rate, err, errlen) != 0 ||
+        sim_json_int(req, "ratelimit_storm_seconds", 0, 86400, &storm_s, err, errlen) != 0 ||
+        sim_json_bool(req, "short_pages", &f->short_pages, err, errlen) != 0 ||
+        sim_json_rate(req, "empty_page_rate", &f->empty_page_rate, err, errlen) != 0 ||
+        sim_json_bool(req, "limits", &f->limits.enabled, err, errlen) != 0 ||
+        sim_json_int(req, "post_per_minute", 1, 1000000, &f->limits.post_per_minute, err, errlen) !=
             0 ||
-        get_int(req, "tier2_per_minute", 1, 1000000, &f->limits.tier_per_minute[2], err, errlen) !=
+        sim_json_int(req, "channel_burst", 1, 1000000, &f->limits.channel_burst, err, errlen) !=
             0 ||
-        get_int(req, "tier3_per_minute", 1, 1000000, &f->limits.tier_per_minute[3], err, errlen) !=
-            0 ||
-        get_int(req, "tier4_per_minute", 1, 1000000, &f->limits.tier_per_minute[4], err, errlen) !=
-            0) {
+        sim_json_int(req, "tier1_per_minute", 1, 1000000, &f->limits.tier_per_minute[1], err,
+                     errlen) != 0 ||
+        sim_json_int(req, "tier2_per_minute", 1, 1000000, &f->limits.tier_per_minute[2], err,
+                     errlen) != 0 ||
+        sim_json_int(req, "tier3_per_minute", 1, 1000000, &f->limits.tier_per_minute[3], err,
+                     errlen) != 0 ||
+        sim_json_int(req, "tier4_per_minute", 1, 1000000, &f->limits.tier_per_minute[4], err,
+                     errlen) != 0) {
         return -1;
     }
-    json_t *cps = json_object_get(req, "channel_per_second");
-    if (cps != NULL) {
-        if (!json_is_number(cps) || json_number_value(cps) <= 0.0 || json_number_value(cps) > 1e6) {
-            snprintf(err, errlen, "channel_per_second must be a positive number");
-            return -1;
-        }
-        f->limits.channel_per_second = json_number_value(cps);
+    if (sim_json_positive(req, "channel_per_second", 1e6, &f->limits.channel_per_second, err,
+                          errlen) != 0) {
+        return -1;
     }
     if (storm_s >= 0) {
         f->storm_until_ms = storm_s > 0 ? now_ms + (int64_t)storm_s * 1000 : 0;

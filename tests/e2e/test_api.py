@@ -634,6 +634,28 @@ class CampaignLifecycleTests(unittest.TestCase):
         self.assertEqual(self.c.req('POST', path, dict(body, name='idem3'), headers=key2)[0],
                          201)
 
+    def test_idempotency_key_under_concurrency(self):
+        # Eight clients race with one key: exactly one campaign is created, and every
+        # answer is either that campaign or "in progress" (409).
+        import threading
+        path = f'/v1/orgs/{self.c.org}/campaigns'
+        key = {'Idempotency-Key': uuid.uuid4().hex}
+        body = campaign_body(self.bot, name='race')
+        results = []
+
+        def post():
+            results.append(self.c.req('POST', path, body, headers=key))
+        threads = [threading.Thread(target=post) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        created = {r[2]['id'] for r in results if r[0] == 201}
+        self.assertEqual(len(created), 1, results)
+        self.assertTrue(all(r[0] in (201, 409) for r in results), results)
+        self.assertEqual(STACK.sql(f"SELECT count(*) FROM campaigns WHERE org_id = "
+                                   f"'{self.c.org}' AND name = 'race'")[0][0], '1')
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

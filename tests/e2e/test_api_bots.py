@@ -180,6 +180,25 @@ class BotTests(unittest.TestCase):
                          before)
         self.assertEqual(S.sql("SELECT count(*) FROM bot_tokens")[0][0], tokens_before)
 
+    def test_z_sigterm_drains_in_flight_requests(self):
+        # A connect that is waiting on the platform when SIGTERM arrives still gets
+        # its answer, and the api exits 0.
+        import signal
+        import threading
+        S.sim('POST', '/_sim/faults', {'latency_ms': 1500})
+        result = []
+        t = threading.Thread(target=lambda: result.append(S.api(
+            'POST', f'/v1/orgs/{self.org}/bots', {'platform': 'slack', 'token': self.token})))
+        try:
+            t.start()
+            time.sleep(0.5)
+            self.assertEqual(S.kill('api', sig=signal.SIGTERM), 0)
+            t.join(30)
+            self.assertEqual(result[0][0], 201, result)
+        finally:
+            S.sim('POST', '/_sim/faults', {'clear': True})
+            S.start('api', env={'BCRM_PASSWORD_HASH_COST': 'min'})
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

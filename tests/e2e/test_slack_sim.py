@@ -384,8 +384,8 @@ class SlackSimTest(unittest.TestCase):
         # minItems 1, so this checks the paging only.
         self.sim.control('POST', '/_sim/faults', {'empty_page_rate': 0.5})
         seen, cursor, empty = [], '', 0
-        for _ in range(500):
-            args = {'limit': 100}
+        for _ in range(2000):
+            args = {'limit': 10}
             if cursor:
                 args['cursor'] = cursor
             status, _, body = self.sim.form('users.list', args)

@@ -93,18 +93,15 @@ static void print_result(const Bcrm__V1__SendResult *r, const char *sender_id)
 {
     char lease[33];
     hex_encode(lease, r->lease_id.data, r->lease_id.len < 16 ? r->lease_id.len : 16);
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:s, s:s}", "delivery_id",
-                          (json_int_t)r->delivery_id, "lease_id", lease, "outcome",
-                          protobuf_c_enum_descriptor_get_value(&bcrm__v1__outcome__descriptor,
-                                                               r->outcome)
-                              ->name,
-                          "platform_message_id",
-                          r->platform_message_id ? r->platform_message_id : "", "error",
-                          r->error ? r->error : "", "retry_after_ms",
-                          (json_int_t)(r->has_retry_after_ms ? r->retry_after_ms : -1),
-                          "rate_limited", r->rate_limited, "bot_token_invalid",
-                          r->bot_token_invalid, "sender_id", sender_id ? sender_id : "",
-                          "bot_id", r->bot_id ? r->bot_id : "");
+    json_t *o = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:I, s:b, s:b, s:s, s:s}", "delivery_id",
+        (json_int_t)r->delivery_id, "lease_id", lease, "outcome",
+        protobuf_c_enum_descriptor_get_value(&bcrm__v1__outcome__descriptor, r->outcome)->name,
+        "platform_message_id", r->platform_message_id ? r->platform_message_id : "", "error",
+        r->error ? r->error : "", "retry_after_ms",
+        (json_int_t)(r->has_retry_after_ms ? r->retry_after_ms : -1), "rate_limited",
+        r->rate_limited, "bot_token_invalid", r->bot_token_invalid, "sender_id",
+        sender_id ? sender_id : "", "bot_id", r->bot_id ? r->bot_id : "");
     char *line = json_dumps(o, JSON_COMPACT);
     printf("%s\n", line);
     fflush(stdout);
@@ -257,9 +254,8 @@ static int cmd_query(int argc, char **argv)
     for (size_t i = 0; i < reply->n_channels; i++) {
         Bcrm__V1__PlatformChannel *c = reply->channels[i];
         json_array_append_new(list, json_pack("{s:s, s:s?, s:b, s:b, s:i}", "id", c->id, "name",
-                                              c->name, "is_private", c->is_private,
-                                              "is_archived", c->is_archived, "num_members",
-                                              c->num_members));
+                                              c->name, "is_private", c->is_private, "is_archived",
+                                              c->is_archived, "num_members", c->num_members));
     }
     json_object_set_new(o, "channels", list);
     char *text = json_dumps(o, JSON_COMPACT);

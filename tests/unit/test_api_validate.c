@@ -90,16 +90,15 @@ static void test_schedules(void)
                              "\"fallback_tz\":\"Europe/Berln\"}",
                              &v),
               "schedule.fallback_tz");
-    CHECK_STR(schedule_field("{\"mode\":\"local\",\"date\":\"2026-03-29\",\"time\":\"02:30\"}",
-                             &v),
+    CHECK_STR(schedule_field("{\"mode\":\"local\",\"date\":\"2026-03-29\",\"time\":\"02:30\"}", &v),
               "schedule.fallback_tz");
     CHECK_STR(schedule_field("{\"mode\":\"recurring\",\"rrule\":\"FREQ=DAILY\",\"time\":\"08:00\","
                              "\"start_date\":\"2026-01-05\"}",
                              &v),
               "");
-    CHECK_STR(schedule_field("{\"mode\":\"recurring\",\"rrule\":\"FREQ=DAILY\",\"time\":\"08:00\"}",
-                             &v),
-              "schedule.start_date");
+    CHECK_STR(
+        schedule_field("{\"mode\":\"recurring\",\"rrule\":\"FREQ=DAILY\",\"time\":\"08:00\"}", &v),
+        "schedule.start_date");
     CHECK_STR(schedule_field("{\"mode\":\"recurring\",\"rrule\":\"FREQ=DAILY\",\"time\":\"08:00\","
                              "\"start_date\":\"2026-01-05\",\"local\":\"yes\"}",
                              &v),
@@ -126,9 +125,9 @@ static void test_audiences(void)
                              "\"is_admin\":true,\"email_domain\":\"example.com\"}}",
                              "slack", &v),
               "");
-    CHECK_STR(audience_field("{\"filter\":{\"timezones\":[\"Europe/Paris\",\"Nowhere\"]}}",
-                             "slack", &v),
-              "audience.filter.timezones[1]");
+    CHECK_STR(
+        audience_field("{\"filter\":{\"timezones\":[\"Europe/Paris\",\"Nowhere\"]}}", "slack", &v),
+        "audience.filter.timezones[1]");
     CHECK_STR(audience_field("{\"filter\":{\"channel_ids\":[\"C1\"],\"all\":true}}", "slack", &v),
               "audience.filter.channel_ids");
     CHECK_STR(audience_field("{\"filter\":{\"members_of\":[\"C1\"]}}", "messenger", &v),

@@ -114,10 +114,9 @@ static void test_slack_table(void)
             CHECK(r->outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && o.rate_limited);
         }
     }
-    static const char *failed[] = {"channel_not_found", "user_not_found", "is_archived",
-                                   "msg_too_long",      "no_text",        "invalid_blocks",
-                                   "not_in_channel",    "messages_tab_disabled",
-                                   "user_disabled"};
+    static const char *failed[] = {
+        "channel_not_found", "user_not_found", "is_archived",           "msg_too_long", "no_text",
+        "invalid_blocks",    "not_in_channel", "messages_tab_disabled", "user_disabled"};
     for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++) {
         const struct worker_rule *r =
             worker_rule_find(slack_send_rules, slack_send_rule_count, failed[i]);
@@ -177,9 +176,9 @@ static void test_slack_build(void)
     CHECK_STR(json_string_value(json_object_get(body, "text")), "Hello all");
     json_t *meta = json_object_get(body, "metadata");
     CHECK_STR(json_string_value(json_object_get(meta, "event_type")), "bcrm_delivery");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(meta, "event_payload"),
-                                                "delivery_id")),
-              "42");
+    CHECK_STR(
+        json_string_value(json_object_get(json_object_get(meta, "event_payload"), "delivery_id")),
+        "42");
     CHECK(json_object_get(body, "blocks") == NULL);
     json_decref(body);
     worker_request_free(&req);
@@ -212,9 +211,9 @@ static void test_slack_build(void)
     CHECK_STR(req.url, "http://sim.test/api/users.info");
     CHECK_STR(req.body, "user=U2");
     worker_request_free(&req);
-    struct worker_response info = answer(
-        200, "{\"ok\":true,\"user\":{\"id\":\"U2\",\"name\":\"ada\",\"real_name\":\"Ada L\","
-             "\"profile\":{\"first_name\":\"Ada\"}}}");
+    struct worker_response info =
+        answer(200, "{\"ok\":true,\"user\":{\"id\":\"U2\",\"name\":\"ada\",\"real_name\":\"Ada L\","
+                    "\"profile\":{\"first_name\":\"Ada\"}}}");
     CHECK(slack_classify_send(s, &send, &info, &out) == WORKER_REQUEST);
     body = slack_build_post(s, &send, &req);
     CHECK_STR(json_string_value(json_object_get(body, "text")), "Hi Ada!");

@@ -79,9 +79,8 @@ static void test_render_json(void)
     CHECK(template_json_has_placeholders(blocks));
     CHECK(template_render_json(blocks, worker_profile_lookup, &p) == 0);
     CHECK(!template_json_has_placeholders(blocks));
-    const char *text =
-        json_string_value(json_object_get(json_object_get(json_array_get(blocks, 0), "text"),
-                                          "text"));
+    const char *text = json_string_value(
+        json_object_get(json_object_get(json_array_get(blocks, 0), "text"), "text"));
     CHECK_STR(text, "Hello *Ada* \"q\"");
     CHECK(json_integer_value(json_object_get(json_array_get(blocks, 1), "n")) == 3);
     json_decref(blocks);

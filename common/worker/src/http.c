@@ -309,8 +309,8 @@ void transfer_io_free(struct transfer_io *io)
     memset(io, 0, sizeof(*io));
 }
 
-void worker_http_perform(CURL *easy, const struct worker_request *req,
-                         struct worker_response *resp, char **storage)
+void worker_http_perform(CURL *easy, const struct worker_request *req, struct worker_response *resp,
+                         char **storage)
 {
     struct transfer_io io = {0};
     CURLcode rc = CURLE_FAILED_INIT;

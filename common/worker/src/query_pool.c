@@ -70,8 +70,7 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID, "no_token");
         return;
     case TOKEN_UNAVAILABLE:
-        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE,
-                            "vault_unavailable");
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "vault_unavailable");
         return;
     case TOKEN_OK:
         break;
@@ -89,8 +88,8 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
 static nng_msg *query_handle(struct query_thread *t, nng_msg *request)
 {
     Bcrm__V1__PlatformReply reply = BCRM__V1__PLATFORM_REPLY__INIT;
-    Bcrm__V1__PlatformQuery *q = bcrm__v1__platform_query__unpack(NULL, nng_msg_len(request),
-                                                                  nng_msg_body(request));
+    Bcrm__V1__PlatformQuery *q =
+        bcrm__v1__platform_query__unpack(NULL, nng_msg_len(request), nng_msg_body(request));
     nng_msg_free(request);
     int64_t started = clock_mono_ms();
     if (q == NULL) {
@@ -101,9 +100,9 @@ static nng_msg *query_handle(struct query_thread *t, nng_msg *request)
         query_answer(t, q, &reply);
         reply.request_id = strdup(q->request_id);
         log_info("query answered", "{s:s, s:s, s:s, s:i, s:s, s:I}", "request_id", q->request_id,
-                 "bot_id", q->bot_id, "query", query_kind(q), "status", (int)reply.status,
-                 "error", reply.error != NULL ? reply.error : "",
-                 "ms", (json_int_t)(clock_mono_ms() - started));
+                 "bot_id", q->bot_id, "query", query_kind(q), "status", (int)reply.status, "error",
+                 reply.error != NULL ? reply.error : "", "ms",
+                 (json_int_t)(clock_mono_ms() - started));
         bcrm__v1__platform_query__free_unpacked(q, NULL);
     }
     if ((int)reply.status >= 0 && (int)reply.status < 6) {

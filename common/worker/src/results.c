@@ -69,7 +69,8 @@ void result_queue_add(struct result_queue *q, const Bcrm__V1__SendJob *job,
 {
     Bcrm__V1__SendResult *r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        log_error("result lost: out of memory", "{s:I}", "delivery_id", (json_int_t)job->delivery_id);
+        log_error("result lost: out of memory", "{s:I}", "delivery_id",
+                  (json_int_t)job->delivery_id);
         return;
     }
     bcrm__v1__send_result__init(r);
@@ -154,8 +155,8 @@ size_t result_queue_flush(struct result_queue *q, bool force, int64_t now_mono_m
         if (!force && now_mono_ms < q->retry_at_mono_ms) {
             break;
         }
-        bool due = force || q->len >= q->batch_size ||
-                   now_mono_ms - q->oldest_mono_ms >= q->flush_ms;
+        bool due =
+            force || q->len >= q->batch_size || now_mono_ms - q->oldest_mono_ms >= q->flush_ms;
         if (!due) {
             break;
         }

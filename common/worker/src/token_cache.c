@@ -113,8 +113,8 @@ static void remove_locked(struct token_cache *c, const char *bot_id)
     }
 }
 
-enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
-                                  const char *bot_id, struct secret *out)
+enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
+                                  struct secret *out)
 {
     out->data = NULL;
     out->len = 0;
@@ -154,13 +154,12 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
     } else if (code == BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND) {
         e->status = TOKEN_MISSING;
         e->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
-        log_info("bot has no token in the vault", "{s:s, s:s}", "org_id", org_id, "bot_id",
-                 bot_id);
+        log_info("bot has no token in the vault", "{s:s, s:s}", "org_id", org_id, "bot_id", bot_id);
     } else {
         e->status = TOKEN_UNAVAILABLE;
         e->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
-        log_warn("token release failed", "{s:s, s:s, s:i, s:s}", "org_id", org_id, "bot_id",
-                 bot_id, "code", code, "error", err);
+        log_warn("token release failed", "{s:s, s:s, s:i, s:s}", "org_id", org_id, "bot_id", bot_id,
+                 "code", code, "error", err);
     }
     enum token_status status = e->status;
     if (e->org_id == NULL || e->bot_id == NULL ||

@@ -47,8 +47,8 @@ struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platfo
                                     int64_t ttl_ms);
 void token_cache_free(struct token_cache *cache);
 /* On TOKEN_OK, *out is a copy the caller frees with secret_free(). */
-enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
-                                  const char *bot_id, struct secret *out);
+enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
+                                  struct secret *out);
 /* Drops the bot's entry (the platform said its token is invalid). */
 void token_cache_forget(struct token_cache *cache, const char *bot_id);
 /* Wipes and frees expired entries; returns how many remain. */

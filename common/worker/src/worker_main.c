@@ -132,9 +132,9 @@ int worker_main(const struct worker_platform *p)
     if ((ops = ops_start(cfg.ops_addr, NULL, NULL)) == NULL) {
         goto out;
     }
-    log_info("sender started", "{s:s, s:s, s:s, s:i, s:i}", "sender_id", cfg.sender_id,
-             "work_url", cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight",
-             cfg.max_in_flight, "query_threads", cfg.query_threads);
+    log_info("sender started", "{s:s, s:s, s:s, s:i, s:i}", "sender_id", cfg.sender_id, "work_url",
+             cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight", cfg.max_in_flight,
+             "query_threads", cfg.query_threads);
 
     struct send_loop_config loop = {
         .platform = p,

@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 struct worker_request {
-    const char *method;         /* "GET" or "POST" (a literal, borrowed) */
-    char *url;                  /* owned */
-    char *body;                 /* owned; NULL for none */
+    const char *method; /* "GET" or "POST" (a literal, borrowed) */
+    char *url;          /* owned */
+    char *body;         /* owned; NULL for none */
     size_t body_len;
     struct curl_slist *headers; /* owned */
 };
@@ -67,7 +67,7 @@ const struct worker_http_limits *worker_http_limits(void);
 /* Performs req on easy (reused across calls for its connection cache) and waits
  * for the answer; used by the query threads. The response body is kept in *storage
  * (free with free(); wipe not needed: it holds platform data, never a token). */
-void worker_http_perform(CURL *easy, const struct worker_request *req,
-                         struct worker_response *resp, char **storage);
+void worker_http_perform(CURL *easy, const struct worker_request *req, struct worker_response *resp,
+                         char **storage);
 
 #endif

@@ -19,11 +19,11 @@
 /* What a module reports for a send. Plain data, no pointers: copy freely. */
 struct worker_outcome {
     Bcrm__V1__Outcome outcome;
-    char error[WORKER_ERROR_MAX];                 /* "" when none */
+    char error[WORKER_ERROR_MAX];                    /* "" when none */
     char platform_message_id[WORKER_MESSAGE_ID_MAX]; /* "" unless SENT */
-    int64_t retry_after_ms;                       /* -1 when the platform gave none */
-    bool rate_limited;                            /* a 429: not counted as an attempt */
-    bool bot_token_invalid;                       /* pause the bot until it is reconnected */
+    int64_t retry_after_ms;                          /* -1 when the platform gave none */
+    bool rate_limited;                               /* a 429: not counted as an attempt */
+    bool bot_token_invalid;                          /* pause the bot until it is reconnected */
 };
 
 /* Resets out to "unspecified, no error, no retry-after". */

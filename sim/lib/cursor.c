@@ -1,7 +1,5 @@
-/* cursor.c: paging cursors (see api.h). A cursor is base64("kind:value"), as
- * Slack's are ("dXNlcjpVMDYxTkZUVDI=" is "user:U061NFTT2"), and a cursor of the
- * wrong kind or for nothing that exists is invalid_cursor. */
-#include "api.h"
+/* cursor.c: see cursor.h. */
+#include "cursor.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,30 @@
+/* simutil.h: small helpers both simulators' control endpoints and request paths
+ * share. */
+#ifndef SIM_SIMUTIL_H
+#define SIM_SIMUTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Sleeps ms milliseconds, resuming after signals. */
+void sim_sleep_ms(int ms);
+/* latency_ms plus a uniform random part of jitter_ms. */
+void sim_sleep_latency(int latency_ms, int jitter_ms);
+
+/* Readers of one optional field of a /_sim/ request body. Each leaves *out alone
+ * when the field is absent, and returns -1 with a message in err naming the field
+ * when it is present but wrong. */
+int sim_json_int(json_t *obj, const char *key, int min, int max, int *out, char *err,
+                 size_t errlen);
+/* A probability: a number from 0 to 1. */
+int sim_json_rate(json_t *obj, const char *key, double *out, char *err, size_t errlen);
+int sim_json_bool(json_t *obj, const char *key, bool *out, char *err, size_t errlen);
+/* A positive number up to max. */
+int sim_json_positive(json_t *obj, const char *key, double max, double *out, char *err,
+                      size_t errlen);
+/* Fails (naming it) on the first field of obj not in known (NULL-terminated), so
+ * a typo in a test is reported rather than ignored. */
+int sim_json_known_fields(json_t *obj, const char *const *known, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,291 @@
+#!/usr/bin/python3
+"""System tests of the scheduler: real processes, the Slack simulator, and crashes.
+
+The scheduler's promise is that nothing is lost and nothing is sent twice, whatever
+crashes around it. These tests break things on purpose while a campaign runs:
+
+* a sender replica is killed (SIGKILL) mid-campaign: no recipient gets two messages,
+  the campaign completes, and every delivery is 'sent' or, for the ones the dead
+  replica held, 'unknown' with last_error 'lease_expired' (never resent);
+* the scheduler itself is killed mid-campaign and started again: same promise;
+* pause stops new sends at once and resume finishes the campaign, once per person;
+* a standby scheduler takes over when the leader dies;
+* a local-time campaign gives each recipient the instant Python's zoneinfo (the
+  same tz database) computes for 09:00 in their own zone, or in the fallback zone.
+
+Campaigns are slowed down (simulator latency, a small in-flight limit) so that the
+faults land in the middle of them.
+"""
+import datetime
+import os
+import signal
+import sys
+import time
+import unittest
+import zoneinfo
+
+sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
+from stack import Stack  # noqa: E402
+
+USERS = 150
+SEED = 4242
+TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '120'))
+
+# Slow enough that a fault lands mid-campaign, fast enough for a test.
+SLOW_SCHEDULER = {
+    'BCRM_SCHEDULER_MAX_IN_FLIGHT': '8',
+    'BCRM_SCHEDULER_BATCH': '4',
+    'BCRM_SCHEDULER_JOBS_PER_MESSAGE': '2',
+    'BCRM_SCHEDULER_LEASE': '3s',
+}
+
+
+def as_list(body, key):
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and isinstance(body.get(key), list):
+        return body[key]
+    raise AssertionError(f'expected a list under "{key}", got {str(body)[:300]}')
+
+
+def is_reachable(user):
+    return (user.get('kind', 'person') == 'person' and not user.get('is_bot')
+            and not user.get('deleted') and user.get('id') != 'USLACKBOT')
+
+
+def message_recipient(msg, dm_to_user):
+    for key in ('user', 'user_id', 'recipient'):
+        if isinstance(msg.get(key), str) and msg[key].startswith('U'):
+            return msg[key]
+    channel = msg.get('channel') or msg.get('channel_id') or ''
+    return dm_to_user.get(channel, channel)
+
+
+class World:
+    """A running stack with a signed-up owner and a connected Slack bot."""
+
+    def __init__(self, stack, scheduler_env=None, sender_replicas=2):
+        self.s = s = stack
+        s.start_postgres()
+        s.make_keys()
+        started = [s.start('slack-sim', env={'SLACK_SIM_USERS': str(USERS),
+                                             'SLACK_SIM_SEED': str(SEED),
+                                             'SLACK_SIM_WORKSPACES': '1'}, wait=False),
+                   s.start('vault', wait=False),
+                   s.start('scheduler', env=scheduler_env, wait=False),
+                   s.start('api', wait=False)]
+        started += [s.start('sender-slack', r, wait=False) for r in range(sender_replicas)]
+        started.append(s.start('sender-messenger', wait=False))
+        s.wait_ready(started)
+
+        status, _, body = s.sim('GET', '/_sim/workspaces')
+        assert status == 200, body
+        workspace = as_list(body, 'workspaces')[0]
+        self.token = workspace.get('bot_token') or workspace.get('token')
+        self.team_id = workspace.get('team_id') or workspace.get('id')
+        status, _, body = s.sim('GET', f'/_sim/users?team_id={self.team_id}')
+        assert status == 200, body
+        self.population = as_list(body, 'users')
+        self.expected = {u['id']: u for u in self.population if is_reachable(u)}
+        self.dm_to_user = {u['dm_id']: u['id'] for u in self.population if u.get('dm_id')}
+
+        status, _, body = s.api('POST', '/v1/signup', {
+            'name': 'Scheduler Test', 'email': 'sched@e2e.bcrm.test',
+            'password': 'correct horse battery staple', 'org_name': 'Scheduler Test'})
+        assert status == 201, body
+        self.org = body['org']['id']
+        status, _, bot = s.api('POST', f'/v1/orgs/{self.org}/bots',
+                               {'platform': 'slack', 'token': self.token})
+        assert status == 201, bot
+        self.bot = bot['id']
+
+    def campaign(self, schedule=None, audience=None, text='Hi {{first_name|there}}!'):
+        status, _, c = self.s.api('POST', f'/v1/orgs/{self.org}/campaigns', {
+            'name': 'scheduler test', 'bot_id': self.bot, 'message': {'text': text},
+            'audience': audience or {'filter': {'all': True}},
+            'schedule': schedule or {'mode': 'now'}})
+        assert status == 201, c
+        return c['id']
+
+    def path(self, cid):
+        return f'/v1/orgs/{self.org}/campaigns/{cid}'
+
+    def act(self, cid, action):
+        status, _, body = self.s.api('POST', self.path(cid) + '/' + action)
+        assert status in (200, 202), (action, status, body)
+        return body
+
+    def get(self, cid):
+        status, _, body = self.s.api('GET', self.path(cid))
+        assert status == 200, body
+        return body
+
+    def wait(self, cid, predicate, what, timeout=TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.get(cid)
+            if predicate(c):
+                return c
+            if time.monotonic() > deadline:
+                raise AssertionError(f'{what} not reached after {timeout}s: status '
+                                     f'{c["status"]}, stats {c.get("stats")}')
+            time.sleep(0.2)
+
+    def received(self):
+        """{recipient: number of messages the platform got}."""
+        status, _, body = self.s.sim('GET', f'/_sim/messages?team_id={self.team_id}')
+        assert status == 200, body
+        counts = {}
+        for msg in as_list(body, 'messages'):
+            r = message_recipient(msg, self.dm_to_user)
+            counts[r] = counts.get(r, 0) + 1
+        return counts
+
+    def deliveries(self, cid):
+        return {r[0]: (r[1], r[2]) for r in self.s.sql(
+            f"SELECT recipient_id, status, last_error FROM deliveries"
+            f" WHERE campaign_id = '{cid}'")}
+
+    def slow_down(self, latency_ms):
+        status, _, body = self.s.sim('POST', '/_sim/faults', {'latency_ms': latency_ms})
+        assert status == 200, body
+
+
+class SchedulerSystemTest(unittest.TestCase):
+    def check_once_at_most(self, w, cid):
+        """The promise: nobody got two messages; every delivery settled; 'sent' ones
+        were received exactly once; 'unknown' ones only from an expired lease."""
+        deliveries = w.deliveries(cid)
+        received = w.received()
+        self.assertEqual(set(deliveries), set(w.expected), 'audience differs')
+        doubles = {r: n for r, n in received.items() if n > 1}
+        self.assertEqual(doubles, {}, 'recipients messaged more than once')
+        self.assertTrue(set(received) <= set(w.expected), 'messages to outsiders')
+        for recipient, (status, error) in deliveries.items():
+            self.assertIn(status, ('sent', 'unknown'), (recipient, status, error))
+            if status == 'sent':
+                self.assertEqual(received.get(recipient), 1, recipient)
+            else:
+                self.assertEqual(error, 'lease_expired', recipient)
+        return deliveries
+
+    def test_sender_killed_mid_campaign(self):
+        with Stack() as s:
+            w = World(s, SLOW_SCHEDULER)
+            w.slow_down(150)
+            cid = w.campaign()
+            w.act(cid, 'schedule')
+            w.wait(cid, lambda c: c['stats']['sent'] >= 10, 'first sends')
+            s.kill('sender-slack', 1, signal.SIGKILL)
+            c = w.wait(cid, lambda c: c['status'] == 'completed', 'completion')
+            deliveries = self.check_once_at_most(w, cid)
+            unknown = [r for r, (st, _) in deliveries.items() if st == 'unknown']
+            # The dead replica held at most what one scheduler hands out at once.
+            self.assertLessEqual(len(unknown), int(SLOW_SCHEDULER['BCRM_SCHEDULER_MAX_IN_FLIGHT']))
+            self.assertEqual(c['stats']['sent'] + c['stats']['unknown'], len(w.expected))
+            self.assertGreater(c['stats']['sent'], len(w.expected) // 2)
+            del s.procs['sender-slack#1']  # already dead: stop() must not wait for it
+            s.order.remove('sender-slack#1')
+            codes = s.stop()
+            self.assertTrue(all(code == 0 for code in codes.values()), codes)
+
+    def test_scheduler_killed_and_restarted(self):
+        with Stack() as s:
+            w = World(s, SLOW_SCHEDULER)
+            w.slow_down(100)
+            cid = w.campaign()
+            w.act(cid, 'schedule')
+            w.wait(cid, lambda c: c['stats']['sent'] >= 10, 'first sends')
+            s.kill('scheduler', 0, signal.SIGKILL)
+            time.sleep(1)
+            s.start('scheduler', env=SLOW_SCHEDULER)
+            w.wait(cid, lambda c: c['status'] == 'completed', 'completion')
+            self.check_once_at_most(w, cid)
+            self.assertIn('leadership acquired', s.log('scheduler'))
+            codes = s.stop()
+            self.assertTrue(all(code == 0 for code in codes.values()), codes)
+
+    def test_pause_and_resume(self):
+        with Stack() as s:
+            w = World(s, SLOW_SCHEDULER)
+            w.slow_down(100)
+            cid = w.campaign()
+            w.act(cid, 'schedule')
+            w.wait(cid, lambda c: c['stats']['sent'] >= 10, 'first sends')
+            w.act(cid, 'pause')
+            # What was handed out before the pause finishes within a lease; then
+            # nothing more is sent while paused.
+            time.sleep(3.5)
+            before = sum(w.received().values())
+            time.sleep(2)
+            c = w.get(cid)
+            self.assertEqual(c['status'], 'paused')
+            self.assertEqual(sum(w.received().values()), before, 'sends continued while paused')
+            self.assertGreater(c['stats']['pending'], 0, 'nothing left to resume')
+            self.assertEqual(s.sql(f"SELECT count(*) FROM deliveries WHERE campaign_id = '{cid}'"
+                                   " AND status = 'sending'")[0][0], '0')
+            w.act(cid, 'resume')
+            c = w.wait(cid, lambda c: c['status'] == 'completed', 'completion')
+            deliveries = self.check_once_at_most(w, cid)
+            self.assertEqual([r for r, (st, _) in deliveries.items() if st != 'sent'], [])
+            self.assertEqual(c['stats']['sent'], len(w.expected))
+
+    def test_standby_takes_over(self):
+        with Stack() as s:
+            w = World(s, SLOW_SCHEDULER)
+            # A second scheduler on its own addresses: it must stay a standby.
+            standby_env = dict(SLOW_SCHEDULER)
+            for var in ('BCRM_SCHEDULER_WORK_SLACK_URL', 'BCRM_SCHEDULER_WORK_MESSENGER_URL',
+                        'BCRM_SCHEDULER_RESULTS_URL', 'BCRM_SCHEDULER_QUERY_SLACK_URL',
+                        'BCRM_SCHEDULER_QUERY_MESSENGER_URL'):
+                standby_env[var] = f'tcp://127.0.0.1:{s.free_port()}'
+            s.start('scheduler', 1, env=standby_env)
+            time.sleep(2)
+            self.assertIn('bcrm_scheduler_is_leader 1', s.ops('scheduler', '/metrics')[2])
+            self.assertIn('bcrm_scheduler_is_leader 0', s.ops('scheduler', '/metrics', 1)[2])
+            s.kill('scheduler', 0, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while 'bcrm_scheduler_is_leader 1' not in s.ops('scheduler', '/metrics', 1)[2]:
+                self.assertLess(time.monotonic(), deadline, 'the standby did not take over')
+                time.sleep(0.2)
+            self.assertIn('leadership acquired', s.log('scheduler', 1))
+            # A clean stop hands leadership over at once and exits 0.
+            self.assertEqual(s.kill('scheduler', 1, signal.SIGTERM), 0)
+
+    def test_local_time_due_instants(self):
+        with Stack() as s:
+            # Two days ahead, so no zone's 09:00 has passed (if_passed never applies).
+            w = World(s, {'BCRM_SCHEDULER_LOAD_AHEAD': '72h'}, sender_replicas=1)
+            day = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).date()
+            fallback = 'America/New_York'
+            cid = w.campaign({'mode': 'local', 'date': day.isoformat(), 'time': '09:00',
+                              'fallback_tz': fallback, 'if_passed': 'skip'})
+            w.act(cid, 'schedule')
+            c = w.wait(cid, lambda c: c['status'] == 'running', 'loaded run', timeout=60)
+            rows = s.sql("SELECT recipient_id, (extract(epoch FROM due_at))::bigint, status"
+                         f" FROM deliveries WHERE campaign_id = '{cid}'")
+            got = {r[0]: int(r[1]) for r in rows}
+            self.assertEqual({r[2] for r in rows}, {'pending'})
+            self.assertEqual(set(got), set(w.expected))
+            zones_seen = set()
+            for uid, user in w.expected.items():
+                tz = user.get('tz') or fallback
+                try:
+                    zone = zoneinfo.ZoneInfo(tz)
+                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                    zone = zoneinfo.ZoneInfo(fallback)
+                zones_seen.add(tz)
+                want = datetime.datetime.combine(day, datetime.time(9, 0), tzinfo=zone)
+                self.assertEqual(got[uid], int(want.timestamp()), (uid, tz))
+            self.assertGreater(len(zones_seen), 5, 'the population has too few zones')
+            first = min(got.values())
+            self.assertEqual(c.get('first_due_at', '')[:19],
+                             datetime.datetime.fromtimestamp(first, datetime.timezone.utc)
+                             .strftime('%Y-%m-%dT%H:%M:%S'))
+            # Nothing is due yet: nothing was sent.
+            self.assertEqual(w.received(), {})
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

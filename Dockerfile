@@ -14,7 +14,7 @@ RUN rm -rf build* \
  && cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && cmake --build /build -j"$(nproc)" \
  && mkdir -p /out \
- && cp /build/services/*/bcrm-* /build/sim/slack-sim/slack-sim /build/tools/bcrmctl/bcrmctl /out/
+ && cp /build/services/*/bcrm-* /build/sim/*/*-sim /build/tools/bcrmctl/bcrmctl /out/
 
 FROM debian:12-slim AS runtime
 RUN apt-get update \

@@ -66,7 +66,16 @@ BUS_URLS = {  # variable: default port
     'BCRM_API_QUERY_MESSENGER_URL': 7121,
 }
 DEFAULT_API_PORT = 8080
-DEFAULT_SIM_PORT = 8090
+
+# The platform simulators: binary, the variable naming their listen address, its
+# default port, and the bcrm variable that points the senders at them.
+SIMULATORS = {
+    'slack-sim': {'binary': 'sim/slack-sim/slack-sim', 'addr_var': 'SLACK_SIM_ADDR',
+                  'port': 8090, 'url_var': 'BCRM_SLACK_API_URL', 'path': '/api'},
+    'messenger-sim': {'binary': 'sim/messenger-sim/messenger-sim',
+                      'addr_var': 'MESSENGER_SIM_ADDR', 'port': 8091,
+                      'url_var': 'BCRM_GRAPH_API_URL', 'path': '/v19.0'},
+}
 
 # Which identity key each process loads; both sender replicas share their role's key.
 IDENTITY_ROLES = ['vault', 'api', 'sender-slack', 'sender-messenger', 'ops']
@@ -359,15 +368,16 @@ class Stack:
         for var, default in BUS_URLS.items():
             env[var] = f'tcp://127.0.0.1:{self.free_port(default)}'
         env['BCRM_API_ADDR'] = f'127.0.0.1:{self.free_port(DEFAULT_API_PORT)}'
-        self.sim_addr = f'127.0.0.1:{self.free_port(DEFAULT_SIM_PORT)}'
-        env['BCRM_SLACK_API_URL'] = f'http://{self.sim_addr}/api'
+        # Tests always point the senders at the simulators' addresses, started or
+        # not, so that nothing a test does can ever reach a real platform.
+        self.sim_addrs = {}
+        for name, sim in SIMULATORS.items():
+            self.sim_addrs[name] = f'127.0.0.1:{self.free_port(sim["port"])}'
+            env[sim['url_var']] = f'http://{self.sim_addrs[name]}{sim["path"]}'
         if self.mode == 'test':
             # Argon2id at its interactive cost takes a long time under ASan; tests
             # only need it to work.
             env['BCRM_PASSWORD_HASH_COST'] = 'min'
-            # No messenger simulator yet: a closed loopback port, so that nothing a
-            # test does can ever reach the real Graph API.
-            env['BCRM_GRAPH_API_URL'] = f'http://127.0.0.1:{self.free_port()}/v19.0'
         self.ops_addrs = {}  # (name, replica) -> addr
         env.update(self.external if self.mode == 'run' else {})
 
@@ -379,8 +389,8 @@ class Stack:
         return self.ops_addrs[key]
 
     def ops_url(self, name, replica=0):
-        if name == 'slack-sim':
-            return self.sim_url
+        if name in SIMULATORS:
+            return f'http://{self.sim_addrs[name]}'
         return f'http://{self.ops_addr(name, replica)}'
 
     @property
@@ -389,11 +399,20 @@ class Stack:
 
     @property
     def sim_url(self):
-        return f'http://{self.sim_addr}'
+        return f'http://{self.sim_addrs["slack-sim"]}'
+
+    @property
+    def msim_url(self):
+        return f'http://{self.sim_addrs["messenger-sim"]}'
+
+    def uses_simulator(self, name):
+        """make run leaves a simulator out where the environment names a platform URL
+        (the real platform, or another stand-in)."""
+        return self.mode == 'test' or SIMULATORS[name]['url_var'] not in self.external
 
     @property
     def uses_slack_sim(self):
-        return self.mode == 'test' or 'BCRM_SLACK_API_URL' not in self.external
+        return self.uses_simulator('slack-sim')
 
     # ---- PostgreSQL and keys ------------------------------------------------
 
@@ -482,8 +501,8 @@ class Stack:
     # ---- processes ----------------------------------------------------------
 
     def binary(self, name):
-        if name == 'slack-sim':
-            return os.path.join(self.build_dir, 'sim', 'slack-sim', 'slack-sim')
+        if name in SIMULATORS:
+            return os.path.join(self.build_dir, SIMULATORS[name]['binary'])
         return os.path.join(self.build_dir, 'services', name, f'bcrm-{name}')
 
     def _base_env(self):
@@ -495,8 +514,8 @@ class Stack:
 
     def process_env(self, name, replica=0, extra=None):
         env = self._base_env()
-        if name == 'slack-sim':
-            env['SLACK_SIM_ADDR'] = self.sim_addr
+        if name in SIMULATORS:
+            env[SIMULATORS[name]['addr_var']] = self.sim_addrs[name]
         else:
             env['BCRM_OPS_ADDR'] = self.ops_addr(name, replica)
             role = name
@@ -507,9 +526,9 @@ class Stack:
         return env
 
     def start(self, name, replica=0, env=None, wait=True):
-        """Starts one process (a service replica or 'slack-sim') and, with wait,
-        waits for its readiness. env: extra variables for this process only."""
-        if name != 'slack-sim' and name not in SERVICES:
+        """Starts one process (a service replica, 'slack-sim' or 'messenger-sim') and,
+        with wait, waits for its readiness. env: extra variables for this process."""
+        if name not in SIMULATORS and name not in SERVICES:
             raise StackError(f'unknown service {name}')
         path = self.binary(name)
         if not os.access(path, os.X_OK):
@@ -517,8 +536,8 @@ class Stack:
         penv = self.process_env(name, replica, env)
         suffix = '' if replica == 0 else f'-{replica}'
         log_path = os.path.join(self.logs_dir, f'{name}{suffix}.log')
-        if name == 'slack-sim':
-            ready_url = f'http://{penv["SLACK_SIM_ADDR"]}/healthz'
+        if name in SIMULATORS:
+            ready_url = f'http://{penv[SIMULATORS[name]["addr_var"]]}/healthz'
         else:
             ready_url = f'http://{penv["BCRM_OPS_ADDR"]}/readyz'
         proc = Process(name, replica, [path], penv, log_path, ready_url)
@@ -554,9 +573,11 @@ class Stack:
             time.sleep(0.1)
 
     def start_all(self, sender_replicas=1, messenger_replicas=None, slack_sim=True,
-                  sim_env=None):
-        """Starts the simulator (unless slack_sim is False), every service and
-        sender_replicas replicas of each sender, then waits until all are ready."""
+                  sim_env=None, messenger_sim=True, msim_env=None):
+        """Starts the simulators (unless told not to; sim_env and msim_env are their
+        extra variables), every service, sender_replicas replicas of sender-slack
+        and messenger_replicas (default: the same) of sender-messenger, then waits
+        until all are ready."""
         if self.pg is None and 'BCRM_DATABASE_URL' not in self.env:
             self.start_postgres()
         if 'BCRM_VAULT_PUBLIC_KEY' not in self.env:
@@ -564,8 +585,10 @@ class Stack:
         if messenger_replicas is None:
             messenger_replicas = sender_replicas
         started = []
-        if slack_sim and self.uses_slack_sim:
+        if slack_sim and self.uses_simulator('slack-sim'):
             started.append(self.start('slack-sim', env=sim_env, wait=False))
+        if messenger_sim and self.uses_simulator('messenger-sim'):
+            started.append(self.start('messenger-sim', env=msim_env, wait=False))
         for name in SERVICES:
             count = {'sender-slack': sender_replicas,
                      'sender-messenger': messenger_replicas}.get(name, 1)
@@ -692,7 +715,14 @@ class Stack:
             self.cookies[name] = value
 
     def sim(self, method, path, body=None):
+        """A request to the Slack simulator (its /_sim/ control endpoints)."""
         status, rh, parsed = http_request(self.sim_url + path, method, body)
+        rh.pop('_all', None)
+        return status, rh, parsed
+
+    def msim(self, method, path, body=None):
+        """A request to the Messenger simulator."""
+        status, rh, parsed = http_request(self.msim_url + path, method, body)
         rh.pop('_all', None)
         return status, rh, parsed
 
@@ -774,6 +804,8 @@ def _demo_setup(s):
         _expect('login', s.api('POST', '/v1/login',
                                {'email': DEMO_EMAIL, 'password': password}), 200)
     info = {'password': password, 'org_id': org_id}
+    if 'messenger-sim' in s.procs:
+        info['page_bot_id'] = _demo_messenger_page(s, org_id)
     if not s.uses_slack_sim:
         return info
     _, _, ws = s.sim('GET', '/_sim/workspaces')
@@ -810,6 +842,20 @@ def _demo_setup(s):
     return info
 
 
+def _demo_messenger_page(s, org_id):
+    """Connects the Messenger simulator's first page (once). Returns its bot id."""
+    _, _, body = s.msim('GET', '/_sim/pages')
+    page = body['pages'][0]
+    bots = _expect('list bots', s.api('GET', f'/v1/orgs/{org_id}/bots'), 200)['bots']
+    for bot in bots:
+        if bot.get('platform') == 'messenger' and bot.get('page_id') == page['page_id']:
+            return bot['id']
+    bot = _expect('connect the demo Messenger page', s.api(
+        'POST', f'/v1/orgs/{org_id}/bots', {'platform': 'messenger',
+                                            'page_token': page['token']}), 201)
+    return bot['id']
+
+
 def run(argv):
     work_dir = os.path.join(SOURCE_DIR, 'var')
     os.makedirs(work_dir, exist_ok=True)
@@ -820,13 +866,20 @@ def run(argv):
         stopping.append(signum)
         raise KeyboardInterrupt
 
+    # SIGINT explicitly too: a shell that starts us in the background has set it
+    # to ignored, and Python then installs no KeyboardInterrupt handler.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         print('bcrm: starting PostgreSQL', flush=True)
         s.start_postgres()
         s.make_keys()
         print('bcrm: starting the services', flush=True)
-        s.start_all(sender_replicas=1)
+        msim = os.access(s.binary('messenger-sim'), os.X_OK)
+        if not msim and s.uses_simulator('messenger-sim'):
+            print(f'bcrm: {s.binary("messenger-sim")} not built: running without the '
+                  'Messenger simulator', flush=True)
+        s.start_all(sender_replicas=1, messenger_sim=msim)
         info = _demo_setup(s)
         pgdir = s.pg.base_dir if s.pg else '(external)'
         lines = [
@@ -848,6 +901,9 @@ def run(argv):
             ]
         else:
             lines.append(f'  Slack API      {s.env["BCRM_SLACK_API_URL"]} (no simulator)')
+        if 'page_bot_id' in info:
+            lines += [f'  Messenger sim  {s.msim_url}   (pages: {s.msim_url}/_sim/pages)',
+                      f'  demo page      {info["page_bot_id"]}']
         lines += [
             f'  logs           {s.logs_dir}/',
             f'  PostgreSQL     {pgdir}',

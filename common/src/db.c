@@ -123,18 +123,59 @@ bool db_ensure(PGconn *conn)
     return PQstatus(conn) == CONNECTION_OK;
 }
 
+/* 1 when every compiled-in migration is recorded in schema_migrations, 0 when
+ * some are not (or the table does not exist yet), -1 on error. Needs nothing but
+ * SELECT on schema_migrations, so a service connected as its own role
+ * (db/migrations/0004_db_roles.sql) can check the schema without rights to
+ * change it. */
+static int db_schema_current(PGconn *conn, bool *table_exists)
+{
+    PGresult *res = db_query(conn, "migration status",
+                             "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    *table_exists = exists;
+    if (!exists) {
+        return 0;
+    }
+    res = db_query(conn, "migration status", "SELECT version FROM schema_migrations", 0, NULL);
+    if (res == NULL) {
+        return -1;
+    }
+    int current = 1;
+    for (int i = 0; i < db_migration_count && current; i++) {
+        bool found = false;
+        for (int r = 0; r < PQntuples(res) && !found; r++) {
+            found = atoi(PQgetvalue(res, r, 0)) == db_migrations[i].version;
+        }
+        current = found;
+    }
+    PQclear(res);
+    return current;
+}
+
 int db_migrate(PGconn *conn)
 {
     int rv = -1;
+    bool table_exists = false;
+    int current = db_schema_current(conn, &table_exists);
+    if (current != 0) {
+        return current == 1 ? 0 : -1;
+    }
     if (db_exec(conn, "migration lock", "SELECT pg_advisory_lock(" DB_MIGRATION_LOCK_KEY ")", 0,
                 NULL) != 0) {
         return -1;
     }
-    if (db_exec(conn, "create schema_migrations",
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())",
-                0, NULL) != 0) {
+    /* IF NOT EXISTS still wants CREATE on the schema, which a service's role
+     * lacks; skip it when the table is there, so the error names a migration. */
+    if (!table_exists && db_exec(conn, "create schema_migrations",
+                                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                 " version integer PRIMARY KEY, name text NOT NULL,"
+                                 " applied_at timestamptz NOT NULL DEFAULT now())",
+                                 0, NULL) != 0) {
         goto out;
     }
     for (int i = 0; i < db_migration_count; i++) {
@@ -161,8 +202,12 @@ int db_migrate(PGconn *conn)
             char msg[512];
             snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(mr));
             msg[strcspn(msg, "\n")] = '\0';
-            log_error("migration failed", "{s:i, s:s, s:s}", "version", m->version, "name",
-                      m->name, "error", msg);
+            /* A service's own role may not change the schema (42501): say who may. */
+            log_error("migration failed", "{s:i, s:s, s:s, s:s?}", "version", m->version, "name",
+                      m->name, "error", msg, "hint",
+                      strcmp(db_sqlstate(mr), "42501") == 0
+                          ? "apply migrations as the database owner: bcrmctl migrate"
+                          : NULL);
             PQclear(mr);
             db_rollback(conn);
             goto out;

@@ -234,3 +234,14 @@ int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_ver
     vault_box_free_unpacked(reply ? &reply->base : NULL);
     return rv;
 }
+
+int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call,
+                   Bcrm__V1__VaultReply **reply, char *err, size_t errlen)
+{
+    return vault_call(vc, call, reply, err, errlen);
+}
+
+void vault_reply_free(Bcrm__V1__VaultReply *reply)
+{
+    vault_box_free_unpacked(reply ? &reply->base : NULL);
+}

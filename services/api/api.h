@@ -28,6 +28,17 @@ struct api_ctx {
     nng_socket query_messenger; /* REQ, listening on BCRM_API_QUERY_MESSENGER_URL */
     int query_timeout_ms;
     int64_t session_ttl_s;
+
+    /* Webhook secrets (secret_config.h: sodium_malloc'd, never logged). NULL when
+     * not configured: that webhook then refuses every request. */
+    char *slack_signing_secret;   /* BCRM_SLACK_SIGNING_SECRET */
+    char *messenger_app_secret;   /* BCRM_MESSENGER_APP_SECRET */
+    char *messenger_verify_token; /* BCRM_MESSENGER_VERIFY_TOKEN */
+
+    /* Slack OAuth install (oauth_slack.c). slack_client_id NULL: not configured. */
+    const char *slack_client_id;     /* BCRM_SLACK_CLIENT_ID */
+    const char *slack_authorize_url; /* BCRM_SLACK_OAUTH_AUTHORIZE_URL */
+    char public_url[512];            /* BCRM_PUBLIC_URL, without a trailing slash */
     unsigned long long pwhash_opslimit;
     size_t pwhash_memlimit;
 };
@@ -139,6 +150,20 @@ void campaigns_test(struct api_req *r);
 void campaigns_timeline(struct api_req *r);
 
 void deliveries_list(struct api_req *r);
+
+void segments_create(struct api_req *r);
+void segments_list(struct api_req *r);
+void segments_get(struct api_req *r);
+void segments_replace(struct api_req *r);
+void segments_delete(struct api_req *r);
+void segments_preview(struct api_req *r);
+
+void webhooks_slack_events(struct api_req *r);
+void webhooks_messenger_verify(struct api_req *r);
+void webhooks_messenger_events(struct api_req *r);
+
+void oauth_slack_start(struct api_req *r);
+void oauth_slack_callback(struct api_req *r);
 
 void openapi_serve(struct api_req *r);
 void api_not_implemented(struct api_req *r);

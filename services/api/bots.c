@@ -15,6 +15,7 @@
 #include "bcrm/v1/query.pb-c.h"
 #include "bcrm/vault_client.h"
 #include "jsonv.h"
+#include "platform.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -43,80 +44,6 @@ static json_t *bot_json(const PGresult *res, int row)
     return bot;
 }
 
-static Bcrm__V1__Platform platform_enum(const char *platform)
-{
-    return strcmp(platform, "slack") == 0 ? BCRM__V1__PLATFORM__PLATFORM_SLACK
-                                          : BCRM__V1__PLATFORM__PLATFORM_MESSENGER;
-}
-
-/* Asks a sender of platform. 0 with *reply set (whatever its status), or -1 after
- * answering 503 because no sender answered in time. */
-static int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,
-                         Bcrm__V1__PlatformReply **reply)
-{
-    nng_socket sock =
-        strcmp(platform, "slack") == 0 ? r->api->query_slack : r->api->query_messenger;
-    ProtobufCMessage *out = NULL;
-    int rv = bus_call(sock, &q->base, &bcrm__v1__platform_reply__descriptor, &out,
-                      r->api->query_timeout_ms);
-    if (rv != 0) {
-        log_warn("platform query failed", "{s:s, s:s, s:s, s:s}", "platform", platform, "bot_id",
-                 q->bot_id, "request_id", q->request_id, "error", nng_strerror(rv));
-        api_problem(r, 503, "Service Unavailable", NULL,
-                    "no %s sender answered within %d ms; try again later", platform,
-                    r->api->query_timeout_ms);
-        return -1;
-    }
-    *reply = (Bcrm__V1__PlatformReply *)out;
-    return 0;
-}
-
-/* Answers a reply that is not QUERY_OK. While verifying a new token, what the
- * platform refuses is the client's input (422); later it is an upstream failure. */
-static void answer_platform_failure(struct api_req *r, const char *platform,
-                                    const Bcrm__V1__PlatformReply *rep, bool verifying)
-{
-    const char *error = rep->error && rep->error[0] ? rep->error : "unknown_error";
-    json_t *extra = json_pack("{s:s, s:s}", "platform", platform, "platform_error", error);
-    switch (rep->status) {
-    case BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED: {
-        long long seconds = rep->has_retry_after_ms ? (rep->retry_after_ms + 999) / 1000 : 1;
-        char retry[24];
-        snprintf(retry, sizeof(retry), "%lld", seconds > 0 ? seconds : 1);
-        api_problem_ext(r, 429, "Too Many Requests", extra,
-                        "%s rate-limits this bot; retry after %s s", platform, retry);
-        http_add_header(r->resp, "Retry-After", retry);
-        break;
-    }
-    case BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE:
-        api_problem_ext(r, 503, "Service Unavailable", extra, "%s is not reachable: %s", platform,
-                        error);
-        break;
-    case BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID:
-    case BCRM__V1__QUERY_STATUS__QUERY_PLATFORM_ERROR:
-        if (verifying) {
-            json_object_set_new(
-                extra, "field",
-                json_string(strcmp(platform, "slack") == 0 ? "token" : "page_token"));
-            api_problem_ext(r, 422, "Token rejected", extra, "%s refused the token: %s", platform,
-                            error);
-        } else {
-            api_problem_ext(r, 502, "Bad Gateway", extra, "%s answered an error: %s", platform,
-                            error);
-        }
-        break;
-    default:
-        if (strstr(error, "cursor") != NULL) {
-            json_object_set_new(extra, "field", json_string("cursor"));
-            api_problem_ext(r, 422, "Invalid parameter", extra, "%s refused the cursor: %s",
-                            platform, error);
-        } else {
-            api_problem_ext(r, verifying ? 422 : 400, "Bad Request", extra,
-                            "%s refused the request: %s", platform, error);
-        }
-        break;
-    }
-}
 
 /* Removes a bot that failed to connect: its vault entry and its row. */
 static void undo_connect(struct api_req *r, const char *bot_id)
@@ -216,7 +143,7 @@ void bots_create(struct api_req *r)
     api_db_release(r);
 
     /* 2. The token goes to the vault and is forgotten here. */
-    int code = vault_store_token(r->api->vault, r->org_id, bot_id, platform_enum(platform),
+    int code = vault_store_token(r->api->vault, r->org_id, bot_id, platform_enum_of(platform),
                                  (const uint8_t *)token, strlen(token), err, sizeof(err));
     wipe_token(r, body);
     token = NULL;
@@ -246,7 +173,7 @@ void bots_create(struct api_req *r)
         log_info("bot verification refused", "{s:s, s:s, s:s}", "bot_id", bot_id, "platform",
                  platform, "error", reply->error ? reply->error : "");
         undo_connect(r, bot_id);
-        answer_platform_failure(r, platform, reply, true);
+        platform_answer_failure(r, platform, reply, true);
         goto out;
     }
 
@@ -400,36 +327,12 @@ void bots_delete(struct api_req *r)
     api_no_content(r);
 }
 
-static json_t *opt_string(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *user_json(const Bcrm__V1__PlatformUser *u)
-{
-    bool has_tz = u->tz != NULL && u->tz[0] != '\0' && (!u->has_has_tz || u->has_tz);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(u->id));
-    json_object_set_new(o, "name", opt_string(u->name));
-    json_object_set_new(o, "real_name", opt_string(u->real_name));
-    json_object_set_new(o, "first_name", opt_string(u->first_name));
-    json_object_set_new(o, "tz", has_tz ? json_string(u->tz) : json_null());
-    json_object_set_new(o, "tz_offset",
-                        u->has_tz_offset ? json_integer(u->tz_offset) : json_null());
-    json_object_set_new(o, "is_admin", json_boolean(u->has_is_admin && u->is_admin));
-    json_object_set_new(o, "is_owner", json_boolean(u->has_is_owner && u->is_owner));
-    json_object_set_new(o, "is_bot", json_boolean(u->has_is_bot && u->is_bot));
-    json_object_set_new(o, "deleted", json_boolean(u->has_deleted && u->deleted));
-    json_object_set_new(o, "email", opt_string(u->email));
-    json_object_set_new(o, "avatar", opt_string(u->avatar));
-    return o;
-}
 
 static json_t *channel_json(const Bcrm__V1__PlatformChannel *c)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(c->id));
-    json_object_set_new(o, "name", opt_string(c->name));
+    json_object_set_new(o, "name", c->name ? json_string(c->name) : json_null());
     json_object_set_new(o, "is_private", json_boolean(c->has_is_private && c->is_private));
     json_object_set_new(o, "is_archived", json_boolean(c->has_is_archived && c->is_archived));
     json_object_set_new(o, "num_members",
@@ -496,23 +399,16 @@ static void list_live(struct api_req *r, bool users)
     }
     if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
         if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-            PGconn *conn = api_db(r);
-            const char *p[] = {bot_id};
-            if (conn != NULL) {
-                db_exec(conn, "mark token invalid",
-                        "UPDATE bots SET status = 'token_invalid', updated_at = now()"
-                        " WHERE id = $1 AND status = 'active'",
-                        1, p);
-            }
+            platform_mark_token_invalid(r, bot_id);
         }
-        answer_platform_failure(r, platform, reply, false);
+        platform_answer_failure(r, platform, reply, false);
         protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }
     json_t *items = json_array();
     if (users) {
         for (size_t i = 0; i < reply->n_users; i++) {
-            json_array_append_new(items, user_json(reply->users[i]));
+            json_array_append_new(items, platform_user_json(reply->users[i]));
         }
     } else {
         for (size_t i = 0; i < reply->n_channels; i++) {

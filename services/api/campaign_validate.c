@@ -75,11 +75,13 @@ static bool validate_message(json_t *message, const char *platform, struct jv *v
     return true;
 }
 
-/* An array of 1..max non-empty strings; each_zone checks every item as a zone. */
-static bool validate_id_list(json_t *filter, const char *key, struct jv *v, bool each_zone)
+/* An array of 1..max non-empty strings; each_zone checks every item as a zone.
+ * prefix names the filter in messages ("audience.filter"). */
+static bool validate_id_list(json_t *filter, const char *prefix, const char *key, struct jv *v,
+                             bool each_zone)
 {
-    char field[64];
-    snprintf(field, sizeof(field), "audience.filter.%s", key);
+    char field[96];
+    snprintf(field, sizeof(field), "%s.%s", prefix, key);
     json_t *list = json_object_get(filter, key);
     if (!json_is_array(list) || json_array_size(list) == 0) {
         return jv_fail(v, field, "must be a non-empty array of strings");
@@ -92,7 +94,7 @@ static bool validate_id_list(json_t *filter, const char *key, struct jv *v, bool
     json_array_foreach(list, i, item)
     {
         const char *s = json_string_value(item);
-        char item_field[128];
+        char item_field[160];
         snprintf(item_field, sizeof(item_field), "%s[%zu]", field, i);
         if (s == NULL || s[0] == '\0' || json_string_length(item) > 255) {
             return jv_fail(v, item_field, "must be a non-empty string");
@@ -104,64 +106,71 @@ static bool validate_id_list(json_t *filter, const char *key, struct jv *v, bool
     return true;
 }
 
-static bool validate_filter(json_t *filter, const char *platform, struct jv *v)
+bool campaign_validate_filter(json_t *filter, const char *platform, const char *prefix,
+                              struct jv *v)
 {
     static const char *const slack_keys[] = {"all",       "user_ids", "channel_ids",  "members_of",
                                              "timezones", "is_admin", "email_domain", NULL};
     /* Messenger reports no channels, admins, emails or zone names for a person. */
     static const char *const messenger_keys[] = {"all", "user_ids", NULL};
+    char field[96];
+    if (!json_is_object(filter)) {
+        return jv_fail(v, prefix, "must be an object");
+    }
     if (json_object_size(filter) == 0) {
-        return jv_fail(v, "audience.filter",
+        return jv_fail(v, prefix,
                        "must hold at least one condition, e.g. "
                        "{\"all\": true}");
     }
-    if (!jv_only_keys(v, filter, "audience.filter",
-                      is_slack(platform) ? slack_keys : messenger_keys)) {
+    if (!jv_only_keys(v, filter, prefix, is_slack(platform) ? slack_keys : messenger_keys)) {
         snprintf(v->message, sizeof(v->message), "is not a filter condition for %s bots", platform);
         return false;
     }
     json_t *all = json_object_get(filter, "all");
     if (all != NULL && !json_is_true(all)) {
-        return jv_fail(v, "audience.filter.all", "must be true");
+        snprintf(field, sizeof(field), "%s.all", prefix);
+        return jv_fail(v, field, "must be true");
     }
-    if (json_object_get(filter, "user_ids") && !validate_id_list(filter, "user_ids", v, false)) {
+    if (json_object_get(filter, "user_ids") &&
+        !validate_id_list(filter, prefix, "user_ids", v, false)) {
         return false;
     }
     if (json_object_get(filter, "channel_ids")) {
-        if (!validate_id_list(filter, "channel_ids", v, false)) {
+        if (!validate_id_list(filter, prefix, "channel_ids", v, false)) {
             return false;
         }
         if (json_object_size(filter) > 1) {
-            return jv_fail(v, "audience.filter.channel_ids",
+            snprintf(field, sizeof(field), "%s.channel_ids", prefix);
+            return jv_fail(v, field,
                            "posts into channels and cannot be combined with user conditions");
         }
     }
     if (json_object_get(filter, "members_of") &&
-        !validate_id_list(filter, "members_of", v, false)) {
+        !validate_id_list(filter, prefix, "members_of", v, false)) {
         return false;
     }
-    if (json_object_get(filter, "timezones") && !validate_id_list(filter, "timezones", v, true)) {
+    if (json_object_get(filter, "timezones") &&
+        !validate_id_list(filter, prefix, "timezones", v, true)) {
         return false;
     }
     json_t *is_admin = json_object_get(filter, "is_admin");
     if (is_admin != NULL && !json_is_boolean(is_admin)) {
-        return jv_fail(v, "audience.filter.is_admin", "must be true or false");
+        snprintf(field, sizeof(field), "%s.is_admin", prefix);
+        return jv_fail(v, field, "must be true or false");
     }
     if (json_object_get(filter, "email_domain")) {
-        const char *domain =
-            jv_string(v, filter, "email_domain", "audience.filter.email_domain", true, 3, 253);
+        snprintf(field, sizeof(field), "%s.email_domain", prefix);
+        const char *domain = jv_string(v, filter, "email_domain", field, true, 3, 253);
         if (domain == NULL) {
             return false;
         }
         for (const char *p = domain; *p; p++) {
             if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
-                return jv_fail(v, "audience.filter.email_domain",
-                               "must be a domain such as example.com");
+                return jv_fail(v, field, "must be a domain such as example.com");
             }
         }
         if (strchr(domain, '.') == NULL) {
-            return jv_fail(v, "audience.filter.email_domain",
-                           "must be a domain such as example.com");
+            return jv_fail(v, field, "must be a domain such as example.com");
         }
     }
     return true;
@@ -183,13 +192,14 @@ bool campaign_validate_audience(json_t *audience, const char *platform, struct j
         if (id == NULL) {
             return false;
         }
-        /* Segments are not stored yet (a later issue): no id can name one. */
-        return jv_fail(v, "audience.segment_id", "no segment %s in this org", id);
+        /* Whether the segment exists, in this org and for this bot, is the handler's
+         * question (campaign_resolve_segment in campaigns.c). */
+        if (!api_is_uuid(id)) {
+            return jv_fail(v, "audience.segment_id", "no segment %s in this org", id);
+        }
+        return true;
     }
-    if (!json_is_object(filter)) {
-        return jv_fail(v, "audience.filter", "must be an object");
-    }
-    return validate_filter(filter, platform, v);
+    return campaign_validate_filter(filter, platform, "audience.filter", v);
 }
 
 static bool validate_wall_time(json_t *schedule, struct jv *v, bool tz_required)

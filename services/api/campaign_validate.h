@@ -41,6 +41,12 @@ bool campaign_validate_body(json_t *body, const char *platform, int64_t now_s,
 
 /* The parts, for tests. */
 bool campaign_validate_schedule(json_t *schedule, int64_t now_s, struct jv *v);
+/* An audience is {filter} or {segment_id}; a segment_id is only checked to be an id
+ * here: the handler looks the segment up and copies its filter in. */
 bool campaign_validate_audience(json_t *audience, const char *platform, struct jv *v);
+/* A filter (spec/api.md, "Segments") for a bot of platform; field names in failures
+ * start with prefix ("audience.filter" in a campaign, "filter" in a segment). */
+bool campaign_validate_filter(json_t *filter, const char *platform, const char *prefix,
+                              struct jv *v);
 
 #endif

@@ -16,6 +16,7 @@
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "campaign_validate.h"
+#include "segments.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,7 @@ void campaigns_create(struct api_req *r)
     struct campaign_input in;
     PGresult *bot = NULL, *res = NULL;
     char *message = NULL, *audience = NULL, *schedule = NULL, *window = NULL, *messenger = NULL;
+    json_t *segment_audience = NULL;
     json_t *body = api_body_object(r);
     if (body == NULL) {
         return;
@@ -181,6 +183,22 @@ void campaigns_create(struct api_req *r)
     }
     if (!campaign_validate_body(body, PQgetvalue(bot, 0, 0), clock_wall_ms() / 1000, &in, &v)) {
         goto invalid;
+    }
+    /* A segment's filter is copied into the campaign, {"segment_id", "filter"}: the
+     * scheduler reads audience.filter only, and a later change to the segment does
+     * not change a campaign already made. */
+    const char *segment_id = json_string_value(json_object_get(in.audience, "segment_id"));
+    if (segment_id != NULL) {
+        json_t *filter = NULL;
+        if (segments_resolve(r, conn, segment_id, in.bot_id, &filter, &v) != 0) {
+            api_internal_error(r);
+            goto out;
+        }
+        if (filter == NULL) {
+            goto invalid;
+        }
+        segment_audience = json_pack("{s:s, s:o}", "segment_id", segment_id, "filter", filter);
+        in.audience = segment_audience;
     }
     message = json_dumps(in.message, JSON_COMPACT);
     audience = json_dumps(in.audience, JSON_COMPACT);
@@ -229,6 +247,7 @@ out:
     free(messenger);
     PQclear(bot);
     PQclear(res);
+    json_decref(segment_audience);
     json_decref(body);
 }
 

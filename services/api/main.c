@@ -22,6 +22,7 @@
 #include "bcrm/vault_client.h"
 #include "db_pool.h"
 #include "router.h"
+#include "secret_config.h"
 
 #include <poll.h>
 #include <sodium.h>
@@ -92,6 +93,42 @@ static struct vault_client *open_vault(struct identity *self)
     return vc;
 }
 
+/* Secrets of the webhooks and the settings of the Slack OAuth install. Each part
+ * that is not configured refuses its requests (503, or 403 for Messenger's
+ * subscription check) instead of accepting unsigned ones. */
+static void webhook_and_oauth_config(struct api_ctx *api, const char *api_addr)
+{
+    api->slack_signing_secret = secret_config("BCRM_SLACK_SIGNING_SECRET");
+    api->messenger_app_secret = secret_config("BCRM_MESSENGER_APP_SECRET");
+    api->messenger_verify_token = secret_config("BCRM_MESSENGER_VERIFY_TOKEN");
+    const char *client_id = config_str("BCRM_SLACK_CLIENT_ID", "");
+    api->slack_client_id = client_id[0] ? client_id : NULL;
+    api->slack_authorize_url =
+        config_str("BCRM_SLACK_OAUTH_AUTHORIZE_URL", "https://slack.com/oauth/v2/authorize");
+    char fallback[300];
+    snprintf(fallback, sizeof(fallback), "http://%s", api_addr);
+    const char *public_url = config_str("BCRM_PUBLIC_URL", fallback);
+    if (strncmp(public_url, "http://", 7) != 0 && strncmp(public_url, "https://", 8) != 0) {
+        fprintf(stderr, "BCRM_PUBLIC_URL: \"%s\" is not an http(s) URL\n", public_url);
+        exit(2);
+    }
+    if (strlen(public_url) >= sizeof(api->public_url)) {
+        fprintf(stderr, "BCRM_PUBLIC_URL: longer than %zu characters\n",
+                sizeof(api->public_url) - 1);
+        exit(2);
+    }
+    snprintf(api->public_url, sizeof(api->public_url), "%s", public_url);
+    size_t len = strlen(api->public_url);
+    while (len > 0 && api->public_url[len - 1] == '/') {
+        api->public_url[--len] = '\0';
+    }
+    log_info("webhooks and oauth", "{s:b, s:b, s:b, s:b, s:s}", "slack_events",
+             api->slack_signing_secret != NULL, "messenger_events",
+             api->messenger_app_secret != NULL, "messenger_verify",
+             api->messenger_verify_token != NULL, "slack_oauth", api->slack_client_id != NULL,
+             "public_url", api->public_url);
+}
+
 int main(void)
 {
     int status = 1;
@@ -117,6 +154,7 @@ int main(void)
     api.query_timeout_ms = (int)config_duration_ms("BCRM_API_QUERY_TIMEOUT", 10000);
     api.session_ttl_s = config_duration_ms("BCRM_API_SESSION_TTL", 14LL * 24 * 3600 * 1000) / 1000;
     password_cost(&api);
+    webhook_and_oauth_config(&api, addr);
 
     /* The ops port first, so that a slow database start shows as "not ready". */
     ops = ops_start(ops_addr, api_ready, NULL);
@@ -182,6 +220,9 @@ out:
         vault_client_close(api.vault);
     }
     identity_free(&self);
+    sodium_free(api.slack_signing_secret);
+    sodium_free(api.messenger_app_secret);
+    sodium_free(api.messenger_verify_token);
     db_pool_close(api.pool);
     ops_stop(ops);
     log_info("api stopped", "{s:i}", "status", status);

@@ -121,7 +121,26 @@ static const char schemas_json[] =
 " \"due_at\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},\"attempts\":{\"type\":\"integer\"},"
 " \"last_error\":{\"type\":\"string\",\"nullable\":true},\"platform_message_id\":{\"type\":\"string\",\"nullable\":true},"
 " \"sent_at\":{\"type\":\"string\",\"nullable\":true},\"read_at\":{\"type\":\"string\",\"nullable\":true}}}},"
-" \"next_cursor\":{\"type\":\"string\",\"nullable\":true}}}"
+" \"next_cursor\":{\"type\":\"string\",\"nullable\":true}}},"
+"\"Filter\":{\"type\":\"object\",\"description\":\"conditions that all hold (spec/api.md, Segments)\","
+" \"properties\":{\"all\":{\"type\":\"boolean\"},\"user_ids\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+" \"channel_ids\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+" \"members_of\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+" \"timezones\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+" \"is_admin\":{\"type\":\"boolean\"},\"email_domain\":{\"type\":\"string\"}}},"
+"\"SegmentCreate\":{\"type\":\"object\",\"required\":[\"name\",\"bot_id\",\"filter\"],\"properties\":{"
+" \"name\":{\"type\":\"string\",\"maxLength\":200},\"bot_id\":{\"type\":\"string\"},"
+" \"filter\":{\"$ref\":\"#/components/schemas/Filter\"}}},"
+"\"Segment\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},"
+" \"bot_id\":{\"type\":\"string\"},\"filter\":{\"$ref\":\"#/components/schemas/Filter\"},"
+" \"created_at\":{\"type\":\"string\"},\"updated_at\":{\"type\":\"string\"}}},"
+"\"SegmentList\":{\"type\":\"object\",\"properties\":{\"segments\":{\"type\":\"array\","
+" \"items\":{\"$ref\":\"#/components/schemas/Segment\"}}}},"
+"\"SegmentPreview\":{\"type\":\"object\",\"properties\":{\"segment_id\":{\"type\":\"string\"},"
+" \"bot_id\":{\"type\":\"string\"},\"kind\":{\"type\":\"string\",\"enum\":[\"users\",\"channels\"]},"
+" \"count\":{\"type\":\"integer\"},\"sample\":{\"type\":\"array\",\"items\":{\"type\":\"object\"},"
+"  \"description\":\"up to ?sample= (default 10, max 50) users as in UserPage, or channel ids\"},"
+" \"pages_read\":{\"type\":\"integer\"},\"read_at\":{\"type\":\"string\"}}}"
 "}";
 /* clang-format on */
 
@@ -160,6 +179,27 @@ static json_t *operation(const struct route *rt)
                                                 "query", "schema", "type", "integer"));
         if (strstr(rt->pattern, "/deliveries") != NULL) {
             json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", "status", "in",
+                                                    "query", "schema", "type", "string"));
+        }
+    }
+    /* Query parameters of the routes added with segments, OAuth and webhooks. */
+    static const struct {
+        const char *pattern_end, *names;
+    } queries[] = {{"/segments", "bot_id"},
+                   {"/preview", "sample"},
+                   {"/oauth/slack/callback", "code state error"},
+                   {"/webhooks/messenger", "hub.mode hub.verify_token hub.challenge"}};
+    for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+        size_t plen = strlen(rt->pattern), elen = strlen(queries[q].pattern_end);
+        if (strcmp(rt->method, "GET") != 0 || plen < elen ||
+            strcmp(rt->pattern + plen - elen, queries[q].pattern_end) != 0) {
+            continue;
+        }
+        char names[64];
+        snprintf(names, sizeof(names), "%s", queries[q].names);
+        for (char *save = NULL, *name = strtok_r(names, " ", &save); name != NULL;
+             name = strtok_r(NULL, " ", &save)) {
+            json_array_append_new(params, json_pack("{s:s, s:s, s:{s:s}}", "name", name, "in",
                                                     "query", "schema", "type", "string"));
         }
     }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define CAMPAIGN "/v1/orgs/{org}/campaigns/{campaign}"
+#define SEGMENT "/v1/orgs/{org}/segments/{segment}"
 
 /* clang-format off */
 const struct route api_routes[] = {
@@ -76,6 +77,35 @@ const struct route api_routes[] = {
     {"GET", CAMPAIGN "/deliveries", deliveries_list, ROUTE_ORG, ROLE_VIEWER, false,
      "The campaign's deliveries, cursor-paged; Accept: text/csv gives CSV", NULL, 200,
      "DeliveryPage"},
+
+    {"POST", "/v1/orgs/{org}/segments", segments_create, ROUTE_ORG, ROLE_EDITOR, true,
+     "Save an audience filter of a bot", "SegmentCreate", 201, "Segment"},
+    {"GET", "/v1/orgs/{org}/segments", segments_list, ROUTE_ORG, ROLE_VIEWER, false,
+     "List the org's segments, newest first (?bot_id narrows)", NULL, 200, "SegmentList"},
+    {"GET", SEGMENT, segments_get, ROUTE_ORG, ROLE_VIEWER, false,
+     "One segment", NULL, 200, "Segment"},
+    {"PUT", SEGMENT, segments_replace, ROUTE_ORG, ROLE_EDITOR, false,
+     "Replace a segment; campaigns made from it keep the filter they copied",
+     "SegmentCreate", 200, "Segment"},
+    {"DELETE", SEGMENT, segments_delete, ROUTE_ORG, ROLE_EDITOR, false,
+     "Delete a segment", NULL, 204, NULL},
+    {"GET", SEGMENT "/preview", segments_preview, ROUTE_ORG, ROLE_VIEWER, false,
+     "Live count and sample of the segment's audience, read through the platform",
+     NULL, 200, "SegmentPreview"},
+
+    {"GET", "/v1/orgs/{org}/oauth/slack/start", oauth_slack_start, ROUTE_ORG, ROLE_EDITOR, false,
+     "Begin a Slack OAuth install: 302 to Slack's authorize page", NULL, 302, NULL},
+    {"GET", "/v1/oauth/slack/callback", oauth_slack_callback, ROUTE_SESSION, ROLE_NONE, false,
+     "Slack's redirect after authorizing: checks the state (the code exchange answers 501 "
+     "for now)", NULL, 201, "Bot"},
+
+    {"POST", "/v1/webhooks/slack/events", webhooks_slack_events, ROUTE_PUBLIC, ROLE_NONE, false,
+     "Slack Events API (signature v0): url_verification, app_uninstalled, tokens_revoked",
+     NULL, 200, NULL},
+    {"GET", "/v1/webhooks/messenger", webhooks_messenger_verify, ROUTE_PUBLIC, ROLE_NONE, false,
+     "Messenger subscription check: echoes hub.challenge", NULL, 200, NULL},
+    {"POST", "/v1/webhooks/messenger", webhooks_messenger_events, ROUTE_PUBLIC, ROLE_NONE, false,
+     "Messenger events (X-Hub-Signature-256): subscribers and read receipts", NULL, 200, NULL},
 };
 /* clang-format on */
 const int api_route_count = (int)(sizeof(api_routes) / sizeof(api_routes[0]));

@@ -13,6 +13,12 @@
  * longer 'running'. Pausing therefore stops new sends at once, and since the claim
  * never waits for a lock it cannot deadlock with the api's cancel.
  *
+ * The live campaigns are gathered first into an array, so that the pick is a plain
+ * walk of the due index in order that stops after the batch (a join there makes
+ * the planner sort every due row: 0.7 s per claim with a million rows due). Due rows
+ * of paused campaigns are still walked past; an index on (campaign_id, due) would
+ * remove that cost when large paused backlogs matter.
+ *
  * A SendBatch that no sender takes within BCRM_SCHEDULER_SEND_TIMEOUT was provably
  * never handed out: its rows go back to 'pending' (fenced by the lease) instead of
  * expiring into 'unknown', and the platform rests for a moment.
@@ -38,41 +44,45 @@
 #define MAX_CLAIMS_PER_RUN 16
 
 static const char CLAIM_SQL[] =
-    "WITH picked AS ("
-    " SELECT d.id, (c.max_lateness_minutes IS NOT NULL AND"
-    "   d.due_at + make_interval(mins => c.max_lateness_minutes) < now()) AS too_late"
-    " FROM deliveries d"
-    " JOIN campaigns c ON c.id = d.campaign_id"
-    " JOIN bots b ON b.id = c.bot_id"
+    "WITH live AS MATERIALIZED ("
+    " SELECT c.id FROM campaigns c JOIN bots b ON b.id = c.bot_id"
+    " WHERE c.status = 'running' AND b.status = 'active' AND b.platform = ANY($4::text[])"
+    " FOR SHARE OF c SKIP LOCKED"
+    "), picked AS ("
+    " SELECT d.id FROM deliveries d"
     " WHERE d.status = 'pending' AND coalesce(d.next_attempt_at, d.due_at) <= now()"
-    "   AND c.status = 'running' AND b.status = 'active' AND b.platform = ANY($4::text[])"
+    "   AND d.campaign_id = ANY (ARRAY(SELECT id FROM live))"
     " ORDER BY coalesce(d.next_attempt_at, d.due_at)"
     " LIMIT $2"
-    " FOR UPDATE OF d SKIP LOCKED FOR SHARE OF c SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED"
     "), claimed AS ("
+    " SELECT d.id, (c.max_lateness_minutes IS NOT NULL AND"
+    "   d.due_at + make_interval(mins => c.max_lateness_minutes) < now()) AS too_late"
+    " FROM picked p JOIN deliveries d ON d.id = p.id JOIN campaigns c ON c.id = d.campaign_id"
+    "), updated AS ("
     " UPDATE deliveries d SET"
-    "   status = CASE WHEN p.too_late THEN 'skipped' ELSE 'sending' END,"
-    "   last_error = CASE WHEN p.too_late THEN 'max_lateness' ELSE d.last_error END,"
-    "   lease_id = CASE WHEN p.too_late THEN d.lease_id ELSE $1::uuid END,"
-    "   lease_expires_at = CASE WHEN p.too_late THEN NULL"
+    "   status = CASE WHEN cl.too_late THEN 'skipped' ELSE 'sending' END,"
+    "   last_error = CASE WHEN cl.too_late THEN 'max_lateness' ELSE d.last_error END,"
+    "   lease_id = CASE WHEN cl.too_late THEN d.lease_id ELSE $1::uuid END,"
+    "   lease_expires_at = CASE WHEN cl.too_late THEN NULL"
     "     ELSE now() + $3::bigint * interval '1 millisecond' END,"
-    "   attempts = d.attempts + CASE WHEN p.too_late THEN 0 ELSE 1 END,"
+    "   attempts = d.attempts + CASE WHEN cl.too_late THEN 0 ELSE 1 END,"
     "   updated_at = now()"
-    " FROM picked p WHERE d.id = p.id"
+    " FROM claimed cl WHERE d.id = cl.id"
     " RETURNING d.id, d.org_id, d.campaign_id, d.recipient_id, d.attempts, d.status"
     ")"
-    "SELECT cl.id, cl.org_id, c.bot_id, cl.recipient_id, cl.attempts, cl.campaign_id,"
+    "SELECT u.id, u.org_id, c.bot_id, u.recipient_id, u.attempts, u.campaign_id,"
     "  b.platform, c.message->>'text',"
     "  CASE WHEN jsonb_typeof(c.message->'blocks') = 'array'"
     "    THEN (c.message->'blocks')::text END,"
     "  c.messenger->>'messaging_type', c.messenger->>'tag',"
-    "  (extract(epoch FROM ms.last_message_at) * 1000)::bigint, cl.status"
-    " FROM claimed cl"
-    " JOIN campaigns c ON c.id = cl.campaign_id"
+    "  (extract(epoch FROM ms.last_message_at) * 1000)::bigint, u.status"
+    " FROM updated u"
+    " JOIN campaigns c ON c.id = u.campaign_id"
     " JOIN bots b ON b.id = c.bot_id"
     " LEFT JOIN messenger_subscribers ms ON b.platform = 'messenger' AND ms.bot_id = b.id"
-    "   AND ms.psid = cl.recipient_id"
-    " ORDER BY b.platform, cl.id";
+    "   AND ms.psid = u.recipient_id"
+    " ORDER BY b.platform, u.id";
 
 enum {
     COL_ID,
@@ -105,29 +115,29 @@ int claims_prepare(PGconn *conn)
     return 0;
 }
 
-static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-    (void)pipe;
-    atomic_int *count = arg;
-    if (ev == NNG_PIPE_EV_ADD_POST) {
-        atomic_fetch_add(count, 1);
-    } else if (ev == NNG_PIPE_EV_REM_POST) {
-        atomic_fetch_sub(count, 1);
-    }
-}
-
 void claims_watch_senders(struct scheduler *s)
 {
     for (int p = 0; p < SCHED_PLATFORMS; p++) {
-        atomic_init(&s->senders[p], 0);
-        nng_pipe_notify(s->work_sock[p], NNG_PIPE_EV_ADD_POST, on_pipe_event, &s->senders[p]);
-        nng_pipe_notify(s->work_sock[p], NNG_PIPE_EV_REM_POST, on_pipe_event, &s->senders[p]);
+        peers_init(&s->senders[p]);
+        peers_init(&s->queriers[p]);
+        peers_watch(&s->senders[p], s->work_sock[p]);
+        peers_watch(&s->queriers[p], s->query_sock[p]);
     }
 }
 
 static bool platform_open(struct scheduler *s, int p, int64_t now)
 {
-    return atomic_load(&s->senders[p]) > 0 && now >= s->platform_rest_until[p];
+    return peers_count(&s->senders[p]) > 0 && now >= s->platform_rest_until[p];
+}
+
+void claims_open_platforms(struct scheduler *s, int64_t now, struct pgarray *out)
+{
+    pgarray_init(out);
+    for (int p = 0; p < SCHED_PLATFORMS; p++) {
+        if (platform_open(s, p, now)) {
+            pgarray_add_str(out, sched_platform_names[p], 0);
+        }
+    }
 }
 
 static const char *str_or_null(const PGresult *res, int row, int col)
@@ -192,7 +202,8 @@ static int push_rows(struct scheduler *s, int p, const PGresult *res, int from, 
             job->attempt = atoi(PQgetvalue(res, i, COL_ATTEMPTS));
             if (!PQgetisnull(res, i, COL_LAST_MESSAGE_MS)) {
                 job->has_last_message_at_ms = true;
-                job->last_message_at_ms = strtoll(PQgetvalue(res, i, COL_LAST_MESSAGE_MS), NULL, 10);
+                job->last_message_at_ms =
+                    strtoll(PQgetvalue(res, i, COL_LAST_MESSAGE_MS), NULL, 10);
             }
             job_ptrs[batch.n_jobs++] = job;
         }
@@ -202,8 +213,7 @@ static int push_rows(struct scheduler *s, int p, const PGresult *res, int from, 
         int rv = bus_send(s->work_sock[p], &batch.base, 0);
         if (rv != 0) {
             log_warn("no sender took a batch", "{s:s, s:s, s:i}", "platform",
-                     sched_platform_names[p], "error", nng_strerror(rv), "jobs",
-                     (int)batch.n_jobs);
+                     sched_platform_names[p], "error", nng_strerror(rv), "jobs", (int)batch.n_jobs);
             i = start;
             break;
         }
@@ -223,12 +233,7 @@ static int claim_once(struct scheduler *s, int limit, int64_t now)
     hex_decode(lease, sizeof(lease), lease_hex);
 
     struct pgarray platforms;
-    pgarray_init(&platforms);
-    for (int p = 0; p < SCHED_PLATFORMS; p++) {
-        if (platform_open(s, p, now)) {
-            pgarray_add_str(&platforms, sched_platform_names[p], 0);
-        }
-    }
+    claims_open_platforms(s, now, &platforms);
     char limit_text[16], lease_ms[24];
     snprintf(limit_text, sizeof(limit_text), "%d", limit);
     snprintf(lease_ms, sizeof(lease_ms), "%lld", (long long)s->cfg.lease_ms);
@@ -272,17 +277,27 @@ static int claim_once(struct scheduler *s, int limit, int64_t now)
 
 void claims_run(struct scheduler *s)
 {
+    for (int p = 0; p < SCHED_PLATFORMS; p++) {
+        metric_set(sched_metrics.senders[p], peers_count(&s->senders[p]));
+    }
     for (int round = 0; round < MAX_CLAIMS_PER_RUN; round++) {
         int64_t now = clock_mono_ms();
-        if (now < s->next_due) {
-            return;
-        }
         bool any_open = false;
+        unsigned open_mask = 0;
         for (int p = 0; p < SCHED_PLATFORMS; p++) {
-            any_open = any_open || platform_open(s, p, now);
+            if (platform_open(s, p, now)) {
+                any_open = true;
+                open_mask |= 1u << p;
+            }
+        }
+        if (open_mask != s->open_platforms) {
+            /* A platform came back (a sender connected, a rest ended): its due rows
+             * were left out of the last look at what is due. */
+            s->open_platforms = open_mask;
+            s->next_due = 0;
         }
         int room = s->cfg.max_in_flight - s->in_flight;
-        if (!any_open || room <= 0) {
+        if (now < s->next_due || !any_open || room <= 0) {
             return;
         }
         int limit = room < s->cfg.batch ? room : s->cfg.batch;

@@ -12,6 +12,7 @@
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
+#include "pgarray.h"
 
 #include <jansson.h>
 #include <ctype.h>
@@ -54,15 +55,18 @@ static const char BACKLOG_SQL[] =
     "   AND c.status = 'running'";
 
 /* ORDER BY ... LIMIT 1 rather than min(): it walks the due index in order and stops at
- * the first row of a running campaign. Rows due already are left out: the claim just
- * took every one it could, and those left (a bot without a sender, a campaign being
- * changed) must not make the loop spin. */
+ * the first row a claim could take, with the same filter as the claim. */
 static const char NEXT_DUE_SQL[] =
     "SELECT (extract(epoch FROM coalesce(d.next_attempt_at, d.due_at) - now()) * 1000)::bigint"
-    " FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
-    " WHERE d.status = 'pending' AND coalesce(d.next_attempt_at, d.due_at) > now()"
-    "   AND c.status = 'running'"
+    " FROM deliveries d"
+    " WHERE d.status = 'pending' AND d.campaign_id = ANY (ARRAY("
+    "   SELECT c.id FROM campaigns c JOIN bots b ON b.id = c.bot_id"
+    "   WHERE c.status = 'running' AND b.status = 'active' AND b.platform = ANY($1::text[])))"
     " ORDER BY coalesce(d.next_attempt_at, d.due_at) LIMIT 1";
+
+/* A row due now that the claim just left (its campaign row was locked by the api for
+ * a moment) is looked at again this much later, rather than at once in a spin. */
+#define DUE_NOW_RECHECK_MS 100
 
 static const char CLOSE_CANCELLED_SQL[] =
     "WITH c AS (SELECT id FROM campaigns WHERE id = $1::uuid AND status = 'cancelled'),"
@@ -87,7 +91,7 @@ int lifecycle_prepare(PGconn *conn)
         db_prepare(conn, "complete_campaigns", COMPLETE_SQL, 1) != 0 ||
         db_prepare(conn, "in_flight", IN_FLIGHT_SQL, 0) != 0 ||
         db_prepare(conn, "due_backlog", BACKLOG_SQL, 0) != 0 ||
-        db_prepare(conn, "next_due", NEXT_DUE_SQL, 0) != 0 ||
+        db_prepare(conn, "next_due", NEXT_DUE_SQL, 1) != 0 ||
         db_prepare(conn, "close_cancelled", CLOSE_CANCELLED_SQL, 1) != 0 ||
         db_prepare(conn, "bots_token_invalid", TOKEN_INVALID_SQL, 1) != 0) {
         return -1;
@@ -136,16 +140,21 @@ void lifecycle_complete(struct scheduler *s, const char *finished_recurring)
 
 void lifecycle_refresh_next_due(struct scheduler *s)
 {
-    PGresult *res = db_query_prepared(s->work, "next_due", 0, NULL);
+    int64_t now = clock_mono_ms();
+    struct pgarray platforms;
+    claims_open_platforms(s, now, &platforms);
+    const char *params[] = {pgarray_text(&platforms)};
+    PGresult *res = db_query_prepared(s->work, "next_due", 1, params);
+    pgarray_free(&platforms);
     if (res == NULL) {
-        s->next_due = clock_mono_ms() + TICK_MS;
+        s->next_due = now + TICK_MS;
         return;
     }
     if (PQntuples(res) == 0) {
         s->next_due = SCHED_NEVER;
     } else {
         long long in_ms = atoll(PQgetvalue(res, 0, 0));
-        s->next_due = clock_mono_ms() + (in_ms > 0 ? in_ms : 0);
+        s->next_due = now + (in_ms > 0 ? in_ms : DUE_NOW_RECHECK_MS);
     }
     PQclear(res);
 }
@@ -171,9 +180,9 @@ void lifecycle_tick(struct scheduler *s)
             metric_set(sched_metrics.due_backlog, (double)backlog);
         }
     }
-    /* Rows come due by the passing of time alone; the cap on the wait catches them,
-     * and a fresh look once a tick keeps the deadline honest. */
-    if (s->next_due == SCHED_NEVER) {
+    /* Rows also become due through others (the api's retry): a fresh look once a
+     * tick keeps the deadline honest. */
+    if (s->next_due > now) {
         lifecycle_refresh_next_due(s);
     }
 }
@@ -227,8 +236,7 @@ void lifecycle_bots_token_invalid(struct scheduler *s, const char *bot_ids_array
     long long paused = atoll(PQgetvalue(res, 0, 1));
     PQclear(res);
     if (bots > 0 || paused > 0) {
-        log_warn("bot token invalid: campaigns paused", "{s:s, s:I, s:I}", "bot_ids",
-                 bot_ids_array, "bots", (json_int_t)bots, "campaigns_paused",
-                 (json_int_t)paused);
+        log_warn("bot token invalid: campaigns paused", "{s:s, s:I, s:I}", "bot_ids", bot_ids_array,
+                 "bots", (json_int_t)bots, "campaigns_paused", (json_int_t)paused);
     }
 }

@@ -52,8 +52,7 @@ int sched_platform_from_name(const char *name)
 static void load_config(struct sched_config *c)
 {
     c->database_url = config_str("BCRM_DATABASE_URL", "postgresql:///bcrm");
-    c->work_url[SCHED_SLACK] =
-        config_str("BCRM_SCHEDULER_WORK_SLACK_URL", "tcp://127.0.0.1:7110");
+    c->work_url[SCHED_SLACK] = config_str("BCRM_SCHEDULER_WORK_SLACK_URL", "tcp://127.0.0.1:7110");
     c->work_url[SCHED_MESSENGER] =
         config_str("BCRM_SCHEDULER_WORK_MESSENGER_URL", "tcp://127.0.0.1:7111");
     c->results_url = config_str("BCRM_SCHEDULER_RESULTS_URL", "tcp://127.0.0.1:7112");
@@ -121,8 +120,8 @@ static bool ready(void *ctx)
     return atomic_load(&s->ready);
 }
 
-/* The work sockets are opened, watched for senders, then bound, so no sender that
- * connects early goes uncounted. */
+/* The work and query sockets are opened, watched for senders, then bound, so no
+ * sender that connects early goes uncounted. */
 static int open_sockets(struct scheduler *s)
 {
     int rv;
@@ -134,6 +133,10 @@ static int open_sockets(struct scheduler *s)
         }
         /* A send waits this long for a sender to take it, then the rows go back. */
         nng_socket_set_ms(s->work_sock[p], NNG_OPT_SENDTIMEO, (int)s->cfg.send_timeout_ms);
+        if ((rv = bus_open(&s->query_sock[p], BUS_REQ)) != 0) {
+            failed_url = s->cfg.query_url[p];
+            goto out;
+        }
     }
     claims_watch_senders(s);
     for (int p = 0; p < SCHED_PLATFORMS; p++) {
@@ -141,7 +144,7 @@ static int open_sockets(struct scheduler *s)
             failed_url = s->cfg.work_url[p];
             goto out;
         }
-        if ((rv = bus_listen(&s->query_sock[p], BUS_REQ, s->cfg.query_url[p])) != 0) {
+        if ((rv = nng_listen(s->query_sock[p], s->cfg.query_url[p], NULL, 0)) != 0) {
             failed_url = s->cfg.query_url[p];
             goto out;
         }
@@ -161,13 +164,13 @@ out:
     return rv;
 }
 
-static bool claim_possible(const struct scheduler *s, int64_t now)
+static bool claim_possible(struct scheduler *s, int64_t now)
 {
     if (s->in_flight >= s->cfg.max_in_flight) {
         return false;
     }
     for (int p = 0; p < SCHED_PLATFORMS; p++) {
-        if (atomic_load(&s->senders[p]) > 0 && now >= s->platform_rest_until[p]) {
+        if (peers_count(&s->senders[p]) > 0 && now >= s->platform_rest_until[p]) {
             return true;
         }
     }
@@ -180,7 +183,7 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* How long poll() may sleep: until the earliest thing the loop has to do. */
-static int wait_ms(const struct scheduler *s)
+static int wait_ms(struct scheduler *s)
 {
     int64_t now = clock_mono_ms();
     int64_t deadline = now + WAIT_CAP_MS;
@@ -256,8 +259,8 @@ static void drain(struct scheduler *s)
         results_drain(s);
     }
     if (s->in_flight > 0) {
-        log_warn("drain ended with deliveries in flight", "{s:i, s:s}", "in_flight",
-                 s->in_flight, "then", "their leases expire into unknown");
+        log_warn("drain ended with deliveries in flight", "{s:i, s:s}", "in_flight", s->in_flight,
+                 "then", "their leases expire into unknown");
     }
 }
 

@@ -77,7 +77,8 @@ static const char APPLY_SQL[] =
     " updated_at = now()"
     " FROM decided x"
     " WHERE d.id = x.id AND d.lease_id = x.lease_id"
-    "   AND (d.status = 'sending' OR (d.status = 'unknown' AND x.outcome = 'sent'))"
+    "   AND (d.status = 'sending'"
+    "     OR (d.status = 'unknown' AND d.last_error = 'lease_expired' AND x.outcome = 'sent'))"
     " RETURNING d.status, x.was_sending, extract(epoch FROM d.sent_at - d.due_at)";
 
 int results_prepare(PGconn *conn)
@@ -205,11 +206,16 @@ static void apply(struct scheduler *s, struct result_arrays *a)
     snprintf(max_attempts, sizeof(max_attempts), "%d", s->cfg.max_attempts);
     snprintf(base, sizeof(base), "%lld", (long long)s->cfg.retry_base_ms);
     snprintf(cap, sizeof(cap), "%lld", (long long)s->cfg.retry_cap_ms);
-    const char *params[] = {pgarray_text(&a->ids),         pgarray_text(&a->leases),
-                            pgarray_text(&a->outcomes),    pgarray_text(&a->pmids),
-                            pgarray_text(&a->errors),      pgarray_text(&a->retry_after),
-                            pgarray_text(&a->not_counted), pgarray_text(&a->sent_at),
-                            max_attempts,                  base,
+    const char *params[] = {pgarray_text(&a->ids),
+                            pgarray_text(&a->leases),
+                            pgarray_text(&a->outcomes),
+                            pgarray_text(&a->pmids),
+                            pgarray_text(&a->errors),
+                            pgarray_text(&a->retry_after),
+                            pgarray_text(&a->not_counted),
+                            pgarray_text(&a->sent_at),
+                            max_attempts,
+                            base,
                             cap};
     PGresult *res = db_query_prepared(s->work, "apply_results", 11, params);
     if (res == NULL) {

@@ -235,8 +235,8 @@ void runs_scan(struct scheduler *s)
         struct schedule sch;
         char err[160];
         if (parse_schedule_text(PQgetvalue(res, i, 1), &sch, err, sizeof(err)) != 0) {
-            log_warn("campaign schedule not understood", "{s:s, s:s}", "campaign_id",
-                     campaign_id, "error", err);
+            log_warn("campaign schedule not understood", "{s:s, s:s}", "campaign_id", campaign_id,
+                     "error", err);
             continue;
         }
         int64_t scheduled_at = strtoll(PQgetvalue(res, i, 3), NULL, 10);
@@ -245,8 +245,8 @@ void runs_scan(struct scheduler *s)
         struct schedule_run run;
         int found = schedule_next_run(&sch, scheduled_at, last, now, &run);
         if (found < 0) {
-            log_warn("campaign schedule not understood", "{s:s, s:s}", "campaign_id",
-                     campaign_id, "error", "recurrence rule cannot be evaluated");
+            log_warn("campaign schedule not understood", "{s:s, s:s}", "campaign_id", campaign_id,
+                     "error", "recurrence rule cannot be evaluated");
             continue;
         }
         if (found == 0) {
@@ -446,9 +446,10 @@ static void on_query_failure(struct scheduler *s, const struct run_row *r,
         wait = reply->has_retry_after_ms ? reply->retry_after_ms : 0;
     }
     holdoff_set(s, r->run_id, wait);
+    struct run_holdoff *h = holdoff_find(s, r->run_id);
     log_warn("audience page failed", "{s:s, s:s, s:s, s:I}", "campaign_id", r->campaign_id,
              "run_id", r->run_id, "error", error, "retry_in_ms",
-             (json_int_t)(holdoff_find(s, r->run_id)->until - clock_mono_ms()));
+             (json_int_t)(h != NULL ? h->until - clock_mono_ms() : 0));
 }
 
 /* A page of the platform's users (ListUsers through a sender). */
@@ -458,6 +459,11 @@ static void load_platform_page(struct scheduler *s, const struct run_row *r)
         holdoff_set(s, r->run_id, HOLDOFF_MAX_MS);
         log_error("audience not readable", "{s:s, s:s}", "campaign_id", r->campaign_id, "error",
                   "unknown platform");
+        return;
+    }
+    if (peers_count(&s->queriers[r->platform]) == 0) {
+        /* A call would only wait out its timeout, and the loop with it. */
+        on_query_failure(s, r, NULL, "no sender connected for the platform");
         return;
     }
     char request_id[33];
@@ -474,9 +480,9 @@ static void load_platform_page(struct scheduler *s, const struct run_row *r)
     query.list_users = &list;
 
     Bcrm__V1__PlatformReply *reply = NULL;
-    int rv = bus_call(s->query_sock[r->platform], &query.base,
-                      &bcrm__v1__platform_reply__descriptor, (ProtobufCMessage **)&reply,
-                      (int)s->cfg.query_timeout_ms);
+    int rv =
+        bus_call(s->query_sock[r->platform], &query.base, &bcrm__v1__platform_reply__descriptor,
+                 (ProtobufCMessage **)&reply, (int)s->cfg.query_timeout_ms);
     if (rv != 0) {
         on_query_failure(s, r, NULL, nng_strerror(rv));
         return;
@@ -488,9 +494,8 @@ static void load_platform_page(struct scheduler *s, const struct run_row *r)
         protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }
-    const char *next = reply->next_cursor != NULL && reply->next_cursor[0] != '\0'
-                           ? reply->next_cursor
-                           : NULL;
+    const char *next =
+        reply->next_cursor != NULL && reply->next_cursor[0] != '\0' ? reply->next_cursor : NULL;
     if (next != NULL && r->cursor != NULL && strcmp(next, r->cursor) == 0) {
         on_query_failure(s, r, NULL, "the platform returned the same cursor again");
         protobuf_c_message_free_unpacked(&reply->base, NULL);

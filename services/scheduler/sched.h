@@ -29,6 +29,8 @@
 #ifndef BCRM_SCHEDULER_SCHED_H
 #define BCRM_SCHEDULER_SCHED_H
 
+#include "peers.h"
+
 #include <libpq-fe.h>
 #include <nng/nng.h>
 #include <stdatomic.h>
@@ -75,22 +77,23 @@ struct scheduler {
     nng_socket results_sock;                /* PULL, senders dial with PUSH */
     int results_fd;
 
-    /* Senders connected to each work socket, counted by NNG pipe callbacks (which run
-     * on NNG's threads, hence atomic). Nothing is claimed for a platform without one. */
-    atomic_int senders[SCHED_PLATFORMS];
+    /* Senders connected to each work and query socket (peers.h). */
+    struct peer_set senders[SCHED_PLATFORMS];
+    struct peer_set queriers[SCHED_PLATFORMS];
     /* After a send found no taker, the platform rests until then (monotonic ms). */
     int64_t platform_rest_until[SCHED_PLATFORMS];
+    unsigned open_platforms; /* bit per platform open at the last claim */
 
     bool leader;
     int64_t next_leader_try; /* monotonic ms */
 
-    int in_flight;       /* deliveries in 'sending' (resynchronised by lifecycle) */
-    bool campaigns_dirty; /* a notification came: look for runs to create at once */
-    int64_t next_scan;    /* monotonic ms: the next look for runs to create */
-    int64_t next_tick;    /* monotonic ms: the next lifecycle tick */
-    int64_t next_gauges;  /* monotonic ms: the next backlog count */
-    int64_t next_due;     /* monotonic ms: the earliest due pending row, or far away */
-    int64_t next_load;    /* monotonic ms: the next audience page to load (runs.c) */
+    int in_flight;                /* deliveries in 'sending' (resynchronised by lifecycle) */
+    bool campaigns_dirty;         /* a notification came: look for runs to create at once */
+    int64_t next_scan;            /* monotonic ms: the next look for runs to create */
+    int64_t next_tick;            /* monotonic ms: the next lifecycle tick */
+    int64_t next_gauges;          /* monotonic ms: the next backlog count */
+    int64_t next_due;             /* monotonic ms: the earliest due pending row, or far away */
+    int64_t next_load;            /* monotonic ms: the next audience page to load (runs.c) */
     struct run_holdoff *holdoffs; /* runs.c: runs waiting after a failed page */
 
     atomic_bool ready; /* read by the ops thread for /readyz */
@@ -123,6 +126,11 @@ void runs_free(struct scheduler *s);
 int claims_prepare(PGconn *conn);
 /* Claims and pushes due deliveries until none is due or in-flight is at its limit. */
 void claims_run(struct scheduler *s);
+/* The platforms that can take work now (a sender connected, not resting), as an
+ * array literal in *out (initialised here; free with pgarray_free). */
+struct pgarray;
+void claims_open_platforms(struct scheduler *s, int64_t now, struct pgarray *out);
+/* Counts the senders connected to the work and query sockets (before they listen). */
 void claims_watch_senders(struct scheduler *s);
 
 /* results.c */
@@ -143,7 +151,8 @@ void lifecycle_bots_token_invalid(struct scheduler *s, const char *bot_ids_array
  * complete only when listed in finished_recurring (an array literal of ids whose
  * rule has no further run), since their next run may not exist yet. */
 void lifecycle_complete(struct scheduler *s, const char *finished_recurring);
-/* The earliest due pending row of a running campaign, as a monotonic deadline. */
+/* The earliest pending row that a claim could take (running campaign, active bot,
+ * open platform), as a monotonic deadline. */
 void lifecycle_refresh_next_due(struct scheduler *s);
 
 #endif

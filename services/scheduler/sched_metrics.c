@@ -5,11 +5,12 @@ struct sched_metrics sched_metrics;
 
 void sched_metrics_init(void)
 {
-    static const double lateness_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
-                                             3600};
+    static const double lateness_bounds[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5, 5,
+                                             10,   30,  60,   300, 900, 3600};
     struct sched_metrics *m = &sched_metrics;
-    m->due_backlog = metrics_gauge("bcrm_scheduler_due_backlog",
-                                   "Pending deliveries that are due now and not yet claimed.", NULL);
+    m->due_backlog =
+        metrics_gauge("bcrm_scheduler_due_backlog",
+                      "Pending deliveries that are due now and not yet claimed.", NULL);
     m->lateness = metrics_histogram(
         "bcrm_scheduler_lateness_seconds", "Seconds from a delivery's due time to its sending.",
         NULL, lateness_bounds, sizeof(lateness_bounds) / sizeof(lateness_bounds[0]));
@@ -28,9 +29,17 @@ void sched_metrics_init(void)
     m->put_back = metrics_counter("bcrm_scheduler_put_back_total",
                                   "Claimed deliveries put back because no sender took them.", NULL);
     m->is_leader =
-        metrics_gauge("bcrm_scheduler_is_leader", "1 while this scheduler is the leader.", NULL);
-    m->in_flight = metrics_gauge("bcrm_scheduler_in_flight",
-                                 "Deliveries in 'sending', handed out and awaiting a result.", NULL);
+        metrics_gauge("bcrm_scheduler_is_leader",
+                      "Whether this scheduler is the leader (1) or a standby (0).", NULL);
+    m->in_flight =
+        metrics_gauge("bcrm_scheduler_in_flight",
+                      "Deliveries in 'sending', handed out and awaiting a result.", NULL);
+    m->senders[0] =
+        metrics_gauge("bcrm_scheduler_senders",
+                      "Senders connected to the work socket, by platform.", "platform=\"slack\"");
+    m->senders[1] = metrics_gauge("bcrm_scheduler_senders",
+                                  "Senders connected to the work socket, by platform.",
+                                  "platform=\"messenger\"");
     m->leases_expired = metrics_counter("bcrm_scheduler_leases_expired_total",
                                         "Deliveries whose lease expired: marked unknown.", NULL);
     m->deliveries_loaded = metrics_counter("bcrm_scheduler_deliveries_loaded_total",

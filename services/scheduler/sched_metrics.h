@@ -23,6 +23,7 @@ struct sched_metrics {
     struct metric *put_back;
     struct metric *is_leader;
     struct metric *in_flight;
+    struct metric *senders[2]; /* by platform, as in enum sched_platform */
     struct metric *leases_expired;
     struct metric *deliveries_loaded;
     struct metric *campaigns_completed;

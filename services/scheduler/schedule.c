@@ -87,10 +87,9 @@ int schedule_parse_rfc3339(const char *text, int64_t *out_ms)
 {
     struct schedule_date d;
     int hh, mm, ss, n = 0;
-    if (sscanf(text, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &d.year, &d.month, &d.day, &hh, &mm,
-               &ss, &n) != 6 ||
-        n != 19 || !date_valid(d) || hh > 23 || mm > 59 || ss > 60 || hh < 0 || mm < 0 ||
-        ss < 0) {
+    if (sscanf(text, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &d.year, &d.month, &d.day, &hh, &mm, &ss,
+               &n) != 6 ||
+        n != 19 || !date_valid(d) || hh > 23 || mm > 59 || ss > 60 || hh < 0 || mm < 0 || ss < 0) {
         return -1;
     }
     const char *p = text + n;
@@ -205,8 +204,7 @@ static const char *get_string(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-static int parse_wall_time_fields(const json_t *obj, struct schedule *out, char *err,
-                                  size_t errlen)
+static int parse_wall_time_fields(const json_t *obj, struct schedule *out, char *err, size_t errlen)
 {
     const char *time = get_string(obj, "time");
     if (time == NULL || parse_minute_of_day(time, &out->minute_of_day) != 0) {
@@ -340,8 +338,8 @@ static int fill_dated_run(const struct schedule *s, struct schedule_date date,
     return 0;
 }
 
-static int next_recurring_run(const struct schedule *s, int64_t after_occurrence_ms,
-                              int64_t now_ms, struct schedule_run *run)
+static int next_recurring_run(const struct schedule *s, int64_t after_occurrence_ms, int64_t now_ms,
+                              struct schedule_run *run)
 {
     struct icalrecurrencetype recur = icalrecurrencetype_from_string(s->rrule);
     if (recur.freq == ICAL_NO_RECURRENCE) {
@@ -364,8 +362,7 @@ static int next_recurring_run(const struct schedule *s, int64_t after_occurrence
             break;
         }
         struct schedule_date date = {t.year, t.month, t.day};
-        if (s->has_until &&
-            schedule_days_from_civil(date) > schedule_days_from_civil(s->until)) {
+        if (s->has_until && schedule_days_from_civil(date) > schedule_days_from_civil(s->until)) {
             break;
         }
         if (after_occurrence_ms >= 0 && date_midnight_ms(date) <= after_occurrence_ms) {

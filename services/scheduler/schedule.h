@@ -46,10 +46,10 @@ struct schedule {
     int minute_of_day;         /* local, recurring: "HH:MM" as minutes after midnight */
     char fallback_tz[64];      /* local, recurring; "UTC" when not given */
     enum schedule_if_passed if_passed;
-    char rrule[256];                /* recurring */
-    bool local;                     /* recurring: each recipient's own zone */
-    bool has_until;                 /* recurring */
-    struct schedule_date until;     /* recurring: last date that may have a run */
+    char rrule[256];            /* recurring */
+    bool local;                 /* recurring: each recipient's own zone */
+    bool has_until;             /* recurring */
+    struct schedule_date until; /* recurring: last date that may have a run */
 };
 
 /* One run of a schedule. occurrence_ms is what campaign_runs.occurrence stores: the

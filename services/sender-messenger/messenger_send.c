@@ -11,6 +11,7 @@
 #include "bcrm/worker_reply.h"
 #include "bcrm/worker_template.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ int messenger_request(const struct messenger_state *s, const char *path, const c
     rv = 0;
 out:
     if (query != NULL) {
-        memset(query, 0, strlen(query)); /* it holds the token */
+        sodium_memzero(query, strlen(query)); /* it holds the token */
         free(query);
     }
     return rv;

@@ -139,8 +139,12 @@ enum worker_next slack_build_send(void *state, struct worker_send *send, const c
             char *form = NULL;
             json_decref(blocks);
             if (worker_form_add(&form, "user", job->recipient_id) != 0 ||
-                slack_request(s, "users.info", token, req) != 0 ||
-                slack_request_form(req, form) != 0) {
+                slack_request(s, "users.info", token, req) != 0) {
+                free(form);
+                worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "out_of_memory");
+                return WORKER_FINAL;
+            }
+            if (slack_request_form(req, form) != 0) {
                 worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "out_of_memory");
                 return WORKER_FINAL;
             }

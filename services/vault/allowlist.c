@@ -60,6 +60,12 @@ bool vault_role_allows(enum vault_role role, Bcrm__V1__VaultCall__OpCase op,
                (role == VAULT_ROLE_SENDER_MESSENGER &&
                 platform == BCRM__V1__PLATFORM__PLATFORM_MESSENGER);
     case BCRM__V1__VAULT_CALL__OP_STATUS:
+    case BCRM__V1__VAULT_CALL__OP_ROTATE:
+    case BCRM__V1__VAULT_CALL__OP_REWRAP:
+    case BCRM__V1__VAULT_CALL__OP_CONFIG:
+    case BCRM__V1__VAULT_CALL__OP_AUDIT:
+        /* Key versions and the audit log are the operator's; no token ever leaves
+         * the vault through them. */
         return role == VAULT_ROLE_OPS;
     default:
         return false;

@@ -19,7 +19,7 @@ enum vault_role {
     VAULT_ROLE_API,      /* store and destroy tokens */
     VAULT_ROLE_SENDER_SLACK,
     VAULT_ROLE_SENDER_MESSENGER, /* release tokens of their own platform */
-    VAULT_ROLE_OPS,              /* status */
+    VAULT_ROLE_OPS,              /* status, rotate, rewrap, config, audit */
 };
 
 struct allowlist;

@@ -1,6 +1,10 @@
-/* handler.c: the vault's policy and operations. */
+/* handler.c: the vault's policy, and the token operations (store, release,
+ * destroy). The ops role's operations are in handler_ops.c. */
 #include "handler.h"
 
+#include "audit_store.h"
+#include "handler_internal.h"
+#include "key_store.h"
 #include "token_store.h"
 
 #include "bcrm/clock.h"
@@ -14,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UUID_LEN 36
-
 /* What one call is about, with its ids checked and in canonical (lower-case)
  * form, since the associated data binds these exact strings. */
 struct call_target {
@@ -23,18 +25,6 @@ struct call_target {
     char bot_id[UUID_LEN + 1];
     const char *platform; /* "slack", "messenger", or NULL */
     Bcrm__V1__Platform platform_code;
-};
-
-/* Everything an audit row and a log line need about the call. */
-struct call_info {
-    struct vault *v;
-    PGconn *db;
-    const Bcrm__V1__VaultCall *call;
-    char caller[2 * crypto_box_PUBLICKEYBYTES + 1];
-    enum vault_role role;
-    const char *op;
-    const char *org_id; /* as given, if short enough to record, else NULL */
-    const char *bot_id;
 };
 
 const char *vault_op_name(Bcrm__V1__VaultCall__OpCase op)
@@ -48,6 +38,14 @@ const char *vault_op_name(Bcrm__V1__VaultCall__OpCase op)
         return "destroy";
     case BCRM__V1__VAULT_CALL__OP_STATUS:
         return "status";
+    case BCRM__V1__VAULT_CALL__OP_ROTATE:
+        return "rotate";
+    case BCRM__V1__VAULT_CALL__OP_REWRAP:
+        return "rewrap";
+    case BCRM__V1__VAULT_CALL__OP_CONFIG:
+        return "config";
+    case BCRM__V1__VAULT_CALL__OP_AUDIT:
+        return "audit";
     default:
         return "unknown";
     }
@@ -64,6 +62,8 @@ const char *vault_code_name(Bcrm__V1__VaultCode code)
         return "not_found";
     case BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST:
         return "bad_request";
+    case BCRM__V1__VAULT_CODE__VAULT_KEY_RETIRED:
+        return "key_retired";
     default:
         return "internal";
     }
@@ -81,8 +81,7 @@ static const char *platform_name(Bcrm__V1__Platform p)
     }
 }
 
-/* Copies a uuid in its canonical lower-case form. 0, or -1 if in is not one. */
-static int uuid_canon(const char *in, char out[UUID_LEN + 1])
+int uuid_canon(const char *in, char out[UUID_LEN + 1])
 {
     if (in == NULL || strlen(in) != UUID_LEN) {
         return -1;
@@ -116,10 +115,7 @@ static const char *auditable(const char *s)
     return s;
 }
 
-static void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt, ...)
+void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt, ...)
 {
     ans->reply.code = code;
     if (fmt != NULL) {
@@ -131,25 +127,37 @@ static void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const cha
     }
 }
 
-static int audit(struct call_info *ci, const char *outcome)
+int audit_token(struct call_info *ci, const char *org_id, const char *bot_id, const char *outcome,
+                uint32_t key_version, const char *detail)
 {
     struct audit_entry e = {
         .caller = ci->caller,
         .role = vault_role_name(ci->role),
         .operation = ci->op,
-        .org_id = ci->org_id,
-        .bot_id = ci->bot_id,
+        .org_id = org_id,
+        .bot_id = bot_id,
         .outcome = outcome,
         .request_id = auditable(ci->call->request_id),
+        .key_version = key_version,
+        .detail = detail,
     };
     int rv = audit_insert(ci->db, &e);
     atomic_store(&ci->v->db_ok, PQstatus(ci->db) == CONNECTION_OK);
     return rv;
 }
 
-/* After a failed operation: rolls back, records the failure if the database still
- * answers, and answers VAULT_INTERNAL. Nothing was done. */
-static void fail_internal(struct call_info *ci, struct vault_answer *ans, const char *what)
+int audit_call(struct call_info *ci, const char *outcome, uint32_t key_version,
+               const char *detail)
+{
+    return audit_token(ci, ci->org_id, ci->bot_id, outcome, key_version, detail);
+}
+
+static int audit(struct call_info *ci, const char *outcome)
+{
+    return audit_call(ci, outcome, 0, NULL);
+}
+
+void fail_internal(struct call_info *ci, struct vault_answer *ans, const char *what)
 {
     db_rollback(ci->db);
     audit(ci, "internal");
@@ -161,17 +169,30 @@ static void fail_internal(struct call_info *ci, struct vault_answer *ans, const 
 static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
                      const struct call_target *t, struct vault_answer *ans)
 {
-    struct token_binding b = {t->org_id, t->bot_id, t->platform, ci->v->key_version};
     uint8_t nonce[TOKEN_NONCE_BYTES];
     uint8_t *ct = malloc(token_sealed_len(st->token.len));
-    if (ct == NULL || token_seal(ci->v->keyring, &b, st->token.data, st->token.len, nonce, ct)) {
-        free(ct);
-        fail_internal(ci, ans, "cannot seal token");
+    if (ct == NULL) {
+        fail_internal(ci, ans, "out of memory");
         return;
     }
     if (db_begin(ci->db) != 0) {
         free(ct);
         fail_internal(ci, ans, "storage unavailable");
+        return;
+    }
+    /* Sealed with the current version, whose row stays share-locked until the
+     * commit: a rotation waits for this store, so a rewrap that starts after the
+     * rotation sees this row. */
+    uint32_t version = key_current_lock(ci->db, false);
+    struct token_binding b = {t->org_id, t->bot_id, t->platform, version};
+    if (version == 0) {
+        free(ct);
+        fail_internal(ci, ans, "cannot read the current key version");
+        return;
+    }
+    if (token_seal(ci->v->keyring, &b, st->token.data, st->token.len, nonce, ct) != 0) {
+        free(ct);
+        fail_internal(ci, ans, "cannot seal token");
         return;
     }
     int stored = token_store_upsert(ci->db, &b, nonce, ct, token_sealed_len(st->token.len));
@@ -180,14 +201,15 @@ static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
         fail_internal(ci, ans, "cannot store token");
         return;
     }
-    if (audit(ci, stored ? "ok" : "bad_request") != 0 || db_commit(ci->db) != 0) {
+    if (audit_call(ci, stored ? "ok" : "bad_request", stored ? version : 0, NULL) != 0 ||
+        db_commit(ci->db) != 0) {
         fail_internal(ci, ans, "cannot write audit record");
         return;
     }
     if (stored) {
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
         ans->reply.has_key_version = true;
-        ans->reply.key_version = (int32_t)ci->v->key_version;
+        ans->reply.key_version = (int32_t)version;
     } else {
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "bot %s is stored for another org",
                t->bot_id);
@@ -197,6 +219,7 @@ static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
 static void do_release(struct call_info *ci, const struct call_target *t, struct vault_answer *ans)
 {
     struct token_row row;
+    char detail[96];
     int found = token_store_fetch(ci->db, t->bot_id, &row);
     if (found < 0) {
         fail_internal(ci, ans, "cannot read token");
@@ -214,27 +237,55 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
         return;
     }
     struct token_binding b = {t->org_id, t->bot_id, t->platform, row.key_version};
+    if (row.version_known && row.key_version < row.min_decryption_version) {
+        /* The version still derives, but the operator retired it: refusing here is
+         * what retirement means (docs/vault.md). */
+        snprintf(detail, sizeof(detail), "key version %u is below min_decryption_version %u",
+                 (unsigned)row.key_version, (unsigned)row.min_decryption_version);
+        uint32_t version = row.key_version;
+        token_row_clear(&row);
+        if (audit_call(ci, "retired", version, detail) != 0) {
+            fail_internal(ci, ans, "cannot write audit record");
+            return;
+        }
+        log_warn("release refused: key version retired", "{s:s, s:s, s:i}", "bot_id", t->bot_id,
+                 "org_id", t->org_id, "key_version", (int)version);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_KEY_RETIRED,
+               "token of bot %s is sealed with %s; store it again", t->bot_id, detail);
+        ans->reply.has_key_version = true;
+        ans->reply.key_version = (int32_t)version;
+        return;
+    }
     size_t len = 0;
+    int opened = -1;
     ans->token = sodium_malloc(row.ciphertext_len);
     if (ans->token == NULL) {
         token_row_clear(&row);
         fail_internal(ci, ans, "out of secure memory");
         return;
     }
-    int opened = token_open(ci->v->keyring, &b, row.ciphertext, row.ciphertext_len, row.nonce,
+    /* A version the vault never recorded is not even tried: only tampering makes
+     * one. */
+    if (row.version_known) {
+        opened = token_open(ci->v->keyring, &b, row.ciphertext, row.ciphertext_len, row.nonce,
                             ans->token, &len);
+    }
+    bool known = row.version_known;
     token_row_clear(&row);
     if (opened != 0) {
-        /* Tampering, a row copied from another bot, or a key version whose key is
-         * gone: nothing to release, and an operator must look. */
-        audit(ci, "corrupt");
-        log_error("stored token does not authenticate", "{s:s, s:s, s:i}", "bot_id", t->bot_id,
-                  "org_id", t->org_id, "key_version", (int)b.key_version);
+        /* Tampering, a row copied from another bot or given another version:
+         * nothing to release, and an operator must look. */
+        snprintf(detail, sizeof(detail), "%s",
+                 known ? "ciphertext does not authenticate" : "unknown key version");
+        audit_call(ci, "corrupt", b.key_version, detail);
+        log_error("stored token does not authenticate", "{s:s, s:s, s:i, s:s}", "bot_id",
+                  t->bot_id, "org_id", t->org_id, "key_version", (int)b.key_version, "reason",
+                  detail);
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL,
                "stored token for bot %s does not authenticate", t->bot_id);
         return;
     }
-    if (audit(ci, "ok") != 0) {
+    if (audit_call(ci, "ok", b.key_version, NULL) != 0) {
         fail_internal(ci, ans, "cannot write audit record");
         return;
     }
@@ -264,24 +315,6 @@ static void do_destroy(struct call_info *ci, const struct call_target *t, struct
         return;
     }
     answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
-}
-
-static void do_status(struct call_info *ci, struct vault_answer *ans)
-{
-    int64_t count = token_store_count(ci->db);
-    if (count < 0) {
-        fail_internal(ci, ans, "cannot count tokens");
-        return;
-    }
-    if (audit(ci, "ok") != 0) {
-        fail_internal(ci, ans, "cannot write audit record");
-        return;
-    }
-    answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
-    ans->reply.has_token_count = true;
-    ans->reply.token_count = count;
-    ans->reply.has_key_version = true;
-    ans->reply.key_version = (int32_t)ci->v->key_version;
 }
 
 /* Checks the arguments of a store, release or destroy into t. 0, or -1 with the
@@ -378,14 +411,17 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         }
         return;
     }
-    if (call->op_case != BCRM__V1__VAULT_CALL__OP_STATUS &&
+    bool about_a_bot = call->op_case == BCRM__V1__VAULT_CALL__OP_STORE ||
+                       call->op_case == BCRM__V1__VAULT_CALL__OP_RELEASE ||
+                       call->op_case == BCRM__V1__VAULT_CALL__OP_DESTROY;
+    if (about_a_bot &&
         check_target(org_id, bot_id, call->op_case != BCRM__V1__VAULT_CALL__OP_DESTROY, platform,
                      &t, ans) != 0) {
         audit(&ci, "bad_request");
         return;
     }
     /* Record the canonical ids from here on. */
-    if (call->op_case != BCRM__V1__VAULT_CALL__OP_STATUS) {
+    if (about_a_bot) {
         ci.org_id = t.org_id;
         ci.bot_id = t.bot_id;
     }
@@ -406,7 +442,19 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         do_destroy(&ci, &t, ans);
         break;
     case BCRM__V1__VAULT_CALL__OP_STATUS:
-        do_status(&ci, ans);
+        ops_status(&ci, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_ROTATE:
+        ops_rotate(&ci, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_REWRAP:
+        ops_rewrap(&ci, call->rewrap, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_CONFIG:
+        ops_config(&ci, call->config, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_AUDIT:
+        ops_audit(&ci, call->audit, ans);
         break;
     default:
         /* Unreachable: vault_role_allows refuses unknown operations. */
@@ -419,6 +467,20 @@ void vault_answer_clear(struct vault_answer *ans)
 {
     sodium_free(ans->token);
     ans->token = NULL;
+    free(ans->versions);
+    free(ans->version_ptrs);
+    free(ans->records);
+    free(ans->record_ptrs);
+    PQclear(ans->rows);
+    ans->versions = NULL;
+    ans->version_ptrs = NULL;
+    ans->records = NULL;
+    ans->record_ptrs = NULL;
+    ans->rows = NULL;
+    ans->reply.n_versions = 0;
+    ans->reply.versions = NULL;
+    ans->reply.n_audit = 0;
+    ans->reply.audit = NULL;
     ans->reply.token.data = NULL;
     ans->reply.token.len = 0;
 }

@@ -4,7 +4,8 @@
  * argument checks, then the operation with its audit row. Every call that names
  * a known or unknown caller writes one vault_audit row; a store or destroy and
  * its audit row commit together, and a released token leaves only after its
- * audit row is written.
+ * audit row is written. handler.c holds the policy and the token operations,
+ * handler_ops.c the ops role's operations (status, key versions, audit).
  */
 #ifndef BCRM_VAULT_HANDLER_H
 #define BCRM_VAULT_HANDLER_H
@@ -20,6 +21,13 @@ struct vault_answer {
     Bcrm__V1__VaultReply reply;
     char error[256];
     uint8_t *token; /* sodium_malloc'd plaintext of a released token; wiped by clear */
+    char next_after_bot_id[40];
+    /* status: key versions; audit: records pointing into rows. All freed by clear. */
+    Bcrm__V1__VaultKeyVersion *versions;
+    Bcrm__V1__VaultKeyVersion **version_ptrs;
+    Bcrm__V1__VaultAuditRecord *records;
+    Bcrm__V1__VaultAuditRecord **record_ptrs;
+    PGresult *rows;
 };
 
 /* Handles call from caller_key (already authenticated by the envelope) on db,

@@ -4,13 +4,14 @@
  * same user), read the vault's identity key, root key and allowlist, bring the
  * schema up to date and check the root key against the recorded key versions,
  * then serve calls on BCRM_VAULT_URL with a pool of workers (server.c) until
- * SIGTERM. The policy of each call is in handler.c, the SQL in token_store.c,
- * the sealing of tokens in token_crypto.c.
+ * SIGTERM. The policy of each call is in handler.c (the ops role's operations in
+ * handler_ops.c), the SQL in token_store.c, key_store.c and audit_store.c, the
+ * sealing of tokens in token_crypto.c.
  */
 #include "allowlist.h"
 #include "server.h"
 #include "token_crypto.h"
-#include "token_store.h"
+#include "key_store.h"
 #include "vault.h"
 
 #include "bcrm/config.h"

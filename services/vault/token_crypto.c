@@ -154,3 +154,23 @@ out:
     sodium_free(key);
     return rv;
 }
+
+int token_rewrap(const struct token_keyring *kr, const struct token_binding *from,
+                 const uint8_t *ct, size_t ctlen, const uint8_t nonce[TOKEN_NONCE_BYTES],
+                 const struct token_binding *to, uint8_t new_nonce[TOKEN_NONCE_BYTES],
+                 uint8_t *out)
+{
+    if (ctlen <= TOKEN_TAG_BYTES || ctlen > token_sealed_len(TOKEN_MAX_BYTES)) {
+        return -1;
+    }
+    size_t len = 0;
+    int rv = -1;
+    uint8_t *plain = sodium_malloc(ctlen - TOKEN_TAG_BYTES);
+    if (plain == NULL || token_open(kr, from, ct, ctlen, nonce, plain, &len) != 0) {
+        goto out;
+    }
+    rv = token_seal(kr, to, plain, len, new_nonce, out);
+out:
+    sodium_free(plain); /* wipes */
+    return rv;
+}

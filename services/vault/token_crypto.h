@@ -66,4 +66,14 @@ int token_open(const struct token_keyring *kr, const struct token_binding *bindi
                const uint8_t *ct, size_t ctlen, const uint8_t nonce[TOKEN_NONCE_BYTES],
                uint8_t *out, size_t *outlen);
 
+/* Seals a ciphertext again under another binding (a newer key version) without
+ * the plaintext leaving locked memory: opens ct (ctlen bytes, under from) into a
+ * sodium_malloc'd buffer, seals that under to into out (ctlen bytes: the length
+ * does not change) with a fresh nonce, and wipes the buffer. 0, or -1 when ct
+ * does not open under from or memory ran out; out is then untouched. */
+int token_rewrap(const struct token_keyring *kr, const struct token_binding *from,
+                 const uint8_t *ct, size_t ctlen, const uint8_t nonce[TOKEN_NONCE_BYTES],
+                 const struct token_binding *to, uint8_t new_nonce[TOKEN_NONCE_BYTES],
+                 uint8_t *out);
+
 #endif

@@ -1,16 +1,14 @@
-/* token_store.c: SQL of the vault. bytea values travel as '\x<hex>' text. */
+/* token_store.c: SQL of bot_tokens. bytea values travel as '\x<hex>' text. */
 #include "token_store.h"
 
 #include "bcrm/db.h"
 #include "bcrm/keys.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* '\x' and the hex of n bytes into a malloc'd string. */
-static char *bytea_param(const uint8_t *data, size_t n)
+char *sql_bytea(const uint8_t *data, size_t n)
 {
     char *s = malloc(2 * n + 3);
     if (s != NULL) {
@@ -35,8 +33,8 @@ int token_store_upsert(PGconn *db, const struct token_binding *binding,
     char version[16];
     int rv = -1;
     snprintf(version, sizeof(version), "%u", (unsigned)binding->key_version);
-    char *nonce_hex = bytea_param(nonce, TOKEN_NONCE_BYTES);
-    char *ct_hex = bytea_param(ct, ctlen);
+    char *nonce_hex = sql_bytea(nonce, TOKEN_NONCE_BYTES);
+    char *ct_hex = sql_bytea(ct, ctlen);
     if (nonce_hex == NULL || ct_hex == NULL) {
         goto out;
     }
@@ -64,40 +62,58 @@ out:
     return rv;
 }
 
+/* Fills row from row i of res, whose columns are bot_id, org_id, platform,
+ * key_version, nonce, ciphertext, version_known, min_decryption_version. 0, or
+ * -1 for a malformed row (row cleared). */
+static int row_read(PGresult *res, int i, struct token_row *row)
+{
+    int rv = -1;
+    size_t nonce_len = 0;
+    memset(row, 0, sizeof(*row));
+    uint8_t *nonce = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 4), &nonce_len);
+    row->ciphertext =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 5), &row->ciphertext_len);
+    long version = strtol(PQgetvalue(res, i, 3), NULL, 10);
+    if (nonce != NULL && nonce_len == TOKEN_NONCE_BYTES && row->ciphertext != NULL &&
+        version > 0 && strlen(PQgetvalue(res, i, 0)) < sizeof(row->bot_id) &&
+        strlen(PQgetvalue(res, i, 1)) < sizeof(row->org_id) &&
+        strlen(PQgetvalue(res, i, 2)) < sizeof(row->platform)) {
+        memcpy(row->nonce, nonce, TOKEN_NONCE_BYTES);
+        snprintf(row->bot_id, sizeof(row->bot_id), "%s", PQgetvalue(res, i, 0));
+        snprintf(row->org_id, sizeof(row->org_id), "%s", PQgetvalue(res, i, 1));
+        snprintf(row->platform, sizeof(row->platform), "%s", PQgetvalue(res, i, 2));
+        row->key_version = (uint32_t)version;
+        row->version_known = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+        row->min_decryption_version = (uint32_t)strtoul(PQgetvalue(res, i, 7), NULL, 10);
+        rv = 0;
+    }
+    if (nonce != NULL) {
+        PQfreemem(nonce);
+    }
+    if (rv != 0) {
+        token_row_clear(row);
+    }
+    return rv;
+}
+
+/* The columns row_read wants, from bot_tokens t. */
+#define ROW_COLUMNS                                                                                \
+    "t.bot_id::text, t.org_id::text, t.platform, t.key_version, t.nonce, t.ciphertext,"            \
+    " EXISTS (SELECT 1 FROM vault_keys k WHERE k.version = t.key_version),"                        \
+    " (SELECT min_decryption_version FROM vault_policy)"
+
 int token_store_fetch(PGconn *db, const char *bot_id, struct token_row *row)
 {
     memset(row, 0, sizeof(*row));
     const char *p[] = {bot_id};
     PGresult *res = db_query(db, "fetch token",
-                             "SELECT org_id::text, platform, key_version, nonce, ciphertext"
-                             " FROM bot_tokens WHERE bot_id = $1",
-                             1, p);
+                             "SELECT " ROW_COLUMNS " FROM bot_tokens t WHERE t.bot_id = $1", 1, p);
     if (res == NULL) {
         return -1;
     }
     int rv = 0;
     if (PQntuples(res) == 1) {
-        rv = -1;
-        size_t nonce_len = 0;
-        uint8_t *nonce = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 3), &nonce_len);
-        row->ciphertext =
-            PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 4), &row->ciphertext_len);
-        long version = strtol(PQgetvalue(res, 0, 2), NULL, 10);
-        if (nonce != NULL && nonce_len == TOKEN_NONCE_BYTES && row->ciphertext != NULL &&
-            version > 0 && strlen(PQgetvalue(res, 0, 0)) < sizeof(row->org_id) &&
-            strlen(PQgetvalue(res, 0, 1)) < sizeof(row->platform)) {
-            memcpy(row->nonce, nonce, TOKEN_NONCE_BYTES);
-            snprintf(row->org_id, sizeof(row->org_id), "%s", PQgetvalue(res, 0, 0));
-            snprintf(row->platform, sizeof(row->platform), "%s", PQgetvalue(res, 0, 1));
-            row->key_version = (uint32_t)version;
-            rv = 1;
-        }
-        if (nonce != NULL) {
-            PQfreemem(nonce);
-        }
-        if (rv != 1) {
-            token_row_clear(row);
-        }
+        rv = row_read(res, 0, row) == 0 ? 1 : -1;
     }
     PQclear(res);
     return rv;
@@ -127,75 +143,86 @@ int64_t token_store_count(PGconn *db)
     return n;
 }
 
-int audit_insert(PGconn *db, const struct audit_entry *e)
+int token_store_behind(PGconn *db, uint32_t current, const char *after_bot_id, int limit,
+                       struct token_row **rows, size_t *n)
 {
-    const char *p[] = {e->caller, e->role,    e->operation, e->org_id,
-                       e->bot_id, e->outcome, e->request_id};
-    return db_exec(db, "audit",
-                   "INSERT INTO vault_audit (caller, role, operation, org_id, bot_id, outcome,"
-                   " request_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                   7, p);
-}
-
-int vault_keys_init(PGconn *db, const struct token_keyring *kr, uint32_t *current, char *err,
-                    size_t errlen)
-{
-    uint8_t check[TOKEN_KEY_CHECK_BYTES];
-    int rv = -1;
-    PGresult *res = NULL;
-    if (token_key_check(kr, 1, check) != 0) {
-        snprintf(err, errlen, "cannot derive key version 1");
+    char version[16], lim[16];
+    snprintf(version, sizeof(version), "%u", (unsigned)current);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {version, after_bot_id, lim};
+    *rows = NULL;
+    *n = 0;
+    /* FOR UPDATE waits for a store in flight on a row, then re-checks the row: one
+     * the store has just sealed under the current version drops out. */
+    PGresult *res = db_query(db, "rewrap batch",
+                             "SELECT " ROW_COLUMNS " FROM bot_tokens t WHERE t.key_version < $1"
+                             " AND ($2::uuid IS NULL OR t.bot_id > $2::uuid)"
+                             " ORDER BY t.bot_id LIMIT $3 FOR UPDATE OF t",
+                             3, p);
+    if (res == NULL) {
         return -1;
     }
-    char *check_hex = bytea_param(check, sizeof(check));
-    const char *p[] = {check_hex};
-    /* Two vaults starting at once on an empty table: one insert wins, the other
-     * does nothing and then checks the winner's row like any later start. */
-    if (check_hex == NULL ||
-        db_exec(db, "record key version",
-                "INSERT INTO vault_keys (version, key_check, state)"
-                " SELECT 1, $1::bytea, 'current' WHERE NOT EXISTS (SELECT 1 FROM vault_keys)"
-                " ON CONFLICT DO NOTHING",
-                1, p) != 0) {
-        snprintf(err, errlen, "vault_keys: cannot record key version 1");
-        goto out;
+    int count = PQntuples(res);
+    struct token_row *list = calloc(count > 0 ? (size_t)count : 1, sizeof(*list));
+    if (list == NULL) {
+        PQclear(res);
+        return -1;
     }
-    res = db_query(db, "read key versions",
-                   "SELECT version, key_check, state FROM vault_keys ORDER BY version", 0, NULL);
-    if (res == NULL) {
-        snprintf(err, errlen, "vault_keys: cannot read key versions");
-        goto out;
-    }
-    *current = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
-        uint32_t version = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
-        size_t stored_len = 0;
-        uint8_t *stored =
-            PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 1), &stored_len);
-        bool match = stored != NULL && stored_len == sizeof(check) &&
-                     token_key_check(kr, version, check) == 0 &&
-                     sodium_memcmp(stored, check, sizeof(check)) == 0;
-        if (stored != NULL) {
-            PQfreemem(stored);
-        }
-        if (!match) {
-            snprintf(err, errlen,
-                     "BCRM_VAULT_MASTER_KEY_FILE: root key does not match key version %u "
-                     "recorded in vault_keys; the tokens were sealed with another root key",
-                     (unsigned)version);
-            goto out;
-        }
-        if (strcmp(PQgetvalue(res, i, 2), "current") == 0) {
-            *current = version;
+    for (int i = 0; i < count; i++) {
+        /* A malformed row stays cleared (key_version 0): the caller reports it. */
+        row_read(res, i, &list[i]);
+        if (list[i].key_version == 0) {
+            snprintf(list[i].bot_id, sizeof(list[i].bot_id), "%s", PQgetvalue(res, i, 0));
         }
     }
-    if (*current == 0) {
-        snprintf(err, errlen, "vault_keys: no current key version");
-        goto out;
-    }
-    rv = 0;
-out:
     PQclear(res);
-    free(check_hex);
+    *rows = list;
+    *n = (size_t)count;
+    return 0;
+}
+
+int token_store_replace(PGconn *db, const struct token_row *old, uint32_t new_version,
+                        const uint8_t nonce[TOKEN_NONCE_BYTES], const uint8_t *ct, size_t ctlen)
+{
+    char old_version[16], version[16];
+    int rv = -1;
+    snprintf(old_version, sizeof(old_version), "%u", (unsigned)old->key_version);
+    snprintf(version, sizeof(version), "%u", (unsigned)new_version);
+    char *old_nonce_hex = sql_bytea(old->nonce, TOKEN_NONCE_BYTES);
+    char *nonce_hex = sql_bytea(nonce, TOKEN_NONCE_BYTES);
+    char *ct_hex = sql_bytea(ct, ctlen);
+    if (old_nonce_hex == NULL || nonce_hex == NULL || ct_hex == NULL) {
+        goto out;
+    }
+    const char *p[] = {old->bot_id, old_version, old_nonce_hex, version, nonce_hex, ct_hex};
+    PGresult *res = db_query(db, "rewrap token",
+                             "UPDATE bot_tokens SET key_version = $4, nonce = $5::bytea,"
+                             " ciphertext = $6::bytea, updated_at = now()"
+                             " WHERE bot_id = $1 AND key_version = $2 AND nonce = $3::bytea",
+                             6, p);
+    if (res == NULL) {
+        goto out;
+    }
+    rv = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
+    PQclear(res);
+out:
+    free(old_nonce_hex);
+    free(nonce_hex);
+    free(ct_hex);
     return rv;
+}
+
+int64_t token_store_count_below(PGconn *db, uint32_t version)
+{
+    char v[16];
+    snprintf(v, sizeof(v), "%u", (unsigned)version);
+    const char *p[] = {v};
+    PGresult *res = db_query(db, "count tokens below version",
+                             "SELECT count(*) FROM bot_tokens WHERE key_version < $1", 1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    int64_t n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
 }

@@ -1,9 +1,8 @@
-/* token_store.h: the vault's tables (bot_tokens, vault_keys, vault_audit).
+/* token_store.h: the vault's bot_tokens table.
  *
  * Every function borrows a connection from its caller (each worker has its own)
  * and runs plain statements; the caller decides what goes into one transaction.
- * Only ciphertexts, nonces and public check values pass through here, never a
- * token or a key.
+ * Only ciphertexts and nonces pass through here, never a token or a key.
  */
 #ifndef BCRM_VAULT_TOKEN_STORE_H
 #define BCRM_VAULT_TOKEN_STORE_H
@@ -11,20 +10,28 @@
 #include "token_crypto.h"
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* A bot_tokens row. Release the ciphertext with token_row_clear(). */
 struct token_row {
+    char bot_id[40];
     char org_id[40];
     char platform[16];
     uint32_t key_version;
+    bool version_known;              /* vault_keys records key_version */
+    uint32_t min_decryption_version; /* the policy when the row was read */
     uint8_t nonce[TOKEN_NONCE_BYTES];
     uint8_t *ciphertext; /* PQunescapeBytea'd; freed by token_row_clear */
     size_t ciphertext_len;
 };
 
 void token_row_clear(struct token_row *row);
+
+/* '\x' and the hex of n bytes: a bytea parameter in text form. malloc'd (free()),
+ * NULL when memory ran out. */
+char *sql_bytea(const uint8_t *data, size_t n);
 
 /* Inserts or replaces the ciphertext of binding->bot_id. 1 when stored, 0 when the
  * bot id is already stored for another org (nothing written), -1 on error. */
@@ -37,24 +44,18 @@ int token_store_delete(PGconn *db, const char *org_id, const char *bot_id);
 /* The number of stored tokens, or -1. */
 int64_t token_store_count(PGconn *db);
 
-/* One vault_audit row. Strings are borrowed; NULL ones are stored as NULL. */
-struct audit_entry {
-    const char *caller;    /* hex public key */
-    const char *role;      /* NULL for an unknown caller */
-    const char *operation; /* store, release, destroy, status, unknown */
-    const char *org_id;
-    const char *bot_id;
-    const char *outcome; /* ok, denied, stale, not_found, bad_request, internal, corrupt */
-    const char *request_id;
-};
-
-/* 0 or -1. */
-int audit_insert(PGconn *db, const struct audit_entry *e);
-
-/* Records key version 1 on first start, checks every recorded version against
- * the root key in kr, and sets *current to the current version. 0, or -1 with
- * err filled (the root key does not match, or the database failed). */
-int vault_keys_init(PGconn *db, const struct token_keyring *kr, uint32_t *current, char *err,
-                    size_t errlen);
+/* In a transaction: locks (FOR UPDATE) and reads up to limit rows sealed with a
+ * version below current, in bot id order after after_bot_id (NULL: from the
+ * start). *rows is a calloc'd array of *n rows: token_row_clear each, then free.
+ * 0 or -1. */
+int token_store_behind(PGconn *db, uint32_t current, const char *after_bot_id, int limit,
+                       struct token_row **rows, size_t *n);
+/* Replaces the ciphertext of old's bot with one sealed under new_version, only if
+ * the row still holds old's version and nonce (compare-and-swap: a store that got
+ * there first is not overwritten). 1 replaced, 0 the row changed, -1 error. */
+int token_store_replace(PGconn *db, const struct token_row *old, uint32_t new_version,
+                        const uint8_t nonce[TOKEN_NONCE_BYTES], const uint8_t *ct, size_t ctlen);
+/* The number of tokens sealed with a version below version, or -1. */
+int64_t token_store_count_below(PGconn *db, uint32_t version);
 
 #endif

@@ -20,7 +20,8 @@ struct vault {
     struct identity identity;      /* the vault's own key pair (BCRM_IDENTITY_KEY_FILE) */
     struct token_keyring *keyring; /* root key (BCRM_VAULT_MASTER_KEY_FILE) */
     struct allowlist *allowlist;   /* BCRM_VAULT_ALLOWLIST_FILE */
-    uint32_t key_version;          /* the current version: new tokens are sealed with it */
+    uint32_t key_version;          /* the current version at start, for the log; the
+                                      database is the truth afterwards (key_store.h) */
     atomic_bool db_ok;             /* the last database round trip worked (for /readyz) */
 };
 

@@ -1,7 +1,10 @@
 /* record.c: the message record (see record.h). */
 #include "record.h"
 
+#include "buf.h"
 #include "strmap.h"
+
+#include <inttypes.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,7 +33,7 @@ struct record_entry {
     char *channel; /* NULL for none */
     char *recipient;
     char *text;
-    json_t *extra;
+    char *extra; /* the extra fields as JSON members ("\"a\":1,\"b\":null"), or NULL */
     char ts[64];
     int64_t arrival_ms;
     bool user_is_recipient;
@@ -67,7 +70,7 @@ static void free_entry(struct record_entry *e)
     free(e->channel);
     free(e->recipient);
     free(e->text);
-    json_decref(e->extra);
+    free(e->extra);
     free(e);
 }
 
@@ -164,12 +167,23 @@ static struct record_entry *entry_new(const struct record_input *in, uint64_t se
     e->channel = dup_or_null(in->channel);
     e->recipient = strdup(in->recipient);
     e->text = strdup(in->text ? in->text : "");
-    e->extra = in->extra;
+    bool want_extra = in->extra != NULL && json_object_size(in->extra) > 0;
+    if (want_extra) {
+        /* Kept as text: listing a large record is then concatenation only. */
+        char *dumped = json_dumps(in->extra, JSON_COMPACT);
+        size_t len = dumped ? strlen(dumped) : 0;
+        if (len >= 2) {
+            memmove(dumped, dumped + 1, len - 2);
+            dumped[len - 2] = '\0';
+        }
+        e->extra = dumped;
+    }
+    json_decref(in->extra);
     snprintf(e->ts, sizeof(e->ts), "%s", in->ts);
     e->arrival_ms = in->arrival_ms;
     e->user_is_recipient = in->user_is_recipient;
     if (e->space == NULL || (in->channel && !e->channel) || e->recipient == NULL ||
-        e->text == NULL) {
+        e->text == NULL || (want_extra && !e->extra)) {
         free_entry(e);
         return NULL;
     }
@@ -275,7 +289,8 @@ void record_totals(struct record *r, struct record_totals *out)
 
 struct seq_item {
     uint64_t seq;
-    json_t *obj;
+    char *json; /* the entry rendered, owned */
+    size_t len;
 };
 
 static int seq_cmp(const void *a, const void *b)
@@ -285,29 +300,48 @@ static int seq_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static json_t *entry_json(const struct record *r, const struct record_entry *e)
+/* Renders one entry; called under its shard's lock, so it only concatenates. */
+static char *entry_render(const struct record *r, const struct record_entry *e, size_t *len)
 {
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:i, s:i}", "seq", (json_int_t)e->seq,
-                          r->space_key, e->space, "recipient", e->recipient, "text", e->text, "ts",
-                          e->ts, "arrival_ms", (json_int_t)e->arrival_ms, "count",
-                          (int)e->content->count, "occurrence", (int)e->occurrence);
-    if (o == NULL) {
-        return NULL;
+    struct buf b;
+    buf_init(&b, 256 + strlen(e->text) + (e->extra ? strlen(e->extra) : 0));
+    buf_printf(&b, "{\"seq\":%" PRIu64 ",\"%s\":", e->seq, r->space_key);
+    buf_json_str(&b, e->space);
+    buf_puts(&b, ",\"channel\":");
+    if (e->channel != NULL) {
+        buf_json_str(&b, e->channel);
+    } else {
+        buf_puts(&b, "null");
     }
-    json_object_set_new(o, "channel", e->channel ? json_string(e->channel) : json_null());
-    json_object_set_new(o, "user", e->user_is_recipient ? json_string(e->recipient) : json_null());
-    if (e->extra != NULL) {
-        json_object_update(o, e->extra);
+    buf_puts(&b, ",\"recipient\":");
+    buf_json_str(&b, e->recipient);
+    buf_puts(&b, ",\"user\":");
+    if (e->user_is_recipient) {
+        buf_json_str(&b, e->recipient);
+    } else {
+        buf_puts(&b, "null");
     }
-    return o;
+    buf_puts(&b, ",\"text\":");
+    buf_json_str(&b, e->text);
+    buf_puts(&b, ",\"ts\":");
+    buf_json_str(&b, e->ts);
+    buf_printf(&b, ",\"arrival_ms\":%" PRId64 ",\"count\":%" PRIu32 ",\"occurrence\":%" PRIu32,
+               e->arrival_ms, e->content->count, e->occurrence);
+    if (e->extra != NULL && e->extra[0] != '\0') {
+        buf_puts(&b, ",");
+        buf_puts(&b, e->extra);
+    }
+    buf_puts(&b, "}");
+    return buf_take(&b, len);
 }
 
-json_t *record_messages_json(struct record *r, const char *space, const char *recipient,
-                             const char *channel, int64_t since_seq)
+char *record_messages_text(struct record *r, const char *space, const char *recipient,
+                           const char *channel, int64_t since_seq, size_t *len, size_t *count_out)
 {
     struct seq_item *items = NULL;
     size_t count = 0;
     size_t cap = 0;
+    size_t total_len = 2;
     bool failed = false;
     for (size_t i = 0; i < RECORD_SHARDS && !failed; i++) {
         struct record_shard *s = &r->shards[i];
@@ -329,11 +363,12 @@ json_t *record_messages_json(struct record *r, const char *space, const char *re
                 items = ni;
             }
             items[count].seq = e->seq;
-            items[count].obj = entry_json(r, e);
-            if (items[count].obj == NULL) {
+            items[count].json = entry_render(r, e, &items[count].len);
+            if (items[count].json == NULL) {
                 failed = true;
                 break;
             }
+            total_len += items[count].len + 1;
             count++;
         }
         pthread_mutex_unlock(&s->lock);
@@ -341,16 +376,26 @@ json_t *record_messages_json(struct record *r, const char *space, const char *re
     if (count > 1) {
         qsort(items, count, sizeof(*items), seq_cmp);
     }
-    json_t *arr = failed ? NULL : json_array();
+    struct buf out;
+    buf_init(&out, failed ? 16 : total_len + 1);
+    buf_puts(&out, "[");
     for (size_t i = 0; i < count; i++) {
-        if (arr != NULL) {
-            json_array_append_new(arr, items[i].obj);
-        } else {
-            json_decref(items[i].obj);
+        if (!failed) {
+            if (i > 0) {
+                buf_puts(&out, ",");
+            }
+            buf_append(&out, items[i].json, items[i].len);
         }
+        free(items[i].json);
     }
     free(items);
-    return arr;
+    buf_puts(&out, "]");
+    if (failed) {
+        buf_free(&out);
+        return NULL;
+    }
+    *count_out = count;
+    return buf_take(&out, len);
 }
 
 struct recipient_item {

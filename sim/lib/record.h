@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct record;
@@ -47,10 +48,11 @@ uint32_t record_add(struct record *r, const struct record_input *in);
 void record_totals(struct record *r, struct record_totals *out);
 void record_reset(struct record *r);
 
-/* The filters may be NULL; since_seq 0 lists everything. New reference: an array
- * of message objects in arrival order. */
-json_t *record_messages_json(struct record *r, const char *space, const char *recipient,
-                             const char *channel, int64_t since_seq);
+/* The filters may be NULL; since_seq 0 lists everything. Returns the JSON text
+ * of an array of message objects in arrival order (free with free()) and their
+ * number in *count, or NULL when out of memory. */
+char *record_messages_text(struct record *r, const char *space, const char *recipient,
+                           const char *channel, int64_t since_seq, size_t *len, size_t *count);
 /* New reference: [{<space_key>, recipient, count}] sorted by space and recipient. */
 json_t *record_recipients_json(struct record *r, const char *space);
 

@@ -1,9 +1,14 @@
 /* simutil.c: see simutil.h. */
 #include "simutil.h"
 
+#include "buf.h"
+#include "record.h"
 #include "rng.h"
 
+#include "bcrm/http.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -95,4 +100,32 @@ int sim_json_known_fields(json_t *obj, const char *const *known, char *err, size
         }
     }
     return 0;
+}
+
+void sim_respond_messages(struct http_response *resp, struct record *r, const char *space,
+                          const char *recipient, const char *channel, int64_t since_seq)
+{
+    size_t len = 0;
+    size_t count = 0;
+    char *arr = record_messages_text(r, space, recipient, channel, since_seq, &len, &count);
+    struct buf b;
+    buf_init(&b, len + 64);
+    buf_printf(&b, "{\"ok\":true,\"count\":%zu,\"messages\":", count);
+    if (arr != NULL) {
+        buf_append(&b, arr, len);
+    }
+    buf_puts(&b, "}");
+    free(arr);
+    size_t body_len;
+    char *body = buf_take(&b, &body_len);
+    if (arr == NULL || body == NULL) {
+        free(body);
+        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = body;
+    resp->body_len = body_len;
 }

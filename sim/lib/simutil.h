@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Sleeps ms milliseconds, resuming after signals. */
 void sim_sleep_ms(int ms);
@@ -26,5 +27,13 @@ int sim_json_positive(json_t *obj, const char *key, double max, double *out, cha
 /* Fails (naming it) on the first field of obj not in known (NULL-terminated), so
  * a typo in a test is reported rather than ignored. */
 int sim_json_known_fields(json_t *obj, const char *const *known, char *err, size_t errlen);
+
+struct http_response;
+struct record;
+
+/* Answers GET /_sim/messages: {"ok":true,"count":N,"messages":[...]} from the
+ * record, with the filters given (each may be NULL). */
+void sim_respond_messages(struct http_response *resp, struct record *r, const char *space,
+                          const char *recipient, const char *channel, int64_t since_seq);
 
 #endif

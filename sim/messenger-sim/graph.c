@@ -22,10 +22,8 @@
 #include <strings.h>
 
 static const char *const call_names[MSIM_CALL_COUNT] = {
-    [MSIM_C_ME] = "me",
-    [MSIM_C_SEND] = "messages",
-    [MSIM_C_PROFILE] = "profile",
-    [MSIM_C_CONVERSATIONS] = "conversations",
+    [MSIM_C_ME] = "me",           [MSIM_C_SEND] = "messages",
+    [MSIM_C_PROFILE] = "profile", [MSIM_C_CONVERSATIONS] = "conversations",
     [MSIM_C_UNKNOWN] = "unknown",
 };
 
@@ -46,8 +44,8 @@ void graph_error(struct graph_call *c, int status, int code, int subcode, const 
     char trace[16];
     rng_token_lower(trace, rng_thread_u64(), 11);
     trace[0] = 'A'; /* fbtrace ids start with a capital letter */
-    json_t *err = json_pack("{s:s, s:s, s:i, s:s}", "message", message, "type", type, "code",
-                            code, "fbtrace_id", trace);
+    json_t *err = json_pack("{s:s, s:s, s:i, s:s}", "message", message, "type", type, "code", code,
+                            "fbtrace_id", trace);
     if (subcode != 0) {
         json_object_set_new(err, "error_subcode", json_integer(subcode));
     }
@@ -95,7 +93,8 @@ static int split_path(const char *path, char *version, size_t vlen, char *node, 
     version[0] = node[0] = edge[0] = '\0';
     const char *p = path[0] == '/' ? path + 1 : path;
     const char *slash = strchr(p, '/');
-    if (p[0] == 'v' && slash != NULL && (size_t)(slash - p) < vlen && isdigit((unsigned char)p[1])) {
+    if (p[0] == 'v' && slash != NULL && (size_t)(slash - p) < vlen &&
+        isdigit((unsigned char)p[1])) {
         memcpy(version, p, (size_t)(slash - p));
         version[slash - p] = '\0';
         p = slash + 1;
@@ -127,8 +126,7 @@ static void unknown_object(struct graph_call *c, const char *what)
     graph_error(c, 400, 100, 33, "GraphMethodException", msg);
 }
 
-static void graph_handle(struct msim *m, const struct http_request *req,
-                         struct http_response *resp)
+static void graph_handle(struct msim *m, const struct http_request *req, struct http_response *resp)
 {
     struct graph_call call = {.m = m, .req = req, .resp = resp};
     char version[16], node[64], edge[64];
@@ -136,8 +134,8 @@ static void graph_handle(struct msim *m, const struct http_request *req,
     enum msim_call kind = MSIM_C_UNKNOWN;
     const struct msim_person *person = NULL;
 
-    int split = split_path(req->path, version, sizeof(version), node, sizeof(node), edge,
-                           sizeof(edge));
+    int split =
+        split_path(req->path, version, sizeof(version), node, sizeof(node), edge, sizeof(edge));
     call.version = version;
     if (split == 0 && (strcmp(edge, "") == 0 && !post) &&
         (strcmp(node, "me") == 0 || strmap_get(m->page_by_id, node) != NULL)) {

@@ -25,7 +25,7 @@ struct strmap;
 struct msim_page;
 
 struct msim_person {
-    char psid[20];  /* page-scoped id: 16 digits */
+    char psid[20]; /* page-scoped id: 16 digits */
     char conversation_id[24];
     char marker[12]; /* in the name and last name, for the "nothing stored" test */
     struct msim_page *page;
@@ -36,7 +36,7 @@ struct msim_person {
     char *profile_pic;
     const char *locale;
     bool has_timezone;
-    double timezone; /* hours east of UTC, as the Graph API gives it */
+    double timezone;  /* hours east of UTC, as the Graph API gives it */
     bool unavailable; /* answers (#551) This person isn't available right now */
     int64_t initial_last_message_ms;
     atomic_int_fast64_t last_message_ms; /* when the person last wrote to the page */

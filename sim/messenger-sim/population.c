@@ -22,24 +22,24 @@
 #include <time.h>
 
 static const char *const first_names[] = {
-    "Amelia", "Bruno", "Chiara", "Dmitri", "Elena",  "Farid",  "Greta", "Hugo",  "Ines",  "Jonas",
-    "Keiko",  "Luca",  "Maya",   "Nikos",  "Olga",   "Pablo",  "Quinn", "Rosa",  "Sven",  "Tariq",
-    "Uma",    "Viktor", "Wanda", "Xavi",   "Yara",   "Zoltan", "Aiko",  "Bilal", "Carmen", "Dara",
+    "Amelia", "Bruno",  "Chiara", "Dmitri", "Elena", "Farid",  "Greta", "Hugo",  "Ines",   "Jonas",
+    "Keiko",  "Luca",   "Maya",   "Nikos",  "Olga",  "Pablo",  "Quinn", "Rosa",  "Sven",   "Tariq",
+    "Uma",    "Viktor", "Wanda",  "Xavi",   "Yara",  "Zoltan", "Aiko",  "Bilal", "Carmen", "Dara",
 };
 
 static const char *const last_names[] = {
-    "Moreau", "Kowalski", "Rossi",  "Novak", "Haddad", "Sato",   "Okoye",  "Lindqvist",
-    "Ferreira", "Petrov", "Nakamura", "Dubois", "Schmidt", "Kaur", "Mensah", "Alvarez",
-    "Ivanova", "Brennan", "Costa",  "Yilmaz",
+    "Moreau",    "Kowalski", "Rossi",   "Novak",    "Haddad", "Sato",    "Okoye",
+    "Lindqvist", "Ferreira", "Petrov",  "Nakamura", "Dubois", "Schmidt", "Kaur",
+    "Mensah",    "Alvarez",  "Ivanova", "Brennan",  "Costa",  "Yilmaz",
 };
 
 /* Hours east of UTC, as the User Profile API reports timezone. */
-static const double timezones[] = {-10, -9.5, -8, -7, -6, -5, -4, -3.5, -3, -1, 0,    1,
-                                   2,   3,    3.5, 4, 4.5, 5, 5.5, 5.75, 6, 6.5, 7, 8,
-                                   8.75, 9,   9.5, 10, 10.5, 11, 12, 12.75, 13, 14};
+static const double timezones[] = {-10,  -9.5, -8,  -7, -6,   -5, -4,  -3.5,  -3, -1,  0, 1,
+                                   2,    3,    3.5, 4,  4.5,  5,  5.5, 5.75,  6,  6.5, 7, 8,
+                                   8.75, 9,    9.5, 10, 10.5, 11, 12,  12.75, 13, 14};
 
-static const char *const locales[] = {"en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "pt_BR",
-                                      "ja_JP", "hi_IN"};
+static const char *const locales[] = {"en_US", "en_GB", "fr_FR", "de_DE",
+                                      "es_ES", "pt_BR", "ja_JP", "hi_IN"};
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 #define HOUR_MS (3600LL * 1000)
@@ -97,9 +97,8 @@ static int make_person(struct msim_page *p, struct msim_person *u, uint64_t seed
     u->first_name = strdup(first);
     u->last_name = str_printf("%s-%s", last, u->marker);
     u->name = str_printf("%s %s-%s", first, last, u->marker);
-    u->profile_pic = str_printf("https://platform-lookaside.messenger-sim.example/%016" PRIx64
-                                ".jpg",
-                                h);
+    u->profile_pic =
+        str_printf("https://platform-lookaside.messenger-sim.example/%016" PRIx64 ".jpg", h);
     u->locale = locales[(h >> 24) % COUNT_OF(locales)];
     u->has_timezone = i % 10 != 3;
     u->timezone = timezones[(h >> 32) % COUNT_OF(timezones)];
@@ -158,8 +157,8 @@ static int make_page(struct msim *m, struct msim_page *p, uint64_t seed, size_t 
     p->conversation_order = calloc(people ? people : 1, sizeof(*p->conversation_order));
     p->person_by_psid = strmap_new(people);
     pthread_mutex_init(&p->limit_lock, NULL);
-    if (p->token == NULL || p->name == NULL || p->people == NULL ||
-        p->conversation_order == NULL || p->person_by_psid == NULL) {
+    if (p->token == NULL || p->name == NULL || p->people == NULL || p->conversation_order == NULL ||
+        p->person_by_psid == NULL) {
         return -1;
     }
     for (size_t i = 0; i < people; i++) {
@@ -170,7 +169,8 @@ static int make_page(struct msim *m, struct msim_page *p, uint64_t seed, size_t 
     }
     order_people = p->people; /* start-up runs on one thread */
     qsort(p->conversation_order, people, sizeof(*p->conversation_order), by_recent_message);
-    if (strmap_put(m->page_by_token, p->token, p) != 0 || strmap_put(m->page_by_id, p->id, p) != 0) {
+    if (strmap_put(m->page_by_token, p->token, p) != 0 ||
+        strmap_put(m->page_by_id, p->id, p) != 0) {
         return -1;
     }
     return 0;

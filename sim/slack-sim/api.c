@@ -7,6 +7,7 @@
  * test that changes them sees the change from the next call on.
  */
 #include "api.h"
+#include "oauth.h"
 
 #include "buf.h"
 #include "rng.h"
@@ -28,7 +29,8 @@ typedef void (*api_method_fn)(struct api_call *c);
 struct api_method {
     const char *name;
     api_method_fn fn;
-    int tier; /* Slack's tier, 1-4; 0 for chat.postMessage's own rules */
+    int tier;      /* Slack's tier, 1-4; 0 for chat.postMessage's own rules */
+    bool no_token; /* called with the app's client credentials instead */
 };
 
 /* auth.test is in Slack's "special" tier, generous enough to call as tier 4. */
@@ -40,6 +42,7 @@ static const struct api_method api_methods[SIM_M_UNKNOWN] = {
     [SIM_M_CONVERSATIONS_LIST] = {"conversations.list", method_conversations_list, 2},
     [SIM_M_CONVERSATIONS_MEMBERS] = {"conversations.members", method_conversations_members, 4},
     [SIM_M_CHAT_POST_MESSAGE] = {"chat.postMessage", method_chat_post_message, 0},
+    [SIM_M_OAUTH_V2_ACCESS] = {"oauth.v2.access", method_oauth_v2_access, 0, true},
 };
 
 const char *sim_method_name(enum sim_method m)
@@ -162,6 +165,11 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
         api_reply_error(&call, bad_body);
         goto out;
     }
+    const struct api_method *m = &api_methods[call.method];
+    if (m->no_token) {
+        m->fn(&call);
+        goto out;
+    }
     const char *token = params_token(&call.params);
     if (token == NULL) {
         api_reply_error(&call, "not_authed");
@@ -176,7 +184,6 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
         api_reply_error(&call, "token_revoked");
         goto out;
     }
-    const struct api_method *m = &api_methods[call.method];
     if (call.faults.limits.enabled && m->tier > 0) {
         int wait = ratelimit_take_method(sim->limits, call.ws->index, call.method,
                                          call.faults.limits.tier_per_minute[m->tier], call.now_ms);
@@ -198,6 +205,8 @@ void sim_handle(void *ctx, const struct http_request *req, struct http_response 
         api_handle(sim, req, resp, path + 5);
     } else if (strncmp(path, "/_sim/", 6) == 0) {
         control_handle(sim, req, resp, path + 6);
+    } else if (strcmp(path, "/oauth/v2/authorize") == 0) {
+        oauth_authorize(sim, req, resp);
     } else if (strcmp(path, "/healthz") == 0) {
         http_respond(resp, 200, "text/plain", "ok\n", 3);
     } else if (strcmp(path, "/readyz") == 0) {

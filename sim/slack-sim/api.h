@@ -46,7 +46,6 @@ bool api_arg_bool(const struct api_call *c, const char *key);
 /* A fresh, unique message timestamp ("1712345678.000123") into out[24]. */
 void api_next_ts(struct sim *sim, char out[24]);
 
-
 /* The method handlers. */
 void method_auth_test(struct api_call *c);
 void method_users_list(struct api_call *c);

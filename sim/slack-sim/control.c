@@ -6,6 +6,8 @@
  *   GET  /_sim/messages?team_id=&user=&channel=&since=   the record, in arrival order
  *   GET  /_sim/recipients?team_id= messages per recipient
  *   GET  /_sim/stats               counters
+ *   GET  /_sim/app                 the app's OAuth client id and secret (oauth.h)
+ *   POST /_sim/events              send a signed Events API event to bcrm (events.h)
  *   POST /_sim/reset               forget messages, counters, rate-limit state,
  *                                  revocations and faults ({"keep_faults":true} keeps
  *                                  the faults and revocations)
@@ -15,8 +17,11 @@
  * These answers carry tokens and profile data by design: the control port is a
  * test fixture and never faces anything but loopback.
  */
+#include "events.h"
 #include "faults.h"
+#include "oauth.h"
 #include "sim.h"
+#include "simutil.h"
 #include "strmap.h"
 
 #include "bcrm/clock.h"
@@ -161,16 +166,9 @@ static void get_messages(struct sim *sim, const struct http_request *req,
     const char *since = http_query(req, "since");
     const char *user = http_query(req, "user");
     const char *channel = http_query(req, "channel");
-    json_t *arr = record_messages_json(
-        sim->record, only ? only->team_id : NULL, user && user[0] ? user : NULL,
-        channel && channel[0] ? channel : NULL, since ? strtoll(since, NULL, 10) : 0);
-    if (arr == NULL) {
-        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
-        return;
-    }
-    json_t *body = ok_with("messages", arr);
-    json_object_set_new(body, "count", json_integer((json_int_t)json_array_size(arr)));
-    http_respond_json(resp, 200, body);
+    sim_respond_messages(resp, sim->record, only ? only->team_id : NULL,
+                         user && user[0] ? user : NULL, channel && channel[0] ? channel : NULL,
+                         since ? strtoll(since, NULL, 10) : 0);
 }
 
 static void get_recipients(struct sim *sim, const struct http_request *req,
@@ -260,6 +258,7 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
     if (!keep_faults) {
         faults_restore_defaults();
     }
+    oauth_reset();
     log_info("simulator reset", "{s:b}", "keep_faults", keep_faults);
     http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -355,6 +354,14 @@ void control_handle(struct sim *sim, const struct http_request *req, struct http
         get_recipients(sim, req, resp);
     } else if (get && strcmp(path, "stats") == 0) {
         get_stats(sim, resp);
+    } else if (post && strcmp(path, "events") == 0) {
+        events_post(sim, req, resp);
+    } else if (get && strcmp(path, "app") == 0) {
+        const struct sim_oauth_app *app = oauth_app();
+        http_respond_json(resp, 200,
+                          json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "client_id", app->client_id,
+                                    "client_secret", app->client_secret, "authorize_path",
+                                    "/oauth/v2/authorize"));
     } else if (post && strcmp(path, "reset") == 0) {
         post_reset(sim, req, resp);
     } else if (get && strcmp(path, "faults") == 0) {

@@ -42,25 +42,28 @@ void faults_restore_defaults(void)
 
 /* The fields this module understands; control.c handles revoke_token and
  * restore_token itself. Anything else is a typo worth reporting. */
-static const char *const fault_fields[] = {"latency_ms",
-                                           "jitter_ms",
-                                           "error_rate",
-                                           "error_status",
-                                           "drop_rate",
-                                           "ratelimit_storm_seconds",
-                                           "short_pages",
-                                           "empty_page_rate",
-                                           "limits",
-                                           "post_per_minute",
-                                           "channel_per_second",
-                                           "channel_burst",
-                                           "tier1_per_minute",
-                                           "tier2_per_minute",
-                                           "tier3_per_minute",
-                                           "tier4_per_minute",
-                                           "revoke_token",
-                                           "restore_token",
-                                           "clear"};
+static const char *const fault_fields[] = {
+    "latency_ms",
+    "jitter_ms",
+    "error_rate",
+    "error_status",
+    "drop_rate",
+    "ratelimit_storm_seconds",
+    "short_pages",
+    "empty_page_rate",
+    "limits",
+    "post_per_minute",
+    "channel_per_second",
+    "channel_burst",
+    "tier1_per_minute",
+    "tier2_per_minute",
+    "tier3_per_minute",
+    "tier4_per_minute",
+    "revoke_token",
+    "restore_token",
+    "clear",
+    NULL,
+};
 
 int faults_update_from_json(struct sim_faults *f, json_t *req, int64_t now_ms, char *err,
                             size_t errlen)

@@ -20,8 +20,14 @@
  *   SLACK_SIM_CHANNEL_BURST 3               chat.postMessage burst per channel (1/s after)
  *   SLACK_SIM_THREADS       8               HTTP worker threads
  *   SLACK_SIM_OPS_ADDR      (none)          optional ops port (/healthz /readyz /metrics)
+ *   SLACK_SIM_CLIENT_ID     1111111111.2222222222   the app's OAuth client id
+ *   SLACK_SIM_CLIENT_SECRET sim-client-secret       the app's OAuth client secret
+ *   SLACK_SIM_SIGNING_SECRET sim-signing-secret     signs Events API deliveries
+ *   SLACK_SIM_EVENTS_URL    (none)          where /_sim/events delivers by default
  */
+#include "events.h"
 #include "faults.h"
+#include "oauth.h"
 #include "population.h"
 #include "sim.h"
 #include "zones.h"
@@ -33,6 +39,7 @@
 #include "bcrm/ops.h"
 #include "bcrm/shutdown.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -82,6 +89,17 @@ int main(void)
     struct sim_faults defaults;
     faults_from_env(&defaults);
     faults_init(&defaults);
+    struct sim_oauth_app app = {
+        .client_id = config_str("SLACK_SIM_CLIENT_ID", "1111111111.2222222222"),
+        .client_secret = config_str("SLACK_SIM_CLIENT_SECRET", "sim-client-secret"),
+    };
+    oauth_init(&app);
+    struct sim_events_config events = {
+        .url = config_str("SLACK_SIM_EVENTS_URL", ""),
+        .signing_secret = config_str("SLACK_SIM_SIGNING_SECRET", "sim-signing-secret"),
+    };
+    events_init(&events);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     int rc = 1;
     struct sim sim = {0};
@@ -138,5 +156,6 @@ out:
     ratelimit_free(sim.limits);
     record_free(sim.record);
     population_free(sim.pop);
+    curl_global_cleanup();
     return rc;
 }

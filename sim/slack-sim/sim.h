@@ -28,6 +28,7 @@ enum sim_method {
     SIM_M_CONVERSATIONS_LIST,
     SIM_M_CONVERSATIONS_MEMBERS,
     SIM_M_CHAT_POST_MESSAGE,
+    SIM_M_OAUTH_V2_ACCESS,
     SIM_M_UNKNOWN, /* counted, answered unknown_method */
     SIM_METHOD_COUNT
 };

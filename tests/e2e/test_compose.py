@@ -14,7 +14,7 @@ SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR',
                                 os.path.abspath(__file__)))))
 COMPOSE_FILE = os.path.join(SOURCE_DIR, 'docker-compose.yml')
 SERVICES = {'postgres', 'key-init', 'vault', 'scheduler', 'api', 'sender-slack',
-            'sender-messenger', 'slack-sim'}
+            'sender-messenger', 'slack-sim', 'messenger-sim'}
 
 
 def compose(*args):

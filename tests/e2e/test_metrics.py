@@ -18,7 +18,7 @@ class OpsEndpoints(unittest.TestCase):
         promtool = shutil.which('promtool')
         self.assertIsNotNone(promtool, 'promtool not found: run scripts/deps.sh')
         with Stack() as s:
-            s.start_all(sender_replicas=1, slack_sim=True)
+            s.start_all(sender_replicas=1, messenger_sim=False)
             for name in SERVICES:
                 with self.subTest(service=name):
                     for path in ('/healthz', '/readyz'):

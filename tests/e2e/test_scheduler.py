@@ -62,6 +62,16 @@ def message_recipient(msg, dm_to_user):
     return dm_to_user.get(channel, channel)
 
 
+def is_leader(s, replica):
+    """The value of bcrm_scheduler_is_leader on a scheduler replica's /metrics."""
+    status, _, text = s.ops('scheduler', '/metrics', replica)
+    assert status == 200, text
+    for line in text.splitlines():
+        if line.startswith('bcrm_scheduler_is_leader '):
+            return int(float(line.split()[1]))
+    raise AssertionError('no bcrm_scheduler_is_leader series')
+
+
 class World:
     """A running stack with a signed-up owner and a connected Slack bot."""
 
@@ -242,11 +252,11 @@ class SchedulerSystemTest(unittest.TestCase):
                 standby_env[var] = f'tcp://127.0.0.1:{s.free_port()}'
             s.start('scheduler', 1, env=standby_env)
             time.sleep(2)
-            self.assertIn('bcrm_scheduler_is_leader 1', s.ops('scheduler', '/metrics')[2])
-            self.assertIn('bcrm_scheduler_is_leader 0', s.ops('scheduler', '/metrics', 1)[2])
+            self.assertEqual(is_leader(s, 0), 1)
+            self.assertEqual(is_leader(s, 1), 0)
             s.kill('scheduler', 0, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while 'bcrm_scheduler_is_leader 1' not in s.ops('scheduler', '/metrics', 1)[2]:
+            while is_leader(s, 1) != 1:
                 self.assertLess(time.monotonic(), deadline, 'the standby did not take over')
                 time.sleep(0.2)
             self.assertIn('leadership acquired', s.log('scheduler', 1))

@@ -66,6 +66,12 @@ def tearDownModule():
             assert code == 0, f'{key} exited {code}'
 
 
+def release_count(bot):
+    rows = STACK.sql(f"SELECT count(*) FROM vault_audit WHERE bot_id = '{bot}' "
+                     f"AND operation = 'release' AND outcome = 'ok'")
+    return int(rows[0][0])
+
+
 class DriverMixin:
     """Runs tests/integration/sender_driver and the vault client against STACK."""
 
@@ -167,8 +173,11 @@ class SenderTest(DriverMixin, unittest.TestCase):
     def test_sends_once_and_shares_work(self):
         marker = uuid.uuid4().hex[:8]
         people = self.people[:60]
-        jobs = [self.job(u['id'], f'{marker} plain {i}') for i, u in enumerate(people[:40])]
-        jobs += [self.job(u['id'], f'{marker} Hi {{{{first_name|there}}}}!')
+        bot = str(uuid.uuid4())  # a bot of its own, to count its token releases
+        self.vault_store(self.org, bot, self.token)
+        jobs = [self.job(u['id'], f'{marker} plain {i}', bot=bot)
+                for i, u in enumerate(people[:40])]
+        jobs += [self.job(u['id'], f'{marker} Hi {{{{first_name|there}}}}!', bot=bot)
                  for u in people[40:]]
         results = self.send(jobs, peers=REPLICAS, batch=5)
         for r in results.values():
@@ -198,6 +207,10 @@ class SenderTest(DriverMixin, unittest.TestCase):
             first = u['first_name'] or (u['real_name'] or '').split(' ')[0] or 'there'
             self.assertEqual(m['text'], f'{marker} Hi {first}!')
         self.assertIn('bcrm_sender_sends_total{outcome="sent"}', self.metrics())
+        # The token cache: one release per replica for 60 sends, not one per send.
+        releases = release_count(bot)
+        self.assertGreaterEqual(releases, 1)
+        self.assertLessEqual(releases, REPLICAS)
 
     def test_unknown_channel_fails(self):
         r = self.send_one(self.job('C0NOTACHANNEL', 'hello'))
@@ -412,8 +425,10 @@ class MessengerSenderTest(DriverMixin, unittest.TestCase):
         threading.Thread(target=cls.graph.serve_forever, daemon=True).start()
         cls.org, cls.bot = str(uuid.uuid4()), str(uuid.uuid4())
         cls.vault_store(cls.org, cls.bot, FakeGraph.page_token)
+        # A short token lifetime, to see a cached token expire while idle.
         STACK.start('sender-messenger', env={'BCRM_GRAPH_API_URL': cls.graph.url,
-                                             'BCRM_SENDER_ID': 'messenger-0'})
+                                             'BCRM_SENDER_ID': 'messenger-0',
+                                             'BCRM_SENDER_TOKEN_TTL': '1s'})
 
     @classmethod
     def tearDownClass(cls):
@@ -471,6 +486,18 @@ class MessengerSenderTest(DriverMixin, unittest.TestCase):
         self.assertEqual(ids, ['P1', 'P2', 'P3'])
         q = self.query('channels', self.org, self.bot)
         self.assertEqual(q['status'], 'QUERY_BAD_REQUEST')
+
+    def test_token_cache_expires(self):
+        org, bot = str(uuid.uuid4()), str(uuid.uuid4())
+        self.vault_store(org, bot, FakeGraph.page_token)
+        results = self.send([self.job('P1', f'cached {i}', bot=bot) | {'org_id': org}
+                             for i in range(5)])
+        self.assertTrue(all(r['outcome'] == 'OUTCOME_SENT' for r in results.values()))
+        self.assertEqual(release_count(bot), 1)
+        time.sleep(2.5)  # past BCRM_SENDER_TOKEN_TTL: wiped, so asked again
+        self.assertEqual(self.send_one(self.job('P1', 'again', bot=bot) | {'org_id': org})
+                         ['outcome'], 'OUTCOME_SENT')
+        self.assertEqual(release_count(bot), 2)
 
     def test_wrong_token_is_token_invalid(self):
         org, bot = str(uuid.uuid4()), str(uuid.uuid4())

@@ -12,14 +12,20 @@ so a user or a channel object is really checked field by field.
 Run by ctest with BCRM_BUILD_DIR and BCRM_SOURCE_DIR set; the simulator listens
 on a port the kernel picks (SLACK_SIM_ADDR=127.0.0.1:0), never a default port.
 """
+import base64
 import concurrent.futures
 import copy
+import hashlib
+import hmac
 import http.client
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -297,6 +303,23 @@ class SlackSimTest(unittest.TestCase):
         finally:
             self.assertEqual(multi.stop(), 0)
 
+    def test_ops_port(self):
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            ops_port = probe.getsockname()[1]
+        with_ops = Sim(SLACK_SIM_USERS=5, SLACK_SIM_OPS_ADDR='127.0.0.1:%d' % ops_port)
+        try:
+            with_ops.form('auth.test', token=with_ops.token)
+            conn = http.client.HTTPConnection('127.0.0.1', ops_port, timeout=5)
+            conn.request('GET', '/metrics')
+            resp = conn.getresponse()
+            text = resp.read().decode()
+            conn.close()
+            self.assertEqual(resp.status, 200)
+            self.assertIn('slack_sim_requests_total 1', text)
+        finally:
+            self.assertEqual(with_ops.stop(), 0)
+
     # auth.test and the request forms
 
     def test_auth_test_in_every_request_form(self):
@@ -341,6 +364,99 @@ class SlackSimTest(unittest.TestCase):
         self.ok('auth.test', self.sim.form('auth.test'))
         status, _, _ = self.sim.control('POST', '/_sim/faults', {'revoke_token': 'TNOSUCHTEAM'})
         self.assertEqual(status, 400)
+
+    def test_oauth_install(self):
+        app = self.sim.control('GET', '/_sim/app')[2]
+        redirect = 'http://127.0.0.1:9/v1/oauth/slack/callback'
+        query = urllib.parse.urlencode({'client_id': app['client_id'], 'scope': 'chat:write',
+                                        'redirect_uri': redirect, 'state': 's t/8'})
+        status, headers, _ = self.sim.request('GET', app['authorize_path'] + '?' + query)
+        self.assertEqual(status, 302)
+        location = urllib.parse.urlsplit(headers['Location'])
+        self.assertEqual(location._replace(query='').geturl(), redirect)
+        back = urllib.parse.parse_qs(location.query)
+        self.assertEqual(back['state'], ['s t/8'])
+        code = back['code'][0]
+        basic = base64.b64encode(('%s:%s' % (app['client_id'], app['client_secret'])).encode())
+        form = {'code': code, 'redirect_uri': redirect}
+        headers = {'Authorization': 'Basic ' + basic.decode(),
+                   'Content-Type': 'application/x-www-form-urlencoded'}
+        wrong_uri = dict(form, redirect_uri='http://elsewhere/')
+        status, _, body = self.sim.request('POST', '/api/oauth.v2.access',
+                                           urllib.parse.urlencode(wrong_uri).encode(), headers)
+        self.assertEqual(body, {'ok': False, 'error': 'bad_redirect_uri'})
+        status, _, body = self.sim.request('POST', '/api/oauth.v2.access',
+                                           urllib.parse.urlencode(form).encode(), headers)
+        self.assertEqual(status, 200)
+        SCHEMAS.response('oauth.v2.access', body)
+        ws = self.sim.workspaces[0]
+        self.assertEqual((body['access_token'], body['token_type'], body['bot_user_id'],
+                          body['team']['id']),
+                         (ws['token'], 'bot', ws['bot_user_id'], ws['team_id']))
+        # A code works once.
+        status, _, body = self.sim.request('POST', '/api/oauth.v2.access',
+                                           urllib.parse.urlencode(form).encode(), headers)
+        self.assertEqual(body, {'ok': False, 'error': 'invalid_code'})
+        status, _, body = self.sim.request('POST', '/api/oauth.v2.access', urllib.parse.urlencode(
+            dict(form, client_id=app['client_id'], client_secret='wrong')).encode(),
+            {'Content-Type': 'application/x-www-form-urlencoded'})
+        self.assertEqual(body, {'ok': False, 'error': 'bad_client_secret'})
+        denied = self.sim.request('GET', app['authorize_path'] + '?' + query + '&deny=1')[1]
+        self.assertIn('error=access_denied', denied['Location'])
+
+    def test_events_are_signed_and_delivered(self):
+        received = []
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                received.append((dict(self.headers), raw))
+                body = json.loads(raw)
+                answer = body.get('challenge', 'ok').encode()
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Hook)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = 'http://127.0.0.1:%d/v1/webhooks/slack/events' % server.server_address[1]
+        try:
+            status, _, body = self.sim.control('POST', '/_sim/events',
+                                               {'type': 'url_verification', 'url': url})
+            self.assertEqual((status, body['status'], body['challenge_echoed']), (200, 200, True))
+            person = self.people()[0]
+            status, _, body = self.sim.control('POST', '/_sim/events', {
+                'type': 'message', 'url': url, 'user': person['id'], 'text': 'hi bot'})
+            self.assertEqual(body['status'], 200)
+            self.sim.control('POST', '/_sim/events', {'type': 'app_uninstalled', 'url': url,
+                                                      'bad_signature': True,
+                                                      'timestamp_skew_s': -600, 'retry_num': 1})
+            self.assertEqual(len(received), 3)
+            for i, (headers, raw) in enumerate(received):
+                ts = headers['X-Slack-Request-Timestamp']
+                mac = hmac.new(b'sim-signing-secret', b'v0:' + ts.encode() + b':' + raw,
+                               hashlib.sha256).hexdigest()
+                good = headers['X-Slack-Signature'] == 'v0=' + mac
+                self.assertEqual(good, i < 2, headers)
+            event = json.loads(received[1][1])
+            self.assertEqual((event['type'], event['team_id'], event['event']['type'],
+                              event['event']['user'], event['event']['channel'],
+                              event['event']['text']),
+                             ('event_callback', self.sim.team_id, 'message', person['id'],
+                              person['dm_id'], 'hi bot'))
+            self.assertTrue(event['event_id'].startswith('Ev'))
+            self.assertLess(int(received[2][0]['X-Slack-Request-Timestamp']), time.time() - 500)
+            self.assertEqual(received[2][0]['X-Slack-Retry-Num'], '1')
+            # Delivered (200) app_uninstalled: the token stops working, as on Slack.
+            self.err('auth.test', self.sim.form('auth.test'), 'token_revoked')
+        finally:
+            server.shutdown()
+            server.server_close()
 
     # users.list and users.info
 

@@ -381,7 +381,8 @@ class VaultTest(unittest.TestCase):
         self.assertEqual(res.returncode, 1)
         self.assertIn('chmod 600', res.stderr)
 
-        for args in ((), ('frobnicate',), ('keygen',), ('vault',), ('vault', 'rotate')):
+        for args in ((), ('frobnicate',), ('keygen',), ('vault',), ('vault', 'frobnicate'),
+                     ('vault', 'rewrap', '--batch', '0'), ('vault', 'status', 'extra')):
             res = run(*args)
             self.assertEqual(res.returncode, 2, args)
             self.assertIn('usage: bcrmctl', res.stderr)

@@ -10,6 +10,12 @@
  *   vault_smoke KEYFILE replay ORG BOT PLATFORM TOKEN  store, destroy, then resend the
  *                                                       captured store envelope
  *   vault_smoke KEYFILE concurrent N ORG BOT PLATFORM  N threads release at once
+ *   vault_smoke KEYFILE batch                          one call per stdin line, one
+ *       answer line each: "store ORG BOT PLATFORM TOKEN" -> "<code>", "release ORG
+ *       BOT PLATFORM" -> "<code> [token]", "destroy ORG BOT" -> "<code>"
+ *   vault_smoke KEYFILE release-loop N STOPFILE        reads "ORG BOT PLATFORM TOKEN"
+ *       lines, then N threads release them round robin until STOPFILE exists, and
+ *       print "releases <n>", "failures <n>" and the first failures
  *
  * The first line printed is "code <name>" (or "error <text>" when the vault could
  * not be reached); the exit status is 0 when the vault answered, 1 otherwise.
@@ -22,7 +28,9 @@
 #include "bcrm/vault_client.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +47,8 @@ static const char *code_name(int code)
         return "bad_request";
     case BCRM__V1__VAULT_CODE__VAULT_INTERNAL:
         return "internal";
+    case BCRM__V1__VAULT_CODE__VAULT_KEY_RETIRED:
+        return "key_retired";
     default:
         return "unknown";
     }
@@ -195,6 +205,128 @@ static int cmd_concurrent(struct vault_client *vc, int n, char **argv)
     return 0;
 }
 
+/* One call per stdin line (see the top of the file). */
+static int cmd_batch(struct vault_client *vc)
+{
+    char line[8192], err[512];
+    int n = 0;
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        char *save = NULL, *w[6] = {0};
+        int nw = 0;
+        for (char *t = strtok_r(line, " \t\r\n", &save); t != NULL && nw < 6;
+             t = strtok_r(NULL, " \t\r\n", &save)) {
+            w[nw++] = t;
+        }
+        if (nw == 0) {
+            continue;
+        }
+        int code = -1;
+        struct secret s = {0};
+        if (strcmp(w[0], "store") == 0 && nw == 5) {
+            code = vault_store_token(vc, w[1], w[2], platform_of(w[3]), (const uint8_t *)w[4],
+                                     strlen(w[4]), err, sizeof(err));
+        } else if (strcmp(w[0], "release") == 0 && nw == 4) {
+            code = vault_release_token(vc, w[1], w[2], platform_of(w[3]), &s, err, sizeof(err));
+        } else if (strcmp(w[0], "destroy") == 0 && nw == 3) {
+            code = vault_destroy_token(vc, w[1], w[2], err, sizeof(err));
+        } else {
+            printf("bad_line\n");
+            continue;
+        }
+        if (code < 0) {
+            printf("error\n");
+        } else if (s.data != NULL) {
+            printf("%s %s\n", code_name(code), (const char *)s.data);
+        } else {
+            printf("%s\n", code_name(code));
+        }
+        secret_free(&s);
+        n++;
+    }
+    printf("done %d\n", n);
+    return 0;
+}
+
+struct loop_target {
+    char org[64], bot[64], platform[16], token[512];
+};
+
+struct loop_state {
+    struct vault_client *vc;
+    struct loop_target *targets;
+    int ntargets;
+    const char *stop_file;
+    atomic_long next, releases, failures;
+    pthread_mutex_t lock;
+    char first_failures[5][600];
+};
+
+static void *release_loop(void *p)
+{
+    struct loop_state *st = p;
+    char err[512];
+    while (access(st->stop_file, F_OK) != 0) {
+        long i = atomic_fetch_add(&st->next, 1) % st->ntargets;
+        const struct loop_target *t = &st->targets[i];
+        struct secret s = {0};
+        int code = vault_release_token(st->vc, t->org, t->bot, platform_of(t->platform), &s, err,
+                                       sizeof(err));
+        bool ok = code == 0 && s.data != NULL && strcmp((const char *)s.data, t->token) == 0;
+        secret_free(&s);
+        atomic_fetch_add(&st->releases, 1);
+        if (!ok) {
+            long f = atomic_fetch_add(&st->failures, 1);
+            if (f < 5) {
+                pthread_mutex_lock(&st->lock);
+                snprintf(st->first_failures[f], sizeof(st->first_failures[f]),
+                         "failure %s bot %s: %s", code < 0 ? "error" : code_name(code), t->bot,
+                         code == 0 ? "token differs" : err);
+                pthread_mutex_unlock(&st->lock);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int cmd_release_loop(struct vault_client *vc, int threads, const char *stop_file)
+{
+    static struct loop_state st;
+    pthread_t tid[32];
+    int cap = 0;
+    st.vc = vc;
+    st.stop_file = stop_file;
+    pthread_mutex_init(&st.lock, NULL);
+    struct loop_target t;
+    char line[1024];
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        if (sscanf(line, "%63s %63s %15s %511s", t.org, t.bot, t.platform, t.token) != 4) {
+            continue;
+        }
+        if (st.ntargets == cap) {
+            cap = cap ? 2 * cap : 64;
+            st.targets = realloc(st.targets, (size_t)cap * sizeof(*st.targets));
+        }
+        st.targets[st.ntargets++] = t;
+    }
+    if (st.ntargets == 0) {
+        printf("error no targets\n");
+        return 1;
+    }
+    threads = threads < 1 ? 1 : threads > 32 ? 32 : threads;
+    for (int i = 0; i < threads; i++) {
+        pthread_create(&tid[i], NULL, release_loop, &st);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+    }
+    printf("releases %ld\nfailures %ld\n", atomic_load(&st.releases), atomic_load(&st.failures));
+    for (int i = 0; i < 5 && st.first_failures[i][0] != '\0'; i++) {
+        printf("%s\n", st.first_failures[i]);
+    }
+    free(st.targets);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct identity self;
@@ -207,7 +339,7 @@ int main(int argc, char **argv)
     }
     if (argc < 3) {
         fprintf(stderr, "usage: vault_smoke KEYFILE store|release|destroy|status|stale|replay|"
-                        "concurrent ARGS...\n");
+                        "concurrent|batch|release-loop ARGS...\n");
         return 2;
     }
     const char *url = getenv("BCRM_VAULT_URL");
@@ -257,6 +389,10 @@ int main(int argc, char **argv)
         rv = cmd_replay(vc, &self, vault_pk, url, args);
     } else if (strcmp(cmd, "concurrent") == 0 && nargs == 4) {
         rv = cmd_concurrent(vc, atoi(args[0]), args + 1);
+    } else if (strcmp(cmd, "batch") == 0 && nargs == 0) {
+        rv = cmd_batch(vc);
+    } else if (strcmp(cmd, "release-loop") == 0 && nargs == 2) {
+        rv = cmd_release_loop(vc, atoi(args[0]), args[1]);
     } else {
         fprintf(stderr, "vault_smoke: bad command or arguments\n");
         rv = 2;

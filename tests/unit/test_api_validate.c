@@ -137,6 +137,45 @@ static void test_audiences(void)
     CHECK_STR(audience_field("{\"filter\":{\"email_domain\":\"a b.com\"}}", "slack", &v),
               "audience.filter.email_domain");
     CHECK_STR(audience_field("{}", "slack", &v), "audience");
+    /* A segment is named by id; the handler checks that it exists for the bot. */
+    CHECK_STR(audience_field("{\"segment_id\":\"6f1c3c2e-6d0b-4b7e-9a44-0c1f3f0b2a11\"}", "slack",
+                             &v),
+              "");
+    CHECK_STR(audience_field("{\"segment_id\":\"seg-1\"}", "slack", &v), "audience.segment_id");
+    CHECK_STR(audience_field("{\"segment_id\":7}", "slack", &v), "audience.segment_id");
+    CHECK_STR(audience_field("{\"segment_id\":\"6f1c3c2e-6d0b-4b7e-9a44-0c1f3f0b2a11\","
+                             "\"filter\":{\"all\":true}}",
+                             "slack", &v),
+              "audience");
+}
+
+/* A segment's filter is checked by the same rules, its fields named from "filter". */
+static void test_segment_filters(void)
+{
+    struct jv v = {0};
+    json_t *f = parse("{\"timezones\":[\"Europe/Paris\",\"Nowhere\"]}");
+    CHECK(!campaign_validate_filter(f, "slack", "filter", &v));
+    CHECK_STR(v.field, "filter.timezones[1]");
+    json_decref(f);
+    v = (struct jv){0};
+    f = parse("{\"is_admin\":true}");
+    CHECK(!campaign_validate_filter(f, "messenger", "filter", &v));
+    CHECK_STR(v.field, "filter.is_admin");
+    json_decref(f);
+    v = (struct jv){0};
+    f = parse("{\"is_admin\":\"yes\"}");
+    CHECK(!campaign_validate_filter(f, "slack", "filter", &v));
+    CHECK_STR(v.field, "filter.is_admin");
+    json_decref(f);
+    v = (struct jv){0};
+    f = parse("[1]");
+    CHECK(!campaign_validate_filter(f, "slack", "filter", &v));
+    CHECK_STR(v.field, "filter");
+    json_decref(f);
+    v = (struct jv){0};
+    f = parse("{\"all\":true,\"email_domain\":\"example.com\",\"members_of\":[\"C1\"]}");
+    CHECK(campaign_validate_filter(f, "slack", "filter", &v));
+    json_decref(f);
 }
 
 static void test_campaign_body(void)
@@ -189,6 +228,7 @@ int main(void)
     test_formats();
     test_schedules();
     test_audiences();
+    test_segment_filters();
     test_campaign_body();
     CHECK_DONE();
 }

@@ -51,7 +51,7 @@ static void test_rfc3339(void)
 static void test_local_to_utc(void)
 {
     /* Plain winter and summer times. */
-    CHECK(local_utc("Europe/Berlin", 2026, 12, 10, 9, 0) == 1796889600 * S); /* 08:00Z */
+    CHECK(local_utc("Europe/Berlin", 2026, 12, 10, 9, 0) == 1796889600 * S);  /* 08:00Z */
     CHECK(local_utc("America/New_York", 2026, 7, 1, 9, 0) == 1782910800 * S); /* 13:00Z */
     CHECK(local_utc("UTC", 2026, 12, 10, 9, 0) == 1796893200 * S);            /* 09:00Z */
     /* Quarter- and half-hour offsets, the southern hemisphere's summer, UTC+14. */
@@ -61,8 +61,8 @@ static void test_local_to_utc(void)
     CHECK(local_utc("Australia/Adelaide", 2026, 12, 10, 9, 0) == 1796855400 * S);
     CHECK(local_utc("Pacific/Kiritimati", 2026, 12, 10, 9, 0) == 1796842800 * S); /* 12-09 19:00Z */
     /* Spring-forward gaps: 02:30 does not exist; read with the offset before. */
-    CHECK(local_utc("Europe/Berlin", 2026, 3, 29, 2, 30) == 1774747800 * S);   /* 01:30Z */
-    CHECK(local_utc("America/New_York", 2026, 3, 8, 2, 30) == 1772955000 * S); /* 07:30Z */
+    CHECK(local_utc("Europe/Berlin", 2026, 3, 29, 2, 30) == 1774747800 * S);    /* 01:30Z */
+    CHECK(local_utc("America/New_York", 2026, 3, 8, 2, 30) == 1772955000 * S);  /* 07:30Z */
     CHECK(local_utc("Australia/Sydney", 2026, 10, 4, 2, 30) == 1791045000 * S); /* 10-03 16:30Z */
     /* Lord Howe moves by half an hour (+10:30 to +11): 02:15 falls in its gap. */
     CHECK(local_utc("Australia/Lord_Howe", 2026, 10, 4, 2, 15) == 1791042300 * S);
@@ -196,8 +196,7 @@ static void test_recipient_due(void)
           due == 1796904000 * S); /* 12:00Z */
     /* No zone, or one the tz database does not know: the fallback, New York, 14:00Z. */
     CHECK(schedule_recipient_due(&s, &run, &none, early, &due) == 1 && due == 1796911200 * S);
-    CHECK(schedule_recipient_due(&s, &run, &unknown, early, &due) == 1 &&
-          due == 1796911200 * S);
+    CHECK(schedule_recipient_due(&s, &run, &unknown, early, &due) == 1 && due == 1796911200 * S);
 
     /* Loaded at 2026-12-10T10:00Z: Berlin's 09:00 (08:00Z) has passed. */
     int64_t late = 1796896800 * S;

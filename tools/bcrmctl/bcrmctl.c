@@ -1,16 +1,20 @@
-/* bcrmctl: the operator's command line for keys and the vault.
+/* bcrmctl: the operator's command line for keys, the schema and the vault.
  *
  *   bcrmctl keygen FILE      new identity key pair; the secret key goes to FILE
  *   bcrmctl pubkey FILE      the public key of an identity key file
  *   bcrmctl masterkey FILE   new vault root key
- *   bcrmctl vault status     the vault's state, asked as the ops identity
+ *   bcrmctl migrate          apply the database migrations, as the database owner
+ *   bcrmctl vault ...        the vault's ops operations (vault_cmds.c)
  *
  * Exit status: 0 done, 1 the operation failed, 2 the command line or the
  * configuration is wrong. Results go to stdout, errors to stderr.
  */
+#include "bcrmctl.h"
+
 #include "bcrm/config.h"
+#include "bcrm/db.h"
 #include "bcrm/keys.h"
-#include "bcrm/vault_client.h"
+#include "bcrm/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,19 +23,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 2
-
 static const char usage_text[] =
     "usage: bcrmctl keygen FILE      write a new identity secret key to FILE (mode 0600)\n"
     "                                and print its public key (hex)\n"
     "       bcrmctl pubkey FILE      print the public key of the secret key in FILE\n"
     "       bcrmctl masterkey FILE   write a new vault root key to FILE (mode 0600)\n"
-    "       bcrmctl vault status     print the vault's status, calling as the ops identity\n"
+    "       bcrmctl migrate          apply the database migrations to BCRM_DATABASE_URL\n"
+    "                                (connect as the database owner, not a service's role)\n"
+    "       bcrmctl vault status     the vault's key versions and token counts\n"
+    "       bcrmctl vault rotate     add a key version and make it current\n"
+    "       bcrmctl vault rewrap [--batch N]\n"
+    "                                seal every token again under the current version\n"
+    "       bcrmctl vault config [min_decryption_version=N] [--force]\n"
+    "                                show or set the oldest version that still decrypts\n"
+    "       bcrmctl vault audit [--limit N] [--before ID]\n"
+    "                                the newest audit records, newest first\n"
     "\n"
-    "vault commands read BCRM_IDENTITY_KEY_FILE (the ops secret key), BCRM_VAULT_PUBLIC_KEY,\n"
-    "BCRM_VAULT_URL (default tcp://127.0.0.1:7100) and BCRM_VAULT_TIMEOUT (default 5s).\n";
+    "vault commands call as the ops identity: they read BCRM_IDENTITY_KEY_FILE (the ops\n"
+    "secret key), BCRM_VAULT_PUBLIC_KEY, BCRM_VAULT_URL (default tcp://127.0.0.1:7100) and\n"
+    "BCRM_VAULT_TIMEOUT (default 5s).\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
     fputs("bcrmctl: ", stderr);
     fprintf(stderr, fmt, arg);
@@ -108,43 +120,25 @@ out:
     return rv;
 }
 
-static int cmd_vault_status(void)
+/* Applies the compiled-in migrations. Services connect as their own roles,
+ * which may not change the schema (db/migrations/0004_db_roles.sql), so this runs
+ * first, as the owner. */
+static int cmd_migrate(void)
 {
-    struct identity id;
-    struct vault_client *vc = NULL;
-    char err[512];
-    int rv = EXIT_FAILURE;
-    const char *key_file = config_str("BCRM_IDENTITY_KEY_FILE", NULL);
-    if (key_file == NULL) {
-        fprintf(stderr, "bcrmctl: BCRM_IDENTITY_KEY_FILE is not set (the ops identity key)\n");
-        return EXIT_USAGE;
+    const char *url = config_str("BCRM_DATABASE_URL", "postgresql:///bcrm");
+    log_init("bcrmctl");
+    PGconn *db = db_connect(url, 10000);
+    if (db == NULL) {
+        fprintf(stderr, "bcrmctl: cannot connect to BCRM_DATABASE_URL\n");
+        return EXIT_FAILURE;
     }
-    if (config_str("BCRM_VAULT_PUBLIC_KEY", NULL) == NULL) {
-        fprintf(stderr, "bcrmctl: BCRM_VAULT_PUBLIC_KEY is not set (the vault's public key)\n");
-        return EXIT_USAGE;
+    int rv = db_migrate(db) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (rv != EXIT_SUCCESS) {
+        fprintf(stderr, "bcrmctl: migrations failed (see the log line above)\n");
+    } else {
+        printf("schema: up to date (%d migrations)\n", db_migration_count);
     }
-    if (identity_load(key_file, &id, err, sizeof(err)) != 0) {
-        fprintf(stderr, "bcrmctl: %s\n", err);
-        return EXIT_USAGE;
-    }
-    if ((vc = vault_client_from_env(&id, err, sizeof(err))) == NULL) {
-        fprintf(stderr, "bcrmctl: %s\n", err);
-        rv = EXIT_USAGE;
-        goto out;
-    }
-    int64_t tokens = 0;
-    int32_t version = 0;
-    int code = vault_status(vc, &tokens, &version, err, sizeof(err));
-    if (code != BCRM__V1__VAULT_CODE__VAULT_OK) {
-        fprintf(stderr, "bcrmctl: %s\n", err);
-        goto out;
-    }
-    printf("vault: ok\nurl: %s\ntokens: %lld\nkey version: %d\n",
-           config_str("BCRM_VAULT_URL", "tcp://127.0.0.1:7100"), (long long)tokens, (int)version);
-    rv = EXIT_SUCCESS;
-out:
-    vault_client_close(vc);
-    identity_free(&id);
+    PQfinish(db);
     return rv;
 }
 
@@ -175,11 +169,17 @@ int main(int argc, char **argv)
         }
         return cmd_masterkey(argv[2]);
     }
-    if (strcmp(cmd, "vault") == 0) {
-        if (argc != 3 || strcmp(argv[2], "status") != 0) {
-            return usage_error("%s", "vault takes one command: status");
+    if (strcmp(cmd, "migrate") == 0) {
+        if (argc != 2) {
+            return usage_error("%s", "migrate takes no argument");
         }
-        return cmd_vault_status();
+        return cmd_migrate();
+    }
+    if (strcmp(cmd, "vault") == 0) {
+        if (argc < 3) {
+            return usage_error("%s", "vault needs a command: status, rotate, rewrap, config, audit");
+        }
+        return cmd_vault(argc - 2, argv + 2);
     }
     return usage_error("unknown command \"%s\"", cmd);
 }

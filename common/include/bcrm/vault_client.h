@@ -52,4 +52,13 @@ int vault_destroy_token(struct vault_client *vc, const char *org_id, const char 
 int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_version, char *err,
                  size_t errlen);
 
+/* Any call, for the ops role's operations (status, rotate, rewrap, config,
+ * audit; bcrmctl): fill call's op and leave request_id and issued_at_ms to the
+ * client, which sets them (call is borrowed, and its request_id points into the
+ * client's stack until this returns). Whenever the vault answered, *reply holds
+ * its reply, whatever the code: free it with vault_reply_free(). */
+int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call,
+                   Bcrm__V1__VaultReply **reply, char *err, size_t errlen);
+void vault_reply_free(Bcrm__V1__VaultReply *reply);
+
 #endif

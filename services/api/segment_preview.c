@@ -1,0 +1,235 @@
+/* segment_preview.c: GET .../segments/{segment}/preview, the live count of a
+ * segment's audience and a small sample of it.
+ *
+ * The audience is read the way the scheduler reads it when a campaign loads: the
+ * bot's users through a sender (ListUsers, page after page), each kept if the
+ * filter accepts it. The matching is the scheduler's own code
+ * (services/scheduler/audience.c, compiled into this binary too), so a preview counts
+ * exactly whom a campaign would reach. Nothing read is stored: the count and the
+ * sample go into the answer and are forgotten.
+ *
+ * Filters that list channels are counted from the filter itself (one delivery per
+ * channel). members_of needs conversations.members, which no sender can be asked
+ * yet: answered 501.
+ */
+#include "api.h"
+
+#include "../scheduler/audience.h"
+#include "bcrm/bus.h"
+#include "bcrm/clock.h"
+#include "bcrm/db.h"
+#include "bcrm/log.h"
+#include "platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PREVIEW_PAGE_LIMIT 1000
+/* A guard against a cursor that never ends: 200 pages of 1000 users. */
+#define PREVIEW_MAX_PAGES 200
+#define PREVIEW_SAMPLE_DEFAULT 10
+#define PREVIEW_SAMPLE_MAX 50
+
+struct preview_bot {
+    char segment_id[API_UUID_LEN];
+    char bot_id[API_UUID_LEN];
+    char platform[16];
+    char status[16];
+    char bot_user_id[64];
+    bool has_bot_user_id;
+};
+
+/* The segment's filter and bot, or NULL after answering. */
+static json_t *load_segment(struct api_req *r, struct preview_bot *b)
+{
+    const char *id = api_param(r, "segment");
+    if (!api_is_uuid(id)) {
+        api_problem(r, 404, "Not Found", NULL, "no segment %s in this org", id);
+        return NULL;
+    }
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return NULL;
+    }
+    const char *p[] = {r->org_id, id};
+    PGresult *res = db_query(conn, "segment to preview",
+                             "SELECT s.id, s.filter::text, b.id, b.platform, b.status,"
+                             " b.bot_user_id FROM segments s JOIN bots b ON b.id = s.bot_id"
+                             " WHERE s.org_id = $1 AND s.id = $2",
+                             2, p);
+    if (res == NULL) {
+        api_internal_error(r);
+        return NULL;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        api_problem(r, 404, "Not Found", NULL, "no segment %s in this org", id);
+        return NULL;
+    }
+    json_t *filter = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    snprintf(b->segment_id, sizeof(b->segment_id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(b->bot_id, sizeof(b->bot_id), "%s", PQgetvalue(res, 0, 2));
+    snprintf(b->platform, sizeof(b->platform), "%s", PQgetvalue(res, 0, 3));
+    snprintf(b->status, sizeof(b->status), "%s", PQgetvalue(res, 0, 4));
+    b->has_bot_user_id = !PQgetisnull(res, 0, 5);
+    snprintf(b->bot_user_id, sizeof(b->bot_user_id), "%s", PQgetvalue(res, 0, 5));
+    PQclear(res);
+    if (filter == NULL) {
+        api_internal_error(r);
+    }
+    return filter;
+}
+
+static bool read_sample_size(struct api_req *r, int *out)
+{
+    const char *text = http_query(r->http, "sample");
+    *out = PREVIEW_SAMPLE_DEFAULT;
+    if (text == NULL) {
+        return true;
+    }
+    char *end = NULL;
+    long n = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || n < 0 || n > PREVIEW_SAMPLE_MAX) {
+        api_problem(r, 422, "Invalid parameter", "sample", "sample must be an integer from 0 to %d",
+                    PREVIEW_SAMPLE_MAX);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+static json_t *preview_answer(const struct preview_bot *b, const char *kind, long long count,
+                              json_t *sample, int pages)
+{
+    char now[32];
+    clock_format_rfc3339(clock_wall_ms(), now);
+    return json_pack("{s:s, s:s, s:s, s:I, s:o, s:i, s:s}", "segment_id", b->segment_id, "bot_id",
+                     b->bot_id, "kind", kind, "count", (json_int_t)count, "sample", sample,
+                     "pages_read", pages, "read_at", now);
+}
+
+/* Reads every page of the bot's users and counts those the audience accepts.
+ * Answers either the preview or the failure. */
+static void preview_users(struct api_req *r, const struct preview_bot *b,
+                          const struct audience *audience, int sample_size)
+{
+    char cursor[1024] = "";
+    long long count = 0;
+    int pages = 0;
+    json_t *sample = json_array();
+    for (;;) {
+        char request_id[33];
+        bus_new_id(request_id);
+        Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
+        list.cursor = cursor[0] ? cursor : NULL;
+        list.has_limit = true;
+        list.limit = PREVIEW_PAGE_LIMIT;
+        Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+        q.request_id = request_id;
+        q.org_id = (char *)r->org_id;
+        q.bot_id = (char *)b->bot_id;
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
+        q.list_users = &list;
+        Bcrm__V1__PlatformReply *reply = NULL;
+        if (platform_call(r, b->platform, &q, &reply) != 0) {
+            goto fail;
+        }
+        if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
+            if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+                platform_mark_token_invalid(r, b->bot_id);
+            }
+            platform_answer_failure(r, b->platform, reply, false);
+            protobuf_c_message_free_unpacked(&reply->base, NULL);
+            goto fail;
+        }
+        pages++;
+        for (size_t i = 0; i < reply->n_users; i++) {
+            if (audience_accepts(audience, reply->users[i],
+                                 b->has_bot_user_id ? b->bot_user_id : NULL)) {
+                count++;
+                if ((int)json_array_size(sample) < sample_size) {
+                    json_array_append_new(sample, platform_user_json(reply->users[i]));
+                }
+            }
+        }
+        bool more = reply->next_cursor != NULL && reply->next_cursor[0] != '\0' &&
+                    strlen(reply->next_cursor) < sizeof(cursor);
+        if (more) {
+            snprintf(cursor, sizeof(cursor), "%s", reply->next_cursor);
+        }
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        if (!more) {
+            break;
+        }
+        if (pages >= PREVIEW_MAX_PAGES) {
+            log_warn("segment preview stopped at the page limit", "{s:s, s:i}", "segment_id",
+                     b->segment_id, "pages", pages);
+            api_problem(r, 422, "Unprocessable Content", NULL,
+                        "the audience has more than %d pages of users; too large to preview",
+                        PREVIEW_MAX_PAGES);
+            goto fail;
+        }
+    }
+    api_json(r, 200, preview_answer(b, "users", count, sample, pages));
+    return;
+fail:
+    json_decref(sample);
+}
+
+void segments_preview(struct api_req *r)
+{
+    struct preview_bot b = {0};
+    int sample_size;
+    if (!read_sample_size(r, &sample_size)) {
+        return;
+    }
+    json_t *filter = load_segment(r, &b);
+    if (filter == NULL) {
+        return;
+    }
+    json_t *audience_json = NULL;
+    if (strcmp(b.status, "active") != 0) {
+        api_problem(r, 409, "Conflict", NULL, "the segment's bot is %s, not active", b.status);
+        goto out;
+    }
+    if (json_object_get(filter, "members_of") != NULL) {
+        api_problem(r, 501, "Not Implemented", "filter.members_of",
+                    "previewing members_of needs conversations.members, which the senders "
+                    "cannot be asked yet");
+        goto out;
+    }
+    json_t *channels = json_object_get(filter, "channel_ids");
+    if (json_is_array(channels)) {
+        /* One delivery per channel: the filter itself is the audience. */
+        json_t *sample = json_array();
+        size_t i;
+        json_t *id;
+        json_array_foreach(channels, i, id)
+        {
+            if ((int)i >= sample_size) {
+                break;
+            }
+            json_array_append_new(sample, json_pack("{s:O}", "id", id));
+        }
+        api_json(r, 200,
+                 preview_answer(&b, "channels", (long long)json_array_size(channels), sample, 0));
+        goto out;
+    }
+    /* needs_zones: read even listed users through the platform, so that ids that
+     * are no longer there (or are bots) are not counted. */
+    struct audience audience;
+    char err[256];
+    audience_json = json_pack("{s:O}", "filter", filter);
+    if (audience_parse(audience_json, true, &audience, err, sizeof(err)) != 0) {
+        log_error("stored segment filter not readable", "{s:s, s:s}", "segment_id", b.segment_id,
+                  "error", err);
+        api_problem(r, 422, "Unprocessable Content", "filter", "the segment's filter: %s", err);
+        goto out;
+    }
+    api_db_release(r);
+    preview_users(r, &b, &audience, sample_size);
+out:
+    json_decref(audience_json);
+    json_decref(filter);
+}

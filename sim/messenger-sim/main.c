@@ -1,0 +1,116 @@
+/* messenger-sim: a Messenger Platform (Graph API) simulator for tests,
+ * benchmarks and the sandbox.
+ *
+ * It serves the Graph calls bcrm makes (set BCRM_GRAPH_API_URL to
+ * http://<MESSENGER_SIM_ADDR>/v19.0): GET /me, the Send API with the 24-hour
+ * window rule, the User Profile API and the page's conversations, over pages and
+ * people generated from a seed. It records every message it receives; tests
+ * read the record and switch faults on under /_sim/ (control.c).
+ *
+ * Configuration (environment):
+ *   MESSENGER_SIM_ADDR      127.0.0.1:8091  listen address (port 0 picks one, logged)
+ *   MESSENGER_SIM_SEED      1               population seed
+ *   MESSENGER_SIM_PAGES     1               pages (one page token each)
+ *   MESSENGER_SIM_USERS     300             people per page (who wrote to it)
+ *   MESSENGER_SIM_LIMITS    off             rate limits: 300 sends/s per page, 2
+ *                                           conversation calls/s per page
+ *   MESSENGER_SIM_THREADS   8               HTTP worker threads
+ *   MESSENGER_SIM_OPS_ADDR  (none)          optional ops port (/healthz /readyz /metrics)
+ *   MESSENGER_SIM_WEBHOOK_URL (none)        bcrm's webhook, for /_sim/inbound, read...
+ *   MESSENGER_SIM_APP_SECRET sim-app-secret signs webhook deliveries
+ *   MESSENGER_SIM_VERIFY_TOKEN sim-verify-token   for the subscription check
+ */
+#include "msim.h"
+#include "webhooks.h"
+
+#include "bcrm/config.h"
+#include "bcrm/http.h"
+#include "bcrm/log.h"
+#include "bcrm/metrics.h"
+#include "bcrm/ops.h"
+#include "bcrm/shutdown.h"
+
+#include "bcrm/clock.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+
+int main(void)
+{
+    log_init("messenger-sim");
+    shutdown_install();
+
+    const char *addr = config_str("MESSENGER_SIM_ADDR", "127.0.0.1:8091");
+    const char *ops_addr = config_str("MESSENGER_SIM_OPS_ADDR", "");
+    uint64_t seed = (uint64_t)config_int("MESSENGER_SIM_SEED", 1, 0, INT64_MAX);
+    size_t pages = (size_t)config_int("MESSENGER_SIM_PAGES", 1, 1, 1000);
+    size_t people = (size_t)config_int("MESSENGER_SIM_USERS", 300, 0, 2000000);
+    unsigned threads = (unsigned)config_int("MESSENGER_SIM_THREADS", 8, 1, 256);
+
+    static struct msim m; /* zeroed; lives for the process */
+    m.default_faults = (struct msim_faults){
+        .error_status = 500,
+        .limits = config_bool("MESSENGER_SIM_LIMITS", false),
+        .send_per_second = 300,
+        .conversations_per_second = 2,
+    };
+    m.faults = m.default_faults;
+    pthread_rwlock_init(&m.faults_lock, NULL);
+    m.started_ms = clock_wall_ms();
+
+    struct msim_webhook_config hooks = {
+        .url = config_str("MESSENGER_SIM_WEBHOOK_URL", ""),
+        .app_secret = config_str("MESSENGER_SIM_APP_SECRET", "sim-app-secret"),
+        .verify_token = config_str("MESSENGER_SIM_VERIFY_TOKEN", "sim-verify-token"),
+    };
+    msim_webhooks_init(&hooks);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    int rc = 1;
+    struct http_server *srv = NULL;
+    struct http_server *ops = NULL;
+    m.record = record_new("page_id");
+    if (m.record == NULL || msim_population_build(&m, seed, pages, people) != 0) {
+        log_fatal("cannot allocate the simulator's state", NULL);
+        goto out;
+    }
+    m.m_requests = metrics_counter("messenger_sim_requests_total", "Graph calls received.", NULL);
+    m.m_messages =
+        metrics_counter("messenger_sim_messages_total", "Messages recorded by the Send API.", NULL);
+
+    struct http_server_opts opts = {
+        .addr = addr, .max_body = 1024 * 1024, .timeout_s = 60, .threads = threads};
+    char err[256];
+    srv = http_server_start(&opts, msim_handle, &m, err, sizeof(err));
+    if (srv == NULL) {
+        log_fatal("cannot start the HTTP server", "{s:s, s:s}", "addr", addr, "error", err);
+        goto out;
+    }
+    if (ops_addr[0] != '\0' && (ops = ops_start(ops_addr, NULL, NULL)) == NULL) {
+        goto out;
+    }
+    log_info("messenger-sim listening", "{s:s, s:i, s:I, s:I, s:I, s:b}", "addr", addr, "port",
+             http_server_port(srv), "seed", (json_int_t)seed, "pages", (json_int_t)pages, "users",
+             (json_int_t)people, "limits", m.faults.limits);
+
+    struct pollfd pfd = {.fd = shutdown_fd(), .events = POLLIN};
+    while (!shutdown_requested()) {
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            log_error("poll failed", "{s:i}", "errno", errno);
+            break;
+        }
+    }
+    log_info("messenger-sim stopping", NULL);
+    rc = 0;
+out:
+    http_server_stop(srv, 2000);
+    if (ops != NULL) {
+        ops_stop(ops);
+    }
+    msim_population_free(&m);
+    record_free(m.record);
+    curl_global_cleanup();
+    return rc;
+}

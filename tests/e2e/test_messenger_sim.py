@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""System tests of sim/messenger-sim, the Messenger Platform (Graph API) simulator.
+
+The simulator listens on a port the kernel picks (MESSENGER_SIM_ADDR=127.0.0.1:0).
+Run by ctest with BCRM_BUILD_DIR and BCRM_SOURCE_DIR set.
+"""
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
+                                                          'build'))
+SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'messenger-sim', 'messenger-sim')
+DAY_MS = 24 * 3600 * 1000
+
+
+class MessengerSim:
+    def __init__(self, **env):
+        self.log = tempfile.NamedTemporaryFile(prefix='messenger-sim-', suffix='.log',
+                                               delete=False)
+        full_env = dict(os.environ, MESSENGER_SIM_ADDR='127.0.0.1:0')
+        full_env.update({k: str(v) for k, v in env.items()})
+        self.proc = subprocess.Popen([SIM_BIN], env=full_env, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
+        self.port = None
+        deadline = time.time() + 30
+        while self.port is None and time.time() < deadline:
+            with open(self.log.name) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec.get('msg') == 'messenger-sim listening':
+                        self.port = rec['port']
+            if self.proc.poll() is not None:
+                raise RuntimeError('messenger-sim exited: ' + open(self.log.name).read())
+            time.sleep(0.02)
+        self.pages = self.request('GET', '/_sim/pages')[2]['pages']
+        self.page_id = self.pages[0]['page_id']
+        self.token = self.pages[0]['token']
+
+    def stop(self):
+        self.proc.terminate()
+        rc = self.proc.wait(timeout=10)
+        if rc != 0:
+            with open(self.log.name) as f:
+                sys.stderr.write('messenger-sim exited %d:\n%s\n' % (rc, f.read()[-20000:]))
+        os.unlink(self.log.name)
+        return rc
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+                headers = dict(headers or {}, **{'Content-Type': 'application/json'})
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            parsed = json.loads(data) if data and 'json' in resp.getheader('Content-Type', '') \
+                else data.decode()
+            return resp.status, dict(resp.getheaders()), parsed
+        finally:
+            conn.close()
+
+    def graph(self, method, path, args=None, body=None, token=None):
+        args = dict(args or {})
+        token = self.token if token is None else token
+        if token:
+            args['access_token'] = token
+        return self.request(method, '/v19.0' + path + '?' + urllib.parse.urlencode(args), body)
+
+    def send(self, psid, text='hello', messaging_type='UPDATE', tag=None, token=None):
+        body = {'recipient': {'id': psid}, 'messaging_type': messaging_type,
+                'message': {'text': text}}
+        if tag:
+            body['tag'] = tag
+        return self.graph('POST', '/me/messages', body=body, token=token)
+
+    def users(self):
+        return self.request('GET', '/_sim/users?page_id=' + self.page_id)[2]['users']
+
+    def control(self, method, path, body=None):
+        return self.request(method, '/_sim/' + path, body if body is not None else None)
+
+
+class MessengerSimTest(unittest.TestCase):
+    sim = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = MessengerSim(MESSENGER_SIM_USERS=120, MESSENGER_SIM_SEED=5)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.sim.stop() == 0
+
+    def setUp(self):
+        self.assertEqual(self.sim.control('POST', 'reset')[0], 200)
+
+    def graph_error(self, answer, code, subcode=None, status=400):
+        got_status, _, body = answer
+        self.assertEqual(got_status, status, body)
+        err = body['error']
+        self.assertEqual(err['code'], code, err)
+        self.assertEqual(err.get('error_subcode'), subcode, err)
+        self.assertTrue(err['message'])
+        self.assertTrue(err['type'])
+        self.assertTrue(err['fbtrace_id'])
+
+    def person(self, window):
+        """A reachable person: 'day' (within 24 h), 'week' (1-7 days), 'old'."""
+        now = time.time() * 1000
+        for u in self.sim.users():
+            age = now - u['last_message_ms']
+            if u['unavailable']:
+                continue
+            if (window == 'day' and age < DAY_MS - 60000) or \
+               (window == 'week' and DAY_MS + 60000 < age < 7 * DAY_MS - 60000) or \
+               (window == 'old' and age > 7 * DAY_MS + 60000):
+                return u
+        raise AssertionError('no person in window ' + window)
+
+    def test_population(self):
+        users = self.sim.users()
+        self.assertEqual(len(users), 120)
+        self.assertEqual(len({u['psid'] for u in users}), 120)
+        self.assertTrue(any(u['timezone'] is None for u in users))
+        self.assertTrue(any(u['timezone'] not in (None, int(u['timezone'])) for u in users))
+        self.assertTrue(any(u['unavailable'] for u in users))
+        self.assertEqual(len({u['marker'] for u in users}), 120)
+        for u in users:
+            self.assertIn(u['marker'], u['name'])
+        for window in ('day', 'week', 'old'):
+            self.person(window)
+
+    def test_me_and_tokens(self):
+        status, _, body = self.sim.graph('GET', '/me')
+        self.assertEqual((status, body), (200, {'name': 'Sim Page 1', 'id': self.sim.page_id}))
+        status, _, body = self.sim.request('GET', '/me', headers={
+            'Authorization': 'Bearer ' + self.sim.token})
+        self.assertEqual(body['id'], self.sim.page_id)
+        self.assertEqual(self.sim.graph('GET', '/' + self.sim.page_id)[2]['id'], self.sim.page_id)
+        self.graph_error(self.sim.graph('GET', '/me', token=''), 104)
+        self.graph_error(self.sim.graph('GET', '/me', token='EAAGnope'), 190)
+        self.sim.control('POST', 'faults', {'revoke_token': self.sim.page_id})
+        self.graph_error(self.sim.graph('GET', '/me'), 190, 460)
+        self.graph_error(self.sim.send(self.person('day')['psid']), 190, 460)
+        self.sim.control('POST', 'faults', {'restore_token': self.sim.page_id})
+        self.assertEqual(self.sim.graph('GET', '/me')[0], 200)
+        self.graph_error(self.sim.graph('GET', '/123/nothing'), 100, 33)
+
+    def test_send_within_window(self):
+        u = self.person('day')
+        for kind in ('RESPONSE', 'UPDATE'):
+            status, _, body = self.sim.send(u['psid'], 'hi ' + kind, kind)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body['recipient_id'], u['psid'])
+            self.assertTrue(body['message_id'].startswith('m_'))
+        # The same call form-encoded, as some clients send it.
+        form = urllib.parse.urlencode({'recipient': json.dumps({'id': u['psid']}),
+                                       'messaging_type': 'RESPONSE',
+                                       'message': json.dumps({'text': 'form'}),
+                                       'access_token': self.sim.token})
+        status, _, body = self.sim.request('POST', '/v19.0/me/messages', form.encode(),
+                                           {'Content-Type': 'application/x-www-form-urlencoded'})
+        self.assertEqual(status, 200, body)
+        msgs = self.sim.control('GET', 'messages')[2]['messages']
+        self.assertEqual([(m['user'], m['text'], m['messaging_type']) for m in msgs],
+                         [(u['psid'], 'hi RESPONSE', 'RESPONSE'),
+                          (u['psid'], 'hi UPDATE', 'UPDATE'),
+                          (u['psid'], 'form', 'RESPONSE')])
+        self.assertEqual(msgs[0]['page_id'], self.sim.page_id)
+
+    def test_window_rule(self):
+        week, old = self.person('week'), self.person('old')
+        for u in (week, old):
+            self.graph_error(self.sim.send(u['psid'], 'promo', 'UPDATE'), 10, 2018278)
+            self.graph_error(self.sim.send(u['psid'], 'promo', 'RESPONSE'), 10, 2018278)
+            status, _, _ = self.sim.send(u['psid'], 'your order', 'MESSAGE_TAG',
+                                         'POST_PURCHASE_UPDATE')
+            self.assertEqual(status, 200)
+        self.assertEqual(self.sim.send(week['psid'], 'agent', 'MESSAGE_TAG', 'HUMAN_AGENT')[0], 200)
+        self.graph_error(self.sim.send(old['psid'], 'agent', 'MESSAGE_TAG', 'HUMAN_AGENT'),
+                         10, 2018278)
+        stats = self.sim.control('GET', 'stats')[2]
+        self.assertEqual((stats['messages'], stats['policy_refusals']), (3, 5))
+        # The person writes to the page: the window opens again.
+        status, _, body = self.sim.control('POST', 'inbound', {'psid': old['psid']})
+        self.assertEqual(status, 200)
+        self.assertTrue(body['user']['in_window'])
+        self.assertEqual(self.sim.send(old['psid'], 'welcome back')[0], 200)
+        # And closes when the last message is set back in time.
+        self.sim.control('POST', 'inbound', {'psid': old['psid'],
+                                             'at_ms': int(time.time() * 1000) - 2 * DAY_MS})
+        self.graph_error(self.sim.send(old['psid'], 'too late'), 10, 2018278)
+
+    def test_send_errors(self):
+        u = self.person('day')
+        unavailable = [x for x in self.sim.users() if x['unavailable']][0]
+        self.graph_error(self.sim.send('999999', 'x'), 100, 2018001)
+        self.graph_error(self.sim.send(u['psid'], ''), 100)
+        self.graph_error(self.sim.send(u['psid'], 'x' * 2001), 100)
+        self.assertEqual(self.sim.send(u['psid'], 'é' * 2000)[0], 200)
+        self.graph_error(self.sim.send(u['psid'], 'x', messaging_type=''), 100)
+        self.graph_error(self.sim.send(u['psid'], 'x', messaging_type='PROMO'), 100)
+        self.graph_error(self.sim.send(u['psid'], 'x', 'MESSAGE_TAG'), 100)
+        self.graph_error(self.sim.send(u['psid'], 'x', 'MESSAGE_TAG', 'NOT_A_TAG'), 100)
+        self.graph_error(self.sim.graph('POST', '/me/messages', body={'message': {'text': 'x'},
+                                                                      'messaging_type': 'UPDATE'}),
+                         100)
+        self.graph_error(self.sim.send(unavailable['psid'], 'x'), 551, 1545041)
+        self.assertEqual(self.sim.control('GET', 'stats')[2]['messages'], 1)
+
+    def test_profile(self):
+        users = self.sim.users()
+        with_tz = [u for u in users if u['timezone'] is not None][0]
+        without_tz = [u for u in users if u['timezone'] is None][0]
+        status, _, body = self.sim.graph('GET', '/' + with_tz['psid'], {
+            'fields': 'first_name,last_name,profile_pic,timezone,locale'})
+        self.assertEqual(status, 200)
+        self.assertEqual(body, {'id': with_tz['psid'], 'first_name': with_tz['first_name'],
+                                'last_name': with_tz['last_name'],
+                                'profile_pic': with_tz['profile_pic'],
+                                'timezone': with_tz['timezone'], 'locale': with_tz['locale']})
+        body = self.sim.graph('GET', '/' + without_tz['psid'], {'fields': 'timezone,name'})[2]
+        self.assertEqual(body, {'id': without_tz['psid'], 'name': without_tz['name']})
+        self.graph_error(self.sim.graph('GET', '/' + with_tz['psid'], {'fields': 'email'}), 100)
+        self.graph_error(self.sim.graph('GET', '/1234567890123456'), 100, 33)
+
+    def test_conversations_paging(self):
+        seen = []
+        status, _, body = self.sim.graph('GET', '/me/conversations', {
+            'platform': 'messenger', 'fields': 'participants,updated_time', 'limit': 7})
+        pages = 0
+        while True:
+            self.assertEqual(status, 200, body)
+            pages += 1
+            for conv in body['data']:
+                self.assertTrue(conv['id'].startswith('t_'))
+                self.assertTrue(conv['updated_time'].endswith('+0000'))
+                ids = [p['id'] for p in conv['participants']['data']]
+                self.assertEqual(ids[1], self.sim.page_id)
+                seen.append(ids[0])
+            nxt = body.get('paging', {}).get('next')
+            if not nxt:
+                break
+            url = urllib.parse.urlsplit(nxt)
+            self.assertEqual(url.port, self.sim.port)
+            status, _, body = self.sim.request('GET', url.path + '?' + url.query)
+        self.assertEqual(pages, -(-120 // 7))
+        self.assertEqual(sorted(seen), sorted(u['psid'] for u in self.sim.users()))
+        # Most recently active first.
+        by_psid = {u['psid']: u['last_message_ms'] for u in self.sim.users()}
+        times = [by_psid[p] for p in seen]
+        self.assertEqual(times, sorted(times, reverse=True))
+        self.graph_error(self.sim.graph('GET', '/me/conversations', {'after': 'bogus'}), 100)
+        self.graph_error(self.sim.graph('GET', '/me/conversations', {'fields': 'nope'}), 100)
+        status, _, body = self.sim.graph('GET', '/me/conversations', {'platform': 'instagram'})
+        self.assertEqual((status, body['data']), (200, []))
+
+    def test_duplicates(self):
+        u, v = self.person('day'), [x for x in self.sim.users()
+                                    if x['in_window'] and not x['unavailable']][1]
+        for _ in range(2):
+            self.sim.send(u['psid'], 'same')
+        self.sim.send(v['psid'], 'same')
+        stats = self.sim.control('GET', 'stats')[2]
+        self.assertEqual((stats['messages'], stats['duplicates'], stats['recipients']), (3, 1, 2))
+        recipients = self.sim.control('GET', 'recipients')[2]['recipients']
+        self.assertEqual({r['recipient']: r['count'] for r in recipients},
+                         {u['psid']: 2, v['psid']: 1})
+
+    def test_rate_limits(self):
+        self.sim.control('POST', 'faults', {'limits': True, 'send_per_second': 2})
+        u = self.person('day')
+        self.assertEqual(self.sim.send(u['psid'], '1')[0], 200)
+        self.assertEqual(self.sim.send(u['psid'], '2')[0], 200)
+        self.graph_error(self.sim.send(u['psid'], '3'), 613)
+        for _ in range(2):
+            self.assertEqual(self.sim.graph('GET', '/me/conversations')[0], 200)
+        self.graph_error(self.sim.graph('GET', '/me/conversations'), 613)
+        time.sleep(1.1)
+        self.assertEqual(self.sim.send(u['psid'], '4')[0], 200)
+        self.assertEqual(self.sim.control('GET', 'stats')[2]['ratelimited'], 2)
+
+    def test_faults(self):
+        u = self.person('day')
+        self.sim.control('POST', 'faults', {'error_rate': 1.0})
+        self.graph_error(self.sim.send(u['psid']), 2, status=500)
+        self.sim.control('POST', 'faults', {'error_rate': 0, 'ratelimit_storm_seconds': 1})
+        self.graph_error(self.sim.graph('GET', '/me'), 613)
+        time.sleep(1.05)
+        self.sim.control('POST', 'faults', {'drop_rate': 1.0})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.sim.send(u['psid'], 'lost')
+        msgs = self.sim.control('GET', 'messages')[2]['messages']
+        self.assertEqual([m['text'] for m in msgs], ['lost'])
+        self.sim.control('POST', 'faults', {'clear': True, 'latency_ms': 250})
+        started = time.time()
+        self.assertEqual(self.sim.graph('GET', '/me')[0], 200)
+        self.assertGreaterEqual(time.time() - started, 0.25)
+        self.assertEqual(self.sim.control('POST', 'faults', {'bogus': 1})[0], 400)
+        stats = self.sim.control('GET', 'stats')[2]
+        self.assertEqual((stats['injected_errors'], stats['dropped']), (1, 1))
+
+    def test_webhooks_are_signed(self):
+        received = []
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                ok = query.get('hub.verify_token') == ['sim-verify-token']
+                answer = query['hub.challenge'][0].encode() if ok else b'no'
+                self.send_response(200 if ok else 403)
+                self.send_header('Content-Length', str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                received.append((dict(self.headers), raw))
+                self.send_response(200)
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Hook)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = 'http://127.0.0.1:%d/v1/webhooks/messenger' % server.server_address[1]
+        try:
+            body = self.sim.control('POST', 'verify_webhook', {'url': url})[2]
+            self.assertTrue(body['echoed'], body)
+            old = self.person('old')
+            body = self.sim.control('POST', 'inbound', {'psid': old['psid'], 'text': 'hello page',
+                                                        'url': url})[2]
+            self.assertEqual(body['webhook']['status'], 200)
+            self.assertTrue(body['user']['in_window'])
+            self.sim.control('POST', 'read', {'psid': old['psid'], 'url': url,
+                                              'watermark_ms': 1234})
+            self.sim.control('POST', 'delivery', {'psid': old['psid'], 'url': url,
+                                                  'mids': ['m_1']})
+            self.assertEqual(len(received), 3)
+            events = []
+            for headers, raw in received:
+                mac = hmac.new(b'sim-app-secret', raw, hashlib.sha256).hexdigest()
+                self.assertEqual(headers['X-Hub-Signature-256'], 'sha256=' + mac)
+                body = json.loads(raw)
+                self.assertEqual(body['object'], 'page')
+                self.assertEqual(body['entry'][0]['id'], self.sim.page_id)
+                events.append(body['entry'][0]['messaging'][0])
+            self.assertEqual((events[0]['sender']['id'], events[0]['recipient']['id'],
+                              events[0]['message']['text']),
+                             (old['psid'], self.sim.page_id, 'hello page'))
+            self.assertTrue(events[0]['message']['mid'].startswith('m_'))
+            self.assertEqual(events[1]['read'], {'watermark': 1234})
+            self.assertEqual(events[2]['delivery']['mids'], ['m_1'])
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

@@ -50,8 +50,7 @@ PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
     return NULL;
 }
 
-int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
-            const char *const *params)
+int db_exec(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params)
 {
     PGresult *res = db_query(conn, what, sql, nparams, params);
     if (res == NULL) {
@@ -86,8 +85,7 @@ int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams)
     return 0;
 }
 
-PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams,
-                            const char *const *params)
+PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams, const char *const *params)
 {
     return db_checked(PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name);
 }
@@ -214,8 +212,7 @@ int db_migrate(PGconn *conn)
         }
         PQclear(mr);
         if (db_exec(conn, "migration record",
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                    p) != 0 ||
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, p) != 0 ||
             db_commit(conn) != 0) {
             db_rollback(conn);
             goto out;

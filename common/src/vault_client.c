@@ -235,8 +235,8 @@ int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_ver
     return rv;
 }
 
-int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call,
-                   Bcrm__V1__VaultReply **reply, char *err, size_t errlen)
+int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call, Bcrm__V1__VaultReply **reply,
+                   char *err, size_t errlen)
 {
     return vault_call(vc, call, reply, err, errlen);
 }

@@ -44,7 +44,6 @@ static json_t *bot_json(const PGresult *res, int row)
     return bot;
 }
 
-
 /* Removes a bot that failed to connect: its vault entry and its row. */
 static void undo_connect(struct api_req *r, const char *bot_id)
 {
@@ -326,7 +325,6 @@ void bots_delete(struct api_req *r)
     log_info("bot deleted", "{s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id);
     api_no_content(r);
 }
-
 
 static json_t *channel_json(const Bcrm__V1__PlatformChannel *c)
 {

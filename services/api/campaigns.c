@@ -22,15 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CAMPAIGN_COLUMNS                                                                                                                                                                                                                     \
-    "c.id, c.org_id, c.bot_id, c.name, c.status, c.message::text, c.audience::text,"                                                                                                                                                         \
-    " c.schedule::text, c.throttle_per_minute, c.send_window::text, c.max_lateness_minutes,"                                                                                                                                                 \
-    " c.messenger::text, " API_TS("coalesce(c.first_due_at, s.first_due)") ", " API_TS(                                                                                                                                                      \
-        "coalesce(c.last_due_at, s.last_due)") ", " API_TS("c.created_at") ", " API_TS("c."                                                                                                                                                  \
-                                                                                       "updated_"                                                                                                                                            \
-                                                                                       "at") ","                                                                                                                                             \
-                                                                                             " " API_TS("c.scheduled_at") ", " API_TS("c.completed_at") ", s.total, s.pending, s.sent, s.failed, s.unknown, s.skipped, s.cancelled, s.read," \
-                                                                                                                                                        " c.created_at::text"
+/* clang-format off */
+#define CAMPAIGN_COLUMNS                                                                           \
+    "c.id, c.org_id, c.bot_id, c.name, c.status, c.message::text, c.audience::text,"               \
+    " c.schedule::text, c.throttle_per_minute, c.send_window::text, c.max_lateness_minutes,"       \
+    " c.messenger::text, "                                                                         \
+    API_TS("coalesce(c.first_due_at, s.first_due)") ", "                                           \
+    API_TS("coalesce(c.last_due_at, s.last_due)") ", "                                             \
+    API_TS("c.created_at") ", " API_TS("c.updated_at") ", "                                        \
+    API_TS("c.scheduled_at") ", " API_TS("c.completed_at") ","                                     \
+    " s.total, s.pending, s.sent, s.failed, s.unknown, s.skipped, s.cancelled, s.read,"            \
+    " c.created_at::text"
+/* clang-format on */
 
 /* Statistics by delivery status; "sending" counts as pending (not yet settled). */
 #define CAMPAIGN_STATS_JOIN                                                                        \

@@ -25,7 +25,8 @@
 #include <string.h>
 
 #define OAUTH_STATE_TTL "10 minutes"
-#define OAUTH_SLACK_SCOPES "chat:write,users:read,users:read.email,channels:read,groups:read,im:write"
+#define OAUTH_SLACK_SCOPES                                                                         \
+    "chat:write,users:read,users:read.email,channels:read,groups:read,im:write"
 #define OAUTH_CALLBACK_PATH "/v1/oauth/slack/callback"
 #define OAUTH_URL_MAX 4096
 
@@ -73,8 +74,8 @@ static bool authorize_url(const struct api_ctx *api, const char *state, char *ou
     return url_append(out, cap, api->slack_authorize_url) &&
            url_append(out, cap, strchr(api->slack_authorize_url, '?') ? "&" : "?") &&
            url_append(out, cap, "client_id=") &&
-           url_append_encoded(out, cap, api->slack_client_id) &&
-           url_append(out, cap, "&scope=") && url_append_encoded(out, cap, OAUTH_SLACK_SCOPES) &&
+           url_append_encoded(out, cap, api->slack_client_id) && url_append(out, cap, "&scope=") &&
+           url_append_encoded(out, cap, OAUTH_SLACK_SCOPES) &&
            url_append(out, cap, "&redirect_uri=") && url_append_encoded(out, cap, redirect) &&
            url_append(out, cap, "&state=") && url_append_encoded(out, cap, state);
 }
@@ -110,8 +111,8 @@ void oauth_slack_start(struct api_req *r)
     /* Expired states of anyone are swept here: the table stays as small as the
      * number of installs begun in the last ten minutes. */
     const char *p[] = {state_hash, r->org_id, session_hash, r->account_id};
-    if (db_exec(conn, "sweep oauth states", "DELETE FROM oauth_states WHERE expires_at < now()",
-                0, NULL) != 0 ||
+    if (db_exec(conn, "sweep oauth states", "DELETE FROM oauth_states WHERE expires_at < now()", 0,
+                NULL) != 0 ||
         db_exec(conn, "insert oauth state",
                 "INSERT INTO oauth_states (state_hash, org_id, session_hash, account_id,"
                 " expires_at) VALUES ($1, $2, $3, $4, now() + interval '" OAUTH_STATE_TTL "')",
@@ -173,8 +174,9 @@ void oauth_slack_callback(struct api_req *r)
     char org_id[API_UUID_LEN];
     enum api_role role;
     if (r->auth != AUTH_SESSION) {
-        api_problem(r, 403, "Forbidden", NULL, "the Slack install callback needs the session "
-                                               "that started it");
+        api_problem(r, 403, "Forbidden", NULL,
+                    "the Slack install callback needs the session "
+                    "that started it");
         return;
     }
     if (state == NULL || state[0] == '\0' || strlen(state) > 256) {

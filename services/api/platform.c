@@ -17,7 +17,7 @@ Bcrm__V1__Platform platform_enum_of(const char *platform)
 /* Asks a sender of platform. 0 with *reply set (whatever its status), or -1 after
  * answering 503 because no sender answered in time. */
 int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,
-                         Bcrm__V1__PlatformReply **reply)
+                  Bcrm__V1__PlatformReply **reply)
 {
     nng_socket sock =
         strcmp(platform, "slack") == 0 ? r->api->query_slack : r->api->query_messenger;
@@ -39,7 +39,7 @@ int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQue
 /* Answers a reply that is not QUERY_OK. While verifying a new token, what the
  * platform refuses is the client's input (422); later it is an upstream failure. */
 void platform_answer_failure(struct api_req *r, const char *platform,
-                                    const Bcrm__V1__PlatformReply *rep, bool verifying)
+                             const Bcrm__V1__PlatformReply *rep, bool verifying)
 {
     const char *error = rep->error && rep->error[0] ? rep->error : "unknown_error";
     json_t *extra = json_pack("{s:s, s:s}", "platform", platform, "platform_error", error);

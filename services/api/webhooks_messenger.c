@@ -40,7 +40,8 @@ void webhooks_messenger_verify(struct api_req *r)
         return;
     }
     size_t len = strlen(expected);
-    bool token_ok = token != NULL && strlen(token) == len && sodium_memcmp(token, expected, len) == 0;
+    bool token_ok =
+        token != NULL && strlen(token) == len && sodium_memcmp(token, expected, len) == 0;
     if (mode == NULL || strcmp(mode, "subscribe") != 0 || !token_ok) {
         api_problem(r, 403, "Forbidden", NULL,
                     "hub.mode must be subscribe and hub.verify_token must match");
@@ -170,8 +171,8 @@ void webhooks_messenger_events(struct api_req *r)
     if (sig != SIG_OK) {
         char peer[64];
         http_peer(r->http, peer, sizeof(peer));
-        log_warn("messenger event refused", "{s:s, s:s}", "reason", sig_result_reason(sig),
-                 "peer", peer);
+        log_warn("messenger event refused", "{s:s, s:s}", "reason", sig_result_reason(sig), "peer",
+                 peer);
         api_problem(r, 401, "Unauthorized", NULL, "X-Hub-Signature-256 verification failed: %s",
                     sig_result_reason(sig));
         return;
@@ -210,8 +211,8 @@ void webhooks_messenger_events(struct api_req *r)
         api_internal_error(r);
         goto out;
     }
-    log_info("messenger events applied", "{s:i, s:i, s:i}", "entries", (int)json_array_size(entries),
-             "subscribers", n.subscribers, "read", n.read);
+    log_info("messenger events applied", "{s:i, s:i, s:i}", "entries",
+             (int)json_array_size(entries), "subscribers", n.subscribers, "read", n.read);
     api_json(r, 200, json_pack("{s:i, s:i}", "subscribers", n.subscribers, "read", n.read));
 out:
     json_decref(body);

@@ -191,10 +191,9 @@ void webhooks_slack_events(struct api_req *r)
                     "Slack events are not configured (BCRM_SLACK_SIGNING_SECRET)");
         return;
     }
-    enum sig_result sig = sig_slack_check(
-        secret, http_header(r->http, "X-Slack-Request-Timestamp"),
-        http_header(r->http, "X-Slack-Signature"), r->http->body, r->http->body_len,
-        clock_wall_ms() / 1000);
+    enum sig_result sig = sig_slack_check(secret, http_header(r->http, "X-Slack-Request-Timestamp"),
+                                          http_header(r->http, "X-Slack-Signature"), r->http->body,
+                                          r->http->body_len, clock_wall_ms() / 1000);
     if (sig != SIG_OK) {
         char peer[64];
         http_peer(r->http, peer, sizeof(peer));

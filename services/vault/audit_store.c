@@ -9,9 +9,9 @@ int audit_insert(PGconn *db, const struct audit_entry *e)
 {
     char version[16];
     snprintf(version, sizeof(version), "%u", (unsigned)e->key_version);
-    const char *p[] = {e->caller,  e->role,       e->operation,
-                       e->org_id,  e->bot_id,     e->outcome,
-                       e->request_id, e->key_version ? version : NULL, e->detail};
+    const char *p[] = {e->caller, e->role,    e->operation,  e->org_id,
+                       e->bot_id, e->outcome, e->request_id, e->key_version ? version : NULL,
+                       e->detail};
     return db_exec(db, "audit",
                    "INSERT INTO vault_audit (caller, role, operation, org_id, bot_id, outcome,"
                    " request_id, key_version, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -146,8 +146,7 @@ int audit_token(struct call_info *ci, const char *org_id, const char *bot_id, co
     return rv;
 }
 
-int audit_call(struct call_info *ci, const char *outcome, uint32_t key_version,
-               const char *detail)
+int audit_call(struct call_info *ci, const char *outcome, uint32_t key_version, const char *detail)
 {
     return audit_token(ci, ci->org_id, ci->bot_id, outcome, key_version, detail);
 }
@@ -278,9 +277,8 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
         snprintf(detail, sizeof(detail), "%s",
                  known ? "ciphertext does not authenticate" : "unknown key version");
         audit_call(ci, "corrupt", b.key_version, detail);
-        log_error("stored token does not authenticate", "{s:s, s:s, s:i, s:s}", "bot_id",
-                  t->bot_id, "org_id", t->org_id, "key_version", (int)b.key_version, "reason",
-                  detail);
+        log_error("stored token does not authenticate", "{s:s, s:s, s:i, s:s}", "bot_id", t->bot_id,
+                  "org_id", t->org_id, "key_version", (int)b.key_version, "reason", detail);
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL,
                "stored token for bot %s does not authenticate", t->bot_id);
         return;

@@ -26,8 +26,7 @@ void answer(struct vault_answer *ans, Bcrm__V1__VaultCode code, const char *fmt,
 
 /* Writes the call's audit row with outcome; key_version 0 and detail NULL when
  * there is nothing to add. 0 or -1. */
-int audit_call(struct call_info *ci, const char *outcome, uint32_t key_version,
-               const char *detail);
+int audit_call(struct call_info *ci, const char *outcome, uint32_t key_version, const char *detail);
 /* The same about one token of a call that handles many (a rewrap batch). */
 int audit_token(struct call_info *ci, const char *org_id, const char *bot_id, const char *outcome,
                 uint32_t key_version, const char *detail);

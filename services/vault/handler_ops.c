@@ -88,8 +88,8 @@ void ops_rotate(struct call_info *ci, struct vault_answer *ans)
         fail_internal(ci, ans, "cannot write audit record");
         return;
     }
-    log_info("key version rotated", "{s:i, s:i, s:s}", "key_version", (int)current + 1,
-             "previous", (int)current, "caller", ci->caller);
+    log_info("key version rotated", "{s:i, s:i, s:s}", "key_version", (int)current + 1, "previous",
+             (int)current, "caller", ci->caller);
     answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
     ans->reply.has_key_version = true;
     ans->reply.key_version = (int32_t)current + 1;
@@ -103,8 +103,8 @@ enum rewrap_result {
 };
 
 /* Seals one locked row again under current, auditing the outcome. */
-static enum rewrap_result rewrap_row(struct call_info *ci, const struct token_row *row, uint32_t current,
-                      uint32_t min_version)
+static enum rewrap_result rewrap_row(struct call_info *ci, const struct token_row *row,
+                                     uint32_t current, uint32_t min_version)
 {
     char detail[96];
     if (row->key_version == 0) {
@@ -143,11 +143,10 @@ static enum rewrap_result rewrap_row(struct call_info *ci, const struct token_ro
     }
     snprintf(detail, sizeof(detail), "from key version %u", (unsigned)row->key_version);
     return audit_token(ci, row->org_id, row->bot_id, "ok", current, detail) == 0 ? REWRAP_DONE
-                                                                                : REWRAP_ERROR;
+                                                                                 : REWRAP_ERROR;
 }
 
-void ops_rewrap(struct call_info *ci, const Bcrm__V1__VaultRewrapCall *rc,
-                struct vault_answer *ans)
+void ops_rewrap(struct call_info *ci, const Bcrm__V1__VaultRewrapCall *rc, struct vault_answer *ans)
 {
     int batch = rc->has_batch_size ? rc->batch_size : REWRAP_BATCH_DEFAULT;
     char after[UUID_LEN + 1];
@@ -226,8 +225,7 @@ void ops_rewrap(struct call_info *ci, const Bcrm__V1__VaultRewrapCall *rc,
     }
 }
 
-void ops_config(struct call_info *ci, const Bcrm__V1__VaultConfigCall *cc,
-                struct vault_answer *ans)
+void ops_config(struct call_info *ci, const Bcrm__V1__VaultConfigCall *cc, struct vault_answer *ans)
 {
     char detail[160];
     if (db_begin(ci->db) != 0) {

@@ -141,22 +141,19 @@ int key_set_min_decryption_version(PGconn *db, uint32_t version)
     snprintf(v, sizeof(v), "%u", (unsigned)version);
     const char *p[] = {v};
     return db_exec(db, "set min_decryption_version",
-                   "UPDATE vault_policy SET min_decryption_version = $1, updated_at = now()", 1,
-                   p);
+                   "UPDATE vault_policy SET min_decryption_version = $1, updated_at = now()", 1, p);
 }
 
-int key_versions_list(PGconn *db, struct key_version_info **out, size_t *n,
-                      uint32_t *min_version)
+int key_versions_list(PGconn *db, struct key_version_info **out, size_t *n, uint32_t *min_version)
 {
     *out = NULL;
     *n = 0;
-    PGresult *res = db_query(
-        db, "list key versions",
-        "SELECT k.version, k.state, p.min_decryption_version,"
-        " (SELECT count(*) FROM bot_tokens t WHERE t.key_version = k.version),"
-        " (extract(epoch FROM k.created_at) * 1000)::bigint"
-        " FROM vault_keys k CROSS JOIN vault_policy p ORDER BY k.version",
-        0, NULL);
+    PGresult *res = db_query(db, "list key versions",
+                             "SELECT k.version, k.state, p.min_decryption_version,"
+                             " (SELECT count(*) FROM bot_tokens t WHERE t.key_version = k.version),"
+                             " (extract(epoch FROM k.created_at) * 1000)::bigint"
+                             " FROM vault_keys k CROSS JOIN vault_policy p ORDER BY k.version",
+                             0, NULL);
     if (res == NULL) {
         return -1;
     }

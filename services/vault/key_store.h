@@ -54,7 +54,6 @@ struct key_version_info {
 /* Every version, oldest first, with its token count. *out is a malloc'd array of
  * *n entries (free() it); *min_version the policy's min_decryption_version.
  * 0 or -1. */
-int key_versions_list(PGconn *db, struct key_version_info **out, size_t *n,
-                      uint32_t *min_version);
+int key_versions_list(PGconn *db, struct key_version_info **out, size_t *n, uint32_t *min_version);
 
 #endif

@@ -72,7 +72,7 @@ static int op_index(Bcrm__V1__VaultCall__OpCase op)
 static void metrics_init(struct vault_server *srv)
 {
     static const Bcrm__V1__VaultCall__OpCase ops[OP_COUNT] = {
-        BCRM__V1__VAULT_CALL__OP_STORE, BCRM__V1__VAULT_CALL__OP_RELEASE,
+        BCRM__V1__VAULT_CALL__OP_STORE,   BCRM__V1__VAULT_CALL__OP_RELEASE,
         BCRM__V1__VAULT_CALL__OP_DESTROY, BCRM__V1__VAULT_CALL__OP_STATUS,
         BCRM__V1__VAULT_CALL__OP_ROTATE,  BCRM__V1__VAULT_CALL__OP_REWRAP,
         BCRM__V1__VAULT_CALL__OP_CONFIG,  BCRM__V1__VAULT_CALL__OP_AUDIT,

@@ -157,8 +157,7 @@ out:
 
 int token_rewrap(const struct token_keyring *kr, const struct token_binding *from,
                  const uint8_t *ct, size_t ctlen, const uint8_t nonce[TOKEN_NONCE_BYTES],
-                 const struct token_binding *to, uint8_t new_nonce[TOKEN_NONCE_BYTES],
-                 uint8_t *out)
+                 const struct token_binding *to, uint8_t new_nonce[TOKEN_NONCE_BYTES], uint8_t *out)
 {
     if (ctlen <= TOKEN_TAG_BYTES || ctlen > token_sealed_len(TOKEN_MAX_BYTES)) {
         return -1;

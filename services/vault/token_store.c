@@ -74,8 +74,8 @@ static int row_read(PGresult *res, int i, struct token_row *row)
     row->ciphertext =
         PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 5), &row->ciphertext_len);
     long version = strtol(PQgetvalue(res, i, 3), NULL, 10);
-    if (nonce != NULL && nonce_len == TOKEN_NONCE_BYTES && row->ciphertext != NULL &&
-        version > 0 && strlen(PQgetvalue(res, i, 0)) < sizeof(row->bot_id) &&
+    if (nonce != NULL && nonce_len == TOKEN_NONCE_BYTES && row->ciphertext != NULL && version > 0 &&
+        strlen(PQgetvalue(res, i, 0)) < sizeof(row->bot_id) &&
         strlen(PQgetvalue(res, i, 1)) < sizeof(row->org_id) &&
         strlen(PQgetvalue(res, i, 2)) < sizeof(row->platform)) {
         memcpy(row->nonce, nonce, TOKEN_NONCE_BYTES);

@@ -81,8 +81,9 @@ int params_parse_form(json_t *obj, const char *body, size_t len)
 }
 
 /* Flattens a JSON body's values to strings, the way the form encoding sends them. */
-static const char *params_from_json(json_t *dst, const char *body, size_t len)
+static const char *params_from_json(struct params *p, const char *body, size_t len)
 {
+    json_t *dst = p->body;
     json_error_t jerr;
     json_t *doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL) {
@@ -114,13 +115,14 @@ static const char *params_from_json(json_t *dst, const char *body, size_t len)
             json_object_set_new(dst, key, text);
         }
     }
-    json_decref(doc);
+    p->json = doc;
     return NULL;
 }
 
 const char *params_parse(struct params *p, const struct http_request *req)
 {
     p->req = req;
+    p->json = NULL;
     p->body = json_object();
     if (p->body == NULL) {
         return "fatal_error";
@@ -130,7 +132,7 @@ const char *params_parse(struct params *p, const struct http_request *req)
     }
     const char *ctype = http_header(req, "Content-Type");
     if (ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0) {
-        return params_from_json(p->body, req->body, req->body_len);
+        return params_from_json(p, req->body, req->body_len);
     }
     if (params_parse_form(p->body, req->body, req->body_len) != 0) {
         return "invalid_form_data";
@@ -141,7 +143,9 @@ const char *params_parse(struct params *p, const struct http_request *req)
 void params_free(struct params *p)
 {
     json_decref(p->body);
+    json_decref(p->json);
     p->body = NULL;
+    p->json = NULL;
 }
 
 const char *params_get(const struct params *p, const char *key)

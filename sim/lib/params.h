@@ -14,6 +14,7 @@ struct http_request;
 
 struct params {
     json_t *body;                   /* owned: object of strings from the body */
+    json_t *json;                   /* owned: a JSON body's object as sent; NULL otherwise */
     const struct http_request *req; /* borrowed, for the query string and headers */
 };
 

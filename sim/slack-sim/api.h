@@ -29,10 +29,14 @@ struct api_call {
     struct sim_faults faults; /* a snapshot taken when the call arrived */
     int64_t now_ms;
     enum sim_method method;
+    const char *error;  /* the error code answered, a literal; NULL on success */
+    json_t *log_entry;  /* this call in the request log (NULL when the log is off) */
 };
 
 /* Takes ownership of body. */
 void api_reply(struct api_call *c, json_t *body);
+/* error must be a literal (or live as long as the process): the request log
+ * keeps the pointer until the call ends. */
 /* Takes the buffer's contents (see buf_take). */
 void api_reply_buf(struct api_call *c, struct buf *b);
 void api_reply_error(struct api_call *c, const char *error);

@@ -11,6 +11,7 @@
 #include "population.h"
 #include "ratelimit.h"
 #include "record.h"
+#include "reqlog.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -44,6 +45,7 @@ struct sim_counters {
 struct sim {
     struct sim_population *pop;
     struct record *record;
+    struct reqlog *requests; /* every Web API call as received (GET /_sim/requests) */
     struct ratelimit *limits;
     struct sim_counters counters;
     atomic_int_fast64_t last_ts_us; /* message timestamps are unique and increasing */

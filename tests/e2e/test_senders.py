@@ -60,10 +60,21 @@ def setUpModule():
 
 
 def tearDownModule():
-    codes = STACK.stop()
-    for key, code in codes.items():
-        if key.startswith('sender-'):
-            assert code == 0, f'{key} exited {code}'
+    # The senders first, one by one, to read each exit status with its whole log
+    # (a sanitizer report comes at exit); stop() then removes the work dir.
+    failures = []
+    try:
+        for key, proc in list(STACK.procs.items()):
+            if not key.startswith('sender-') or not proc.alive():
+                continue
+            name, _, replica = key.partition('#')
+            code = STACK.kill(name, int(replica or 0), signal.SIGTERM)
+            if code != 0:
+                with open(proc.log_path, errors='replace') as f:
+                    failures.append(f'{key} exited {code}; its log ends:\n{f.read()[-4000:]}')
+    finally:
+        STACK.stop()
+    assert not failures, '\n'.join(failures)
 
 
 def release_count(bot):
@@ -313,20 +324,24 @@ class SenderTest(DriverMixin, unittest.TestCase):
 
     def test_z_sigterm_drains_in_flight(self):
         """Runs last (by name): it stops a replica and starts it again."""
-        self.faults(latency_ms=1500)
+        self.faults(latency_ms=3000)
         jobs = [self.job(u['id'], f'slow {i}') for i, u in enumerate(self.people[:10])]
         proc = self.start_driver(jobs, peers=1, batch=10)
-        # Both replicas are connected; stop the one that got the batch once the
-        # requests are in flight.
-        time.sleep(0.8)
-        in_flight = {}
-        for replica in range(REPLICAS):
-            text = self.metrics(replica)
-            line = next(line for line in text.splitlines()
-                        if line.startswith('bcrm_sender_in_flight'))
-            in_flight[replica] = float(line.split()[-1])
-        busy = max(in_flight, key=in_flight.get)
-        self.assertGreater(in_flight[busy], 0, in_flight)
+        try:
+            # Stop the replica that got the batch once its requests are in flight.
+            busy, deadline = None, time.monotonic() + 20
+            while busy is None and time.monotonic() < deadline:
+                for replica in range(REPLICAS):
+                    line = next(line for line in self.metrics(replica).splitlines()
+                                if line.startswith('bcrm_sender_in_flight'))
+                    if float(line.split()[-1]) > 0:
+                        busy = replica
+                time.sleep(0.05)
+            self.assertIsNotNone(busy, 'no replica had a request in flight')
+        except Exception:
+            proc.kill()
+            proc.communicate()
+            raise
         code = self.s.kill('sender-slack', busy, signal.SIGTERM)
         self.assertEqual(code, 0, self.s.log('sender-slack', busy)[-2000:])
         results = self.finish_driver(proc, jobs)

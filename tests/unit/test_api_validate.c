@@ -138,9 +138,9 @@ static void test_audiences(void)
               "audience.filter.email_domain");
     CHECK_STR(audience_field("{}", "slack", &v), "audience");
     /* A segment is named by id; the handler checks that it exists for the bot. */
-    CHECK_STR(audience_field("{\"segment_id\":\"6f1c3c2e-6d0b-4b7e-9a44-0c1f3f0b2a11\"}", "slack",
-                             &v),
-              "");
+    CHECK_STR(
+        audience_field("{\"segment_id\":\"6f1c3c2e-6d0b-4b7e-9a44-0c1f3f0b2a11\"}", "slack", &v),
+        "");
     CHECK_STR(audience_field("{\"segment_id\":\"seg-1\"}", "slack", &v), "audience.segment_id");
     CHECK_STR(audience_field("{\"segment_id\":7}", "slack", &v), "audience.segment_id");
     CHECK_STR(audience_field("{\"segment_id\":\"6f1c3c2e-6d0b-4b7e-9a44-0c1f3f0b2a11\","

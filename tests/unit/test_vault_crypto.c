@@ -1,5 +1,5 @@
 /* Unit tests of the vault's token sealing (services/vault/token_crypto.c): round
- * trip, and that a ciphertext opens under its own binding only. */
+ * trip, that a ciphertext opens under its own binding only, and rewrapping. */
 #include "check.h"
 
 #include "token_crypto.h"
@@ -130,6 +130,32 @@ static void test_derivation(const struct token_keyring *kr, const struct token_k
     CHECK(memcmp(c1, cx, sizeof(c1)) != 0);
 }
 
+/* Rewrapping moves a ciphertext to another version without changing the token,
+ * refuses what does not open, and leaves its output alone then. */
+static void test_rewrap(const struct token_keyring *kr)
+{
+    struct token_binding v1 = {ORG, BOT, "slack", 1}, v2 = {ORG, BOT, "slack", 2};
+    struct sealed s, r;
+    CHECK(token_seal(kr, &v1, (const uint8_t *)TOKEN, sizeof(TOKEN) - 1, s.nonce, s.ct) == 0);
+    CHECK(token_rewrap(kr, &v1, s.ct, sizeof(s.ct), s.nonce, &v2, r.nonce, r.ct) == 0);
+    CHECK(opens(kr, &v2, &r));
+    CHECK(!opens(kr, &v1, &r));
+    CHECK(memcmp(r.nonce, s.nonce, sizeof(r.nonce)) != 0);
+    CHECK(memmem(r.ct, sizeof(r.ct), "xoxb", 4) == NULL);
+
+    /* A ciphertext named with the wrong version or bot does not rewrap. */
+    struct token_binding other_bot = {ORG, OTHER, "slack", 1};
+    struct sealed untouched;
+    memset(&untouched, 0xab, sizeof(untouched));
+    struct sealed out = untouched;
+    CHECK(token_rewrap(kr, &v2, s.ct, sizeof(s.ct), s.nonce, &v2, out.nonce, out.ct) == -1);
+    CHECK(token_rewrap(kr, &other_bot, s.ct, sizeof(s.ct), s.nonce, &v2, out.nonce, out.ct) == -1);
+    s.ct[0] ^= 1;
+    CHECK(token_rewrap(kr, &v1, s.ct, sizeof(s.ct), s.nonce, &v2, out.nonce, out.ct) == -1);
+    CHECK(memcmp(&out, &untouched, sizeof(out)) == 0);
+    CHECK(token_rewrap(kr, &v1, s.ct, TOKEN_TAG_BYTES, s.nonce, &v2, out.nonce, out.ct) == -1);
+}
+
 int main(void)
 {
     CHECK(sodium_init() >= 0);
@@ -142,6 +168,7 @@ int main(void)
     test_round_trip_and_binding(kr, other);
     test_limits(kr);
     test_derivation(kr, other);
+    test_rewrap(kr);
     token_keyring_free(kr);
     token_keyring_free(other);
     CHECK_DONE();

@@ -177,7 +177,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "vault") == 0) {
         if (argc < 3) {
-            return usage_error("%s", "vault needs a command: status, rotate, rewrap, config, audit");
+            return usage_error("%s",
+                               "vault needs a command: status, rotate, rewrap, config, audit");
         }
         return cmd_vault(argc - 2, argv + 2);
     }

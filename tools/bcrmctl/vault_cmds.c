@@ -130,8 +130,9 @@ static int vault_rewrap_cmd(struct ops_session *s, int batch)
             call.rewrap = &rc;
             Bcrm__V1__VaultReply *r = call_ok(s, &call);
             if (r == NULL) {
-                fprintf(stderr, "bcrmctl: rewrap stopped after %lld tokens; run it again to "
-                                "continue\n",
+                fprintf(stderr,
+                        "bcrmctl: rewrap stopped after %lld tokens; run it again to "
+                        "continue\n",
                         rewrapped);
                 return EXIT_FAILURE;
             }
@@ -258,8 +259,7 @@ int cmd_vault(int argc, char **argv)
             }
         } else if (strcmp(cmd, "config") == 0 && strcmp(a, "--force") == 0) {
             force = true;
-        } else if (strcmp(cmd, "config") == 0 &&
-                   strncmp(a, "min_decryption_version=", 23) == 0) {
+        } else if (strcmp(cmd, "config") == 0 && strncmp(a, "min_decryption_version=", 23) == 0) {
             if ((min_version = (int)parse_number(a + 23, 1, INT32_MAX)) < 0) {
                 return usage_error("%s", "min_decryption_version: want a key version");
             }

@@ -57,8 +57,8 @@ int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_ver
  * client, which sets them (call is borrowed, and its request_id points into the
  * client's stack until this returns). Whenever the vault answered, *reply holds
  * its reply, whatever the code: free it with vault_reply_free(). */
-int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call,
-                   Bcrm__V1__VaultReply **reply, char *err, size_t errlen);
+int vault_call_raw(struct vault_client *vc, Bcrm__V1__VaultCall *call, Bcrm__V1__VaultReply **reply,
+                   char *err, size_t errlen);
 void vault_reply_free(Bcrm__V1__VaultReply *reply);
 
 #endif

@@ -51,6 +51,11 @@ SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # because they dial the scheduler, the api and the vault.
 SERVICES = ['vault', 'scheduler', 'api', 'sender-slack', 'sender-messenger']
 SENDERS = ('sender-slack', 'sender-messenger')
+# Each service that holds database credentials connects as its own role
+# (db/migrations/0004_db_roles.sql, docs/vault.md "Database roles"); the senders
+# get none. Migrations are applied once, as the cluster's owner, by
+# `bcrmctl migrate` before the first service starts (_migrate).
+DB_ROLES = {'vault': 'bcrm_vault', 'api': 'bcrm_api', 'scheduler': 'bcrm_scheduler'}
 
 # Defaults from docs/architecture.md, used by `make run` when the port is free.
 DEFAULT_OPS_PORTS = {'api': 9180, 'scheduler': 9181, 'vault': 9182, 'sender-slack': 9183,
@@ -262,9 +267,9 @@ class Postgres:
         except StackError as e:
             _log(f'stopping PostgreSQL: {e}')
 
-    def url(self, db='bcrm'):
+    def url(self, db='bcrm', user=None):
         host = urllib.parse.quote(self.sock_dir, safe='/')
-        return f'postgresql:///{db}?host={host}&user={self.user}'
+        return f'postgresql:///{db}?host={host}&user={user or self.user}'
 
     def psql(self, db, query):
         res = subprocess.run(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
@@ -522,8 +527,27 @@ class Stack:
             # Per process, whatever the environment says: one address or key file
             # cannot serve every process.
             env['BCRM_IDENTITY_KEY_FILE'] = self._key_path(role)
+            # Our own cluster: each service on its own database role. (An external
+            # BCRM_DATABASE_URL in `make run` is used as given.)
+            if self.pg is not None and name in DB_ROLES:
+                env['BCRM_DATABASE_URL'] = self.pg.url(user=DB_ROLES[name])
+            elif name in SENDERS:
+                env.pop('BCRM_DATABASE_URL', None)
         env.update(extra or {})
         return env
+
+    def _migrate(self):
+        """Applies the migrations as the cluster's owner, once, before the first
+        service starts: the services' own roles may not change the schema."""
+        if self.pg is None or getattr(self, '_migrated', False):
+            return
+        env = self._base_env()
+        env['BCRM_DATABASE_URL'] = self.pg.url()
+        res = subprocess.run([self.bcrmctl_path(), 'migrate'], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        if res.returncode != 0:
+            raise StackError(f'bcrmctl migrate failed (exit {res.returncode}):\n{res.stdout}')
+        self._migrated = True
 
     def start(self, name, replica=0, env=None, wait=True):
         """Starts one process (a service replica, 'slack-sim' or 'messenger-sim') and,
@@ -533,6 +557,8 @@ class Stack:
         path = self.binary(name)
         if not os.access(path, os.X_OK):
             raise StackError(f'{path} not found: build it first')
+        if name in DB_ROLES:
+            self._migrate()
         penv = self.process_env(name, replica, env)
         suffix = '' if replica == 0 else f'-{replica}'
         log_path = os.path.join(self.logs_dir, f'{name}{suffix}.log')

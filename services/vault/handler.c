@@ -241,7 +241,7 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
          * what retirement means (docs/vault.md). */
         snprintf(detail, sizeof(detail), "key version %u is below min_decryption_version %u",
                  (unsigned)row.key_version, (unsigned)row.min_decryption_version);
-        uint32_t version = row.key_version;
+        uint32_t version = row.key_version, row_min = row.min_decryption_version;
         token_row_clear(&row);
         if (audit_call(ci, "retired", version, detail) != 0) {
             fail_internal(ci, ans, "cannot write audit record");
@@ -250,7 +250,9 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
         log_warn("release refused: key version retired", "{s:s, s:s, s:i}", "bot_id", t->bot_id,
                  "org_id", t->org_id, "key_version", (int)version);
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_KEY_RETIRED,
-               "token of bot %s is sealed with %s; store it again", t->bot_id, detail);
+               "token of bot %s is sealed with key version %u, below min_decryption_version "
+               "%u; store it again",
+               t->bot_id, (unsigned)version, (unsigned)row_min);
         ans->reply.has_key_version = true;
         ans->reply.key_version = (int32_t)version;
         return;

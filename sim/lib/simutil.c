@@ -41,6 +41,26 @@ int sim_json_int(json_t *obj, const char *key, int min, int max, int *out, char 
     return 0;
 }
 
+int sim_json_choice(json_t *obj, const char *key, const int *choices, int *out, char *err,
+                    size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; json_is_integer(v) && choices[i] != 0; i++) {
+        if (json_integer_value(v) == choices[i]) {
+            *out = choices[i];
+            return 0;
+        }
+    }
+    size_t o = (size_t)snprintf(err, errlen, "%s must be one of", key);
+    for (size_t i = 0; choices[i] != 0 && o < errlen; i++) {
+        o += (size_t)snprintf(err + o, errlen - o, "%s %d", i ? "," : "", choices[i]);
+    }
+    return -1;
+}
+
 int sim_json_rate(json_t *obj, const char *key, double *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, key);

@@ -24,6 +24,9 @@ int sim_json_bool(json_t *obj, const char *key, bool *out, char *err, size_t err
 /* A positive number up to max. */
 int sim_json_positive(json_t *obj, const char *key, double max, double *out, char *err,
                       size_t errlen);
+/* An integer from choices (0-terminated). */
+int sim_json_choice(json_t *obj, const char *key, const int *choices, int *out, char *err,
+                    size_t errlen);
 /* Fails (naming it) on the first field of obj not in known (NULL-terminated), so
  * a typo in a test is reported rather than ignored. */
 int sim_json_known_fields(json_t *obj, const char *const *known, char *err, size_t errlen);

@@ -14,8 +14,13 @@
  *   POST /_sim/reset                   forget messages, counters and inbound
  *                                      messages; faults too unless {"keep_faults":true}
  *   GET  /_sim/faults, POST /_sim/faults   latency_ms, jitter_ms, error_rate,
- *       error_status, drop_rate, ratelimit_storm_seconds, limits, send_per_second,
- *       conversations_per_second, revoke_token / restore_token (page ids), clear
+ *       error_status, error_code (2 or 1200), drop_rate, ratelimit_storm_seconds,
+ *       ratelimit_code (613, 4 or 80006), short_pages, empty_page_rate, limits,
+ *       send_per_second, conversations_per_second, revoke_token / restore_token
+ *       (page ids) with revoke_subcode (460, 463 or 467), clear
+ *   GET  /_sim/requests?since=&method=&limit=   the Graph calls as received
+ *                                      (reqlog.h), oldest first
+ *   POST /_sim/requests {reset?, enabled?}, DELETE /_sim/requests (reset)
  */
 #include "msim.h"
 
@@ -270,7 +275,7 @@ static void get_stats(struct msim *m, struct http_response *resp)
     }
     http_respond_json(resp, 200,
                       json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
-                                "requests", (json_int_t)atomic_load(&m->requests), "messages",
+                                "requests", (json_int_t)atomic_load(&m->request_log), "messages",
                                 (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
                                 "duplicates", (json_int_t)t.duplicates, "ratelimited",
                                 (json_int_t)atomic_load(&m->ratelimited), "injected_errors",
@@ -288,6 +293,7 @@ static void post_reset(struct msim *m, const struct http_request *req, struct ht
     bool keep_faults = json_is_true(json_object_get(body, "keep_faults"));
     json_decref(body);
     record_reset(m->record);
+    reqlog_reset(m->request_log);
     atomic_store(&m->requests, 0);
     atomic_store(&m->ratelimited, 0);
     atomic_store(&m->injected_errors, 0);
@@ -307,6 +313,7 @@ static void post_reset(struct msim *m, const struct http_request *req, struct ht
         pthread_mutex_unlock(&p->limit_lock);
         if (!keep_faults) {
             atomic_store(&p->revoked, false);
+            atomic_store(&p->revoked_subcode, 460);
         }
     }
     if (!keep_faults) {
@@ -330,10 +337,12 @@ static json_t *faults_json(struct msim *m)
             json_array_append_new(revoked, json_string(m->pages[i].id));
         }
     }
-    return json_pack("{s:b, s:i, s:i, s:f, s:i, s:f, s:I, s:b, s:f, s:f, s:o}", "ok", 1,
-                     "latency_ms", f.latency_ms, "jitter_ms", f.jitter_ms, "error_rate",
-                     f.error_rate, "error_status", f.error_status, "drop_rate", f.drop_rate,
-                     "ratelimit_storm_seconds", (json_int_t)((storm_left + 999) / 1000), "limits",
+    return json_pack("{s:b, s:i, s:i, s:f, s:i, s:i, s:f, s:I, s:i, s:b, s:f, s:b, s:f, s:f, s:o}",
+                     "ok", 1, "latency_ms", f.latency_ms, "jitter_ms", f.jitter_ms, "error_rate",
+                     f.error_rate, "error_status", f.error_status, "error_code", f.error_code,
+                     "drop_rate", f.drop_rate, "ratelimit_storm_seconds",
+                     (json_int_t)((storm_left + 999) / 1000), "ratelimit_code", f.ratelimit_code,
+                     "short_pages", f.short_pages, "empty_page_rate", f.empty_page_rate, "limits",
                      f.limits, "send_per_second", f.send_per_second, "conversations_per_second",
                      f.conversations_per_second, "revoked", revoked);
 }
@@ -344,6 +353,15 @@ static int apply_revocations(struct msim *m, json_t *body, const char *field, bo
     json_t *v = json_object_get(body, field);
     if (v == NULL) {
         return 0;
+    }
+    int subcode = 460;
+    json_t *how = json_object_get(body, "revoke_subcode");
+    if (revoked && how != NULL) {
+        subcode = json_is_integer(how) ? (int)json_integer_value(how) : 0;
+        if (subcode != 460 && subcode != 463 && subcode != 467) {
+            snprintf(err, errlen, "revoke_subcode: want 460, 463 or 467");
+            return -1;
+        }
     }
     json_t *list = json_is_array(v) ? json_incref(v) : json_pack("[O]", v);
     size_t i;
@@ -360,6 +378,7 @@ static int apply_revocations(struct msim *m, json_t *body, const char *field, bo
     {
         struct msim_page *p = rc == 0 ? strmap_get(m->page_by_id, json_string_value(id)) : NULL;
         if (p != NULL) {
+            atomic_store(&p->revoked_subcode, subcode);
             atomic_store(&p->revoked, revoked);
         }
     }
@@ -371,13 +390,18 @@ static const char *const fault_fields[] = {"latency_ms",
                                            "jitter_ms",
                                            "error_rate",
                                            "error_status",
+                                           "error_code",
                                            "drop_rate",
                                            "ratelimit_storm_seconds",
+                                           "ratelimit_code",
+                                           "short_pages",
+                                           "empty_page_rate",
                                            "limits",
                                            "send_per_second",
                                            "conversations_per_second",
                                            "revoke_token",
                                            "restore_token",
+                                           "revoke_subcode",
                                            "clear",
                                            NULL};
 
@@ -395,14 +419,25 @@ static void post_faults(struct msim *m, const struct http_request *req, struct h
     int rc = sim_json_known_fields(body, fault_fields, err, sizeof(err));
     rc = rc ? rc : sim_json_bool(body, "clear", &clear, err, sizeof(err));
     if (rc == 0 && clear) {
+        /* Clears the injected faults but keeps the limits as they are. */
         f.latency_ms = f.jitter_ms = 0;
-        f.error_rate = f.drop_rate = 0.0;
+        f.error_rate = f.drop_rate = f.empty_page_rate = 0.0;
+        f.error_status = 500;
+        f.error_code = 2;
         f.storm_until_ms = 0;
+        f.ratelimit_code = 613;
+        f.short_pages = false;
     }
     if (rc != 0 || sim_json_int(body, "latency_ms", 0, 60000, &f.latency_ms, err, sizeof(err)) ||
         sim_json_int(body, "jitter_ms", 0, 60000, &f.jitter_ms, err, sizeof(err)) ||
         sim_json_rate(body, "error_rate", &f.error_rate, err, sizeof(err)) ||
         sim_json_int(body, "error_status", 500, 599, &f.error_status, err, sizeof(err)) ||
+        sim_json_choice(body, "error_code", (const int[]){2, 1200, 0}, &f.error_code, err,
+                        sizeof(err)) ||
+        sim_json_choice(body, "ratelimit_code", (const int[]){613, 4, 80006, 0},
+                        &f.ratelimit_code, err, sizeof(err)) ||
+        sim_json_bool(body, "short_pages", &f.short_pages, err, sizeof(err)) ||
+        sim_json_rate(body, "empty_page_rate", &f.empty_page_rate, err, sizeof(err)) ||
         sim_json_rate(body, "drop_rate", &f.drop_rate, err, sizeof(err)) ||
         sim_json_int(body, "ratelimit_storm_seconds", 0, 86400, &storm_s, err, sizeof(err)) ||
         sim_json_bool(body, "limits", &f.limits, err, sizeof(err)) ||
@@ -427,6 +462,50 @@ static void post_faults(struct msim *m, const struct http_request *req, struct h
     log_info("faults changed", "{s:s}", "faults", text ? text : "");
     free(text);
     http_respond_json(resp, 200, answer);
+}
+
+static void get_requests(struct msim *m, const struct http_request *req,
+                         struct http_response *resp)
+{
+    const char *since = http_query(req, "since");
+    const char *method = http_query(req, "method");
+    const char *limit = http_query(req, "limit");
+    json_t *answer = reqlog_list(m->request_log, since ? strtoll(since, NULL, 10) : 0,
+                                 method && method[0] ? method : NULL,
+                                 limit ? strtoul(limit, NULL, 10) : 0);
+    if (answer == NULL) {
+        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    http_respond_json(resp, 200, answer);
+}
+
+/* POST /_sim/requests {reset?, enabled?}: clears the log, switches it. */
+static void post_requests(struct msim *m, const struct http_request *req,
+                          struct http_response *resp)
+{
+    static const char *const fields[] = {"reset", "enabled", NULL};
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    char err[160] = "";
+    bool reset = false;
+    bool enabled = reqlog_enabled(m->request_log);
+    if (sim_json_known_fields(body, fields, err, sizeof(err)) != 0 ||
+        sim_json_bool(body, "reset", &reset, err, sizeof(err)) != 0 ||
+        sim_json_bool(body, "enabled", &enabled, err, sizeof(err)) != 0) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "%s", err);
+        return;
+    }
+    json_decref(body);
+    if (reset) {
+        reqlog_reset(m->request_log);
+    }
+    reqlog_set_enabled(m->request_log, enabled);
+    http_respond_json(resp, 200,
+                      json_pack("{s:b, s:b}", "ok", 1, "enabled", reqlog_enabled(m->request_log)));
 }
 
 void msim_control(struct msim *m, const struct http_request *req, struct http_response *resp,
@@ -458,6 +537,13 @@ void msim_control(struct msim *m, const struct http_request *req, struct http_re
         http_respond_json(resp, 200, faults_json(m));
     } else if (post && strcmp(path, "faults") == 0) {
         post_faults(m, req, resp);
+    } else if (get && strcmp(path, "requests") == 0) {
+        get_requests(m, req, resp);
+    } else if (post && strcmp(path, "requests") == 0) {
+        post_requests(m, req, resp);
+    } else if (strcmp(req->method, "DELETE") == 0 && strcmp(path, "requests") == 0) {
+        reqlog_reset(m->request_log);
+        http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
     } else {
         http_respond_problem(resp, 404, "Not Found", "no control endpoint %s %s", req->method,
                              req->path);

@@ -49,17 +49,29 @@ void graph_error(struct graph_call *c, int status, int code, int subcode, const 
     if (subcode != 0) {
         json_object_set_new(err, "error_subcode", json_integer(subcode));
     }
-    if (code == 2 || code == 1200) {
+    if (code == 2 || code == 4 || code == 1200) {
         json_object_set_new(err, "is_transient", json_true());
     }
     graph_reply(c, status, json_pack("{s:o}", "error", err));
+    c->error_code = code;
 }
 
-void graph_ratelimited(struct graph_call *c)
+void graph_ratelimited(struct graph_call *c, int code)
 {
     atomic_fetch_add(&c->m->ratelimited, 1);
-    graph_error(c, 400, 613, 0, "OAuthException",
-                "(#613) Calls to this api have exceeded the rate limit.");
+    switch (code) {
+    case 4:
+        graph_error(c, 400, 4, 0, "OAuthException", "(#4) Application request limit reached");
+        break;
+    case 80006:
+        graph_error(c, 400, 80006, 2018373, "OAuthException",
+                    "(#80006) There have been too many messages sent to this Messenger thread "
+                    "from your page in a short period of time. Please try again later.");
+        break;
+    default:
+        graph_error(c, 400, 613, 0, "OAuthException",
+                    "(#613) Calls to this api have exceeded the rate limit.");
+    }
 }
 
 static bool all_digits(const char *s, size_t len)
@@ -126,14 +138,121 @@ static void unknown_object(struct graph_call *c, const char *what)
     graph_error(c, 400, 100, 33, "GraphMethodException", msg);
 }
 
+static const char *const secret_args[] = {"access_token", NULL};
+
+/* Adds the outcome of the call to its request-log entry and hands the entry to
+ * the log. */
+static void log_call(struct graph_call *c)
+{
+    json_t *e = c->log_entry;
+    if (e == NULL) {
+        return;
+    }
+    c->log_entry = NULL;
+    json_object_set_new(e, "method", json_string(msim_call_name(c->kind)));
+    json_object_set_new(e, "status", json_integer(c->resp->status));
+    json_object_set_new(e, "error_code", c->error_code ? json_integer(c->error_code) : json_null());
+    json_object_set_new(e, "page_id", c->page ? json_string(c->page->id) : json_null());
+    json_object_set_new(e, "version", json_string(c->version));
+    json_object_set_new(e, "dropped", json_boolean(c->resp->drop));
+    const char *scheme = json_string_value(json_object_get(e, "auth"));
+    if (scheme != NULL && strcmp(scheme, "none") == 0 &&
+        params_get(&c->params, "access_token") != NULL) {
+        json_object_set_new(e, "auth", json_string("access_token_argument"));
+    }
+    reqlog_add(c->m->request_log, e);
+}
+
+/* The common path, after the call was classified; node names the path's node. */
+static void graph_dispatch(struct graph_call *c, int split, const char *node)
+{
+    struct msim *m = c->m;
+    const struct http_request *req = c->req;
+    const struct msim_person *person = NULL;
+    if (c->faults.storm_until_ms > c->now_ms) {
+        graph_ratelimited(c, c->faults.ratelimit_code);
+        return;
+    }
+    if (c->faults.error_rate > 0.0 && rng_thread_unit() < c->faults.error_rate) {
+        atomic_fetch_add(&m->injected_errors, 1);
+        if (c->faults.error_code == 1200) {
+            graph_error(c, c->faults.error_status, 1200, 0, "OAuthException",
+                        "(#1200) Temporary send message failure. Please try again later");
+        } else {
+            graph_error(c, c->faults.error_status, 2, 0, "OAuthException",
+                        "An unexpected error has occurred. Please retry your request later.");
+        }
+        return;
+    }
+    if (params_parse(&c->params, req) != NULL) {
+        graph_error(c, 400, 100, 0, "OAuthException",
+                    "(#100) The request body could not be parsed");
+        return;
+    }
+    const char *token = graph_token(c);
+    if (token == NULL) {
+        graph_error(c, 400, 104, 0, "OAuthException",
+                    "An access token is required to request this resource.");
+        return;
+    }
+    c->page = strmap_get(m->page_by_token, token);
+    if (c->page == NULL) {
+        graph_error(c, 400, 190, 0, "OAuthException",
+                    "Invalid OAuth access token - Cannot parse access token");
+        return;
+    }
+    if (atomic_load(&c->page->revoked)) {
+        int subcode = atomic_load(&c->page->revoked_subcode);
+        const char *why =
+            subcode == 463
+                ? "Error validating access token: Session has expired."
+                : subcode == 467
+                      ? "Error validating access token: The session is invalid because the "
+                        "user logged out."
+                      : "Error validating access token: The session has been invalidated because "
+                        "the user changed their password or Facebook has changed the session "
+                        "for security reasons.";
+        graph_error(c, 400, 190, subcode ? subcode : 460, "OAuthException", why);
+        return;
+    }
+    /* A page node must be the token's own page. */
+    if ((c->kind == MSIM_C_ME || c->kind == MSIM_C_SEND || c->kind == MSIM_C_CONVERSATIONS) &&
+        strcmp(node, "me") != 0 && strcmp(node, c->page->id) != 0) {
+        unknown_object(c, node);
+        return;
+    }
+    if (c->kind == MSIM_C_PROFILE && (person = msim_person(c->page, node)) == NULL) {
+        unknown_object(c, node);
+        return;
+    }
+    switch (c->kind) {
+    case MSIM_C_ME:
+        graph_me(c);
+        break;
+    case MSIM_C_SEND:
+        graph_send(c);
+        break;
+    case MSIM_C_PROFILE:
+        graph_profile(c, person);
+        break;
+    case MSIM_C_CONVERSATIONS:
+        graph_conversations(c);
+        break;
+    default:
+        unknown_object(c, split == 0 ? node : req->path);
+    }
+}
+
 static void graph_handle(struct msim *m, const struct http_request *req, struct http_response *resp)
 {
     struct graph_call call = {.m = m, .req = req, .resp = resp};
     char version[16], node[64], edge[64];
     bool post = strcmp(req->method, "POST") == 0;
     enum msim_call kind = MSIM_C_UNKNOWN;
-    const struct msim_person *person = NULL;
 
+    if (reqlog_enabled(m->request_log)) {
+        call.log_entry = reqlog_entry_new(req, clock_wall_ms(), secret_args);
+    }
     int split =
         split_path(req->path, version, sizeof(version), node, sizeof(node), edge, sizeof(edge));
     call.version = version;
@@ -147,75 +266,15 @@ static void graph_handle(struct msim *m, const struct http_request *req, struct 
     } else if (split == 0 && !post && edge[0] == '\0' && all_digits(node, strlen(node))) {
         kind = MSIM_C_PROFILE;
     }
+    call.kind = kind;
     atomic_fetch_add(&m->requests, 1);
     atomic_fetch_add(&m->by_call[kind], 1);
     metric_inc(m->m_requests);
     msim_faults_get(m, &call.faults);
     sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
     call.now_ms = clock_wall_ms();
-
-    if (call.faults.storm_until_ms > call.now_ms) {
-        graph_ratelimited(&call);
-        return;
-    }
-    if (call.faults.error_rate > 0.0 && rng_thread_unit() < call.faults.error_rate) {
-        atomic_fetch_add(&m->injected_errors, 1);
-        graph_error(&call, call.faults.error_status, 2, 0, "OAuthException",
-                    "An unexpected error has occurred. Please retry your request later.");
-        return;
-    }
-    const char *bad_body = params_parse(&call.params, req);
-    if (bad_body != NULL) {
-        graph_error(&call, 400, 100, 0, "OAuthException",
-                    "(#100) The request body could not be parsed");
-        goto out;
-    }
-    const char *token = graph_token(&call);
-    if (token == NULL) {
-        graph_error(&call, 400, 104, 0, "OAuthException",
-                    "An access token is required to request this resource.");
-        goto out;
-    }
-    call.page = strmap_get(m->page_by_token, token);
-    if (call.page == NULL) {
-        graph_error(&call, 400, 190, 0, "OAuthException",
-                    "Invalid OAuth access token - Cannot parse access token");
-        goto out;
-    }
-    if (atomic_load(&call.page->revoked)) {
-        graph_error(&call, 400, 190, 460, "OAuthException",
-                    "Error validating access token: The session has been invalidated because the "
-                    "user changed their password or Facebook has changed the session for "
-                    "security reasons.");
-        goto out;
-    }
-    /* A page node must be the token's own page. */
-    if ((kind == MSIM_C_ME || kind == MSIM_C_SEND || kind == MSIM_C_CONVERSATIONS) &&
-        strcmp(node, "me") != 0 && strcmp(node, call.page->id) != 0) {
-        unknown_object(&call, node);
-        goto out;
-    }
-    if (kind == MSIM_C_PROFILE && (person = msim_person(call.page, node)) == NULL) {
-        unknown_object(&call, node);
-        goto out;
-    }
-    switch (kind) {
-    case MSIM_C_ME:
-        graph_me(&call);
-        break;
-    case MSIM_C_SEND:
-        graph_send(&call);
-        break;
-    case MSIM_C_PROFILE:
-        graph_profile(&call, person);
-        break;
-    case MSIM_C_CONVERSATIONS:
-        graph_conversations(&call);
-        break;
-    default:
-        unknown_object(&call, split == 0 ? node : req->path);
-    }
-out:
+    graph_dispatch(&call, split, node);
+    log_call(&call);
     params_free(&call.params);
 }
 

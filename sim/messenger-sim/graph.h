@@ -19,6 +19,9 @@ struct graph_call {
     struct msim_faults faults;
     int64_t now_ms;
     const char *version; /* "v19.0", or "" when the path had no version */
+    enum msim_call kind;
+    int error_code;     /* the Graph error code answered; 0 on success */
+    json_t *log_entry;  /* this call in the request log (NULL when the log is off) */
 };
 
 /* Takes ownership of body. */
@@ -26,8 +29,8 @@ void graph_reply(struct graph_call *c, int status, json_t *body);
 /* subcode 0 leaves error_subcode out. */
 void graph_error(struct graph_call *c, int status, int code, int subcode, const char *type,
                  const char *message);
-/* (#613): counted as rate limited. */
-void graph_ratelimited(struct graph_call *c);
+/* A rate-limit error with code (613, 4 or 80006): counted as rate limited. */
+void graph_ratelimited(struct graph_call *c, int code);
 
 void graph_send(struct graph_call *c);
 void graph_me(struct graph_call *c);

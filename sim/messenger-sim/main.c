@@ -19,6 +19,8 @@
  *   MESSENGER_SIM_WEBHOOK_URL (none)        bcrm's webhook, for /_sim/inbound, read...
  *   MESSENGER_SIM_APP_SECRET sim-app-secret signs webhook deliveries
  *   MESSENGER_SIM_VERIFY_TOKEN sim-verify-token   for the subscription check
+ *   MESSENGER_SIM_REQUEST_LOG 10000         Graph calls kept for GET /_sim/requests
+ *                                           (a ring; 0 switches the log off)
  */
 #include "msim.h"
 #include "webhooks.h"
@@ -48,10 +50,13 @@ int main(void)
     size_t pages = (size_t)config_int("MESSENGER_SIM_PAGES", 1, 1, 1000);
     size_t people = (size_t)config_int("MESSENGER_SIM_USERS", 300, 0, 2000000);
     unsigned threads = (unsigned)config_int("MESSENGER_SIM_THREADS", 8, 1, 256);
+    size_t request_log = (size_t)config_int("MESSENGER_SIM_REQUEST_LOG", 10000, 0, 10000000);
 
     static struct msim m; /* zeroed; lives for the process */
     m.default_faults = (struct msim_faults){
         .error_status = 500,
+        .error_code = 2,
+        .ratelimit_code = 613,
         .limits = config_bool("MESSENGER_SIM_LIMITS", false),
         .send_per_second = 300,
         .conversations_per_second = 2,
@@ -72,7 +77,9 @@ int main(void)
     struct http_server *srv = NULL;
     struct http_server *ops = NULL;
     m.record = record_new("page_id");
-    if (m.record == NULL || msim_population_build(&m, seed, pages, people) != 0) {
+    m.request_log = reqlog_new(request_log);
+    if (m.record == NULL || m.request_log == NULL ||
+        msim_population_build(&m, seed, pages, people) != 0) {
         log_fatal("cannot allocate the simulator's state", NULL);
         goto out;
     }
@@ -111,6 +118,7 @@ out:
     }
     msim_population_free(&m);
     record_free(m.record);
+    reqlog_free(m.request_log);
     curl_global_cleanup();
     return rc;
 }

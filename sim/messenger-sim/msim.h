@@ -10,6 +10,7 @@
 
 #include "bucket.h"
 #include "record.h"
+#include "reqlog.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -54,6 +55,7 @@ struct msim_page {
     uint32_t *conversation_order;
     struct strmap *person_by_psid;
     atomic_bool revoked;
+    atomic_int revoked_subcode; /* 460 password changed, 463 expired, 467 invalid session */
     pthread_mutex_t limit_lock;
     struct bucket send_bucket;
     struct bucket conversations_bucket;
@@ -71,10 +73,14 @@ enum msim_call {
 struct msim_faults {
     int latency_ms;
     int jitter_ms;
-    double error_rate; /* (#2) temporary error with error_status */
+    double error_rate; /* a temporary error (error_code) with error_status */
     int error_status;
+    int error_code;         /* 2 (temporary) or 1200 (temporary send error) */
     double drop_rate;       /* sends: record, then close without answering */
-    int64_t storm_until_ms; /* every call is rate limited (#613) until then */
+    int64_t storm_until_ms; /* every call is rate limited (ratelimit_code) until then */
+    int ratelimit_code;     /* 613 (calls), 4 (application) or 80006 (Messenger thread) */
+    bool short_pages;       /* conversations pages shorter than asked for */
+    double empty_page_rate; /* conversations pages with nothing in them (not at the end) */
     bool limits;
     double send_per_second;          /* per page */
     double conversations_per_second; /* per page */
@@ -86,6 +92,7 @@ struct msim {
     struct strmap *page_by_token;
     struct strmap *page_by_id;
     struct record *record;
+    struct reqlog *request_log; /* every Graph call as received (GET /_sim/requests) */
     int64_t started_ms;
     pthread_rwlock_t faults_lock;
     struct msim_faults faults;

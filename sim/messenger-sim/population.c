@@ -157,6 +157,7 @@ static int make_page(struct msim *m, struct msim_page *p, uint64_t seed, size_t 
     p->conversation_order = calloc(people ? people : 1, sizeof(*p->conversation_order));
     p->person_by_psid = strmap_new(people);
     pthread_mutex_init(&p->limit_lock, NULL);
+    atomic_store(&p->revoked_subcode, 460);
     if (p->token == NULL || p->name == NULL || p->people == NULL || p->conversation_order == NULL ||
         p->person_by_psid == NULL) {
         return -1;

@@ -4,6 +4,7 @@
 #include "graph.h"
 
 #include "cursor.h"
+#include "rng.h"
 
 #include "bcrm/http.h"
 
@@ -185,7 +186,7 @@ void graph_conversations(struct graph_call *c)
                                c->faults.conversations_per_second / 1000.0, c->now_ms);
         pthread_mutex_unlock(&page->limit_lock);
         if (wait > 0) {
-            graph_ratelimited(c);
+            graph_ratelimited(c, 613);
             return;
         }
     }
@@ -235,7 +236,26 @@ void graph_conversations(struct graph_call *c)
     }
     bool messenger = platform == NULL || platform[0] == '\0' || strcmp(platform, "messenger") == 0;
     size_t total = messenger ? page->person_count : 0;
-    size_t end = start + (size_t)limit < total ? start + (size_t)limit : total;
+    /* Graph pages may come short, or empty with a next link, before the end. An
+     * empty page needs a cursor to send the reader back to, so only a page asked
+     * for with "after" can come empty. */
+    if (c->faults.empty_page_rate > 0.0 && start > 0 && start < total &&
+        rng_thread_unit() < c->faults.empty_page_rate) {
+        char *link = next_link(c, fields, limit, after);
+        json_t *body = json_pack("{s:[], s:{s:{s:s, s:s}}}", "data", "paging", "cursors", "before",
+                                 after, "after", after);
+        if (link != NULL) {
+            json_object_set_new(json_object_get(body, "paging"), "next", json_string(link));
+        }
+        free(link);
+        graph_reply(c, 200, body);
+        return;
+    }
+    long page_size = limit;
+    if (c->faults.short_pages && page_size > 1) {
+        page_size = 1 + (long)(rng_thread_u64() % (uint64_t)page_size);
+    }
+    size_t end = start + (size_t)page_size < total ? start + (size_t)page_size : total;
     if (start > end) {
         start = end;
     }

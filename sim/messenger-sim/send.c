@@ -89,7 +89,12 @@ void graph_send(struct graph_call *c)
         param_error(c, 0, "(#100) The parameter message is required");
         goto out;
     }
-    const char *text = json_string_value(json_object_get(message, "text"));
+    json_t *text_value = json_object_get(message, "text");
+    if (text_value != NULL && !json_is_string(text_value)) {
+        param_error(c, 0, "(#100) Param message[text] must be a string");
+        goto out;
+    }
+    const char *text = json_string_value(text_value);
     json_t *attachment = json_object_get(message, "attachment");
     if ((text == NULL || text[0] == '\0') && !json_is_object(attachment)) {
         param_error(c, 0, "(#100) Message cannot be empty, must provide valid attachment or text");
@@ -137,7 +142,7 @@ void graph_send(struct graph_call *c)
                                c->faults.send_per_second / 1000.0, c->now_ms);
         pthread_mutex_unlock(&page->limit_lock);
         if (wait > 0) {
-            graph_ratelimited(c);
+            graph_ratelimited(c, 613);
             goto out;
         }
     }

@@ -433,7 +433,7 @@ static void api_dispatch(struct api_call *c)
         return;
     }
     if (atomic_load(&c->ws->revoked)) {
-        api_reply_error(c, c->ws->revoked_error);
+        api_reply_error(c, population_revocation_error(c->ws));
         return;
     }
     if (c->faults.limits.enabled && m->tier > 0) {

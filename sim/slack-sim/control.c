@@ -12,7 +12,12 @@
  *                                  revocations and faults ({"keep_faults":true} keeps
  *                                  the faults and revocations)
  *   GET  /_sim/faults, POST /_sim/faults   see faults.h; plus revoke_token and
- *                                  restore_token (a team id, or a list of them)
+ *                                  restore_token (a team id, or a list of them) and
+ *                                  revoke_as: token_revoked (the default),
+ *                                  invalid_auth or account_inactive
+ *   GET  /_sim/requests?since=&method=&limit=   the Web API calls as received
+ *                                  (reqlog.h), oldest first
+ *   POST /_sim/requests {reset?, enabled?}, DELETE /_sim/requests (reset)
  *
  * These answers carry tokens and profile data by design: the control port is a
  * test fixture and never faces anything but loopback.
@@ -244,6 +249,7 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
     bool keep_faults = json_is_true(json_object_get(body, "keep_faults"));
     json_decref(body);
     record_reset(sim->record);
+    reqlog_reset(sim->requests);
     ratelimit_reset(sim->limits);
     sim_counters_reset(sim);
     for (size_t w = 0; w < sim->pop->workspace_count; w++) {
@@ -253,6 +259,7 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
         }
         if (!keep_faults) {
             atomic_store(&ws->revoked, false);
+            atomic_store(&ws->revoked_as, SIM_REVOKED_TOKEN_REVOKED);
         }
     }
     if (!keep_faults) {
@@ -263,13 +270,21 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
     http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* Applies revoke_token / restore_token: a team id or a list of them. */
+/* Applies revoke_token / restore_token: a team id or a list of them; revoke_as
+ * says how the revoked tokens are answered. */
 static int apply_revocations(struct sim *sim, json_t *body, const char *field, bool revoked,
                              char *err, size_t errlen)
 {
     json_t *v = json_object_get(body, field);
     if (v == NULL) {
         return 0;
+    }
+    int how = SIM_REVOKED_TOKEN_REVOKED;
+    json_t *as = json_object_get(body, "revoke_as");
+    if (revoked && as != NULL &&
+        (!json_is_string(as) || (how = population_revocation_parse(json_string_value(as))) < 0)) {
+        snprintf(err, errlen, "revoke_as: want token_revoked, invalid_auth or account_inactive");
+        return -1;
     }
     json_t *list = json_is_array(v) ? json_incref(v) : json_pack("[O]", v);
     size_t i;
@@ -289,6 +304,7 @@ static int apply_revocations(struct sim *sim, json_t *body, const char *field, b
         struct sim_workspace *ws =
             rc == 0 ? strmap_get(sim->pop->workspace_by_team, json_string_value(team)) : NULL;
         if (ws != NULL) {
+            atomic_store(&ws->revoked_as, how);
             atomic_store(&ws->revoked, revoked);
         }
     }
@@ -337,6 +353,50 @@ static void post_faults(struct sim *sim, const struct http_request *req, struct 
     http_respond_json(resp, 200, answer);
 }
 
+static void get_requests(struct sim *sim, const struct http_request *req,
+                         struct http_response *resp)
+{
+    const char *since = http_query(req, "since");
+    const char *method = http_query(req, "method");
+    const char *limit = http_query(req, "limit");
+    json_t *answer = reqlog_list(sim->requests, since ? strtoll(since, NULL, 10) : 0,
+                                 method && method[0] ? method : NULL,
+                                 limit ? strtoul(limit, NULL, 10) : 0);
+    if (answer == NULL) {
+        http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    http_respond_json(resp, 200, answer);
+}
+
+/* POST /_sim/requests {reset?, enabled?}: clears the log, switches it. */
+static void post_requests(struct sim *sim, const struct http_request *req,
+                          struct http_response *resp)
+{
+    static const char *const fields[] = {"reset", "enabled", NULL};
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    char err[160] = "";
+    bool reset = false;
+    bool enabled = reqlog_enabled(sim->requests);
+    if (sim_json_known_fields(body, fields, err, sizeof(err)) != 0 ||
+        sim_json_bool(body, "reset", &reset, err, sizeof(err)) != 0 ||
+        sim_json_bool(body, "enabled", &enabled, err, sizeof(err)) != 0) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "%s", err);
+        return;
+    }
+    json_decref(body);
+    if (reset) {
+        reqlog_reset(sim->requests);
+    }
+    reqlog_set_enabled(sim->requests, enabled);
+    http_respond_json(resp, 200,
+                      json_pack("{s:b, s:b}", "ok", 1, "enabled", reqlog_enabled(sim->requests)));
+}
+
 void control_handle(struct sim *sim, const struct http_request *req, struct http_response *resp,
                     const char *path)
 {
@@ -368,6 +428,13 @@ void control_handle(struct sim *sim, const struct http_request *req, struct http
         http_respond_json(resp, 200, faults_answer(sim));
     } else if (post && strcmp(path, "faults") == 0) {
         post_faults(sim, req, resp);
+    } else if (get && strcmp(path, "requests") == 0) {
+        get_requests(sim, req, resp);
+    } else if (post && strcmp(path, "requests") == 0) {
+        post_requests(sim, req, resp);
+    } else if (strcmp(req->method, "DELETE") == 0 && strcmp(path, "requests") == 0) {
+        reqlog_reset(sim->requests);
+        http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
     } else {
         http_respond_problem(resp, 404, "Not Found", "no control endpoint %s %s", req->method,
                              req->path);

@@ -61,6 +61,7 @@ static const char *const fault_fields[] = {
     "tier4_per_minute",
     "revoke_token",
     "restore_token",
+    "revoke_as",
     "clear",
     NULL,
 };

@@ -24,6 +24,8 @@
  *   SLACK_SIM_CLIENT_SECRET sim-client-secret       the app's OAuth client secret
  *   SLACK_SIM_SIGNING_SECRET sim-signing-secret     signs Events API deliveries
  *   SLACK_SIM_EVENTS_URL    (none)          where /_sim/events delivers by default
+ *   SLACK_SIM_REQUEST_LOG   10000           Web API calls kept for GET /_sim/requests
+ *                                           (a ring; 0 switches the log off)
  */
 #include "events.h"
 #include "faults.h"
@@ -86,6 +88,7 @@ int main(void)
     size_t workspaces = (size_t)config_int("SLACK_SIM_WORKSPACES", 1, 1, 1000);
     size_t users = (size_t)config_int("SLACK_SIM_USERS", 300, 0, 2000000);
     unsigned threads = (unsigned)config_int("SLACK_SIM_THREADS", 8, 1, 256);
+    size_t request_log = (size_t)config_int("SLACK_SIM_REQUEST_LOG", 10000, 0, 10000000);
     struct sim_faults defaults;
     faults_from_env(&defaults);
     faults_init(&defaults);
@@ -112,8 +115,9 @@ int main(void)
     }
     sim.pop = population_build(seed, workspaces, users);
     sim.record = record_new("team_id");
+    sim.requests = reqlog_new(request_log);
     sim.limits = ratelimit_new(workspaces, SIM_METHOD_COUNT);
-    if (sim.pop == NULL || sim.record == NULL || sim.limits == NULL) {
+    if (sim.pop == NULL || sim.record == NULL || sim.requests == NULL || sim.limits == NULL) {
         log_fatal("cannot allocate the simulator's state", NULL);
         goto out;
     }
@@ -155,6 +159,7 @@ out:
     }
     ratelimit_free(sim.limits);
     record_free(sim.record);
+    reqlog_free(sim.requests);
     population_free(sim.pop);
     curl_global_cleanup();
     return rc;

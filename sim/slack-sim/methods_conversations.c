@@ -8,6 +8,8 @@
  */
 #include "api.h"
 
+#include "rng.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,19 @@ void method_conversations_list(struct api_call *c)
             return;
         }
         start = (size_t)(from - ws->channels);
+    }
+    /* Slack fills conversations.list pages after filtering, so pages come short or
+     * even empty before the end; the faults make that happen on demand. */
+    if (c->faults.short_pages && limit > 1) {
+        limit = 1 + (long)(rng_thread_u64() % (uint64_t)limit);
+    }
+    if (c->faults.empty_page_rate > 0.0 && rng_thread_unit() < c->faults.empty_page_rate &&
+        start < ws->channel_count) {
+        char *same = cursor_encode("team", ws->channels[start].id);
+        api_reply(c, json_pack("{s:b, s:[], s:{s:s}}", "ok", 1, "channels", "response_metadata",
+                               "next_cursor", same ? same : ""));
+        free(same);
+        return;
     }
     json_t *channels = json_array();
     size_t i = start;

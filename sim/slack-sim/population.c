@@ -453,3 +453,25 @@ const struct sim_channel *population_channel(const struct sim_workspace *ws, con
 {
     return strmap_get(ws->channel_by_id, id);
 }
+
+static const char *const revocation_errors[SIM_REVOCATION_COUNT] = {
+    [SIM_REVOKED_TOKEN_REVOKED] = "token_revoked",
+    [SIM_REVOKED_INVALID_AUTH] = "invalid_auth",
+    [SIM_REVOKED_ACCOUNT_INACTIVE] = "account_inactive",
+};
+
+const char *population_revocation_error(const struct sim_workspace *ws)
+{
+    int how = atomic_load(&ws->revoked_as);
+    return how >= 0 && how < SIM_REVOCATION_COUNT ? revocation_errors[how] : "token_revoked";
+}
+
+int population_revocation_parse(const char *error)
+{
+    for (int i = 0; i < SIM_REVOCATION_COUNT; i++) {
+        if (strcmp(error, revocation_errors[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}

@@ -86,6 +86,18 @@ struct sim_workspace {
     struct strmap *user_by_dm;
     struct strmap *channel_by_id;
     atomic_bool revoked;
+    atomic_int revoked_as; /* enum sim_revocation: how a revoked token is answered */
+};
+
+/* How Slack answers a token that stopped working: revoked by the user or an
+ * admin (token_revoked), gone without a trace (invalid_auth, as after an app is
+ * uninstalled and its tokens are deleted), or its owner deactivated
+ * (account_inactive). */
+enum sim_revocation {
+    SIM_REVOKED_TOKEN_REVOKED,
+    SIM_REVOKED_INVALID_AUTH,
+    SIM_REVOKED_ACCOUNT_INACTIVE,
+    SIM_REVOCATION_COUNT
 };
 
 struct sim_population {
@@ -104,5 +116,9 @@ const struct sim_user *population_user(const struct sim_workspace *ws, const cha
 const struct sim_user *population_user_by_dm(const struct sim_workspace *ws, const char *dm_id);
 const struct sim_channel *population_channel(const struct sim_workspace *ws, const char *id);
 bool population_user_is_bot(const struct sim_user *u);
+/* The error code a revoked workspace's token gets (a literal). */
+const char *population_revocation_error(const struct sim_workspace *ws);
+/* The enum sim_revocation for an error code, or -1. */
+int population_revocation_parse(const char *error);
 
 #endif

@@ -5,6 +5,8 @@
   url_verification challenge, and app_uninstalled / tokens_revoked destroying the
   bot's token in the vault, marking the bot token_invalid and pausing its campaigns;
   repeated deliveries change nothing more.
+* the same events as slack-sim signs and delivers them (its /_sim/events), so that
+  our reading of Slack's scheme and the simulator's agree;
 * GET and POST /v1/webhooks/messenger: the hub.challenge check, X-Hub-Signature-256,
   subscribers recorded from messages, read watermarks marking deliveries read.
 
@@ -42,7 +44,11 @@ def setUpModule():
     S = Stack()
     S.start_postgres()
     S.make_keys()
-    S.start('slack-sim', wait=False)
+    # Two workspaces: the simulator's own deliveries (SimulatorDeliveryTests) revoke
+    # the second one's token in the simulator.
+    S.start('slack-sim', wait=False, env={
+        'SLACK_SIM_WORKSPACES': '2', 'SLACK_SIM_SIGNING_SECRET': SLACK_SECRET,
+        'SLACK_SIM_EVENTS_URL': S.api_url + '/v1/webhooks/slack/events'})
     S.start('vault', wait=False)
     S.start('sender-slack', wait=False)
     S.start('api', env=API_ENV, wait=False)
@@ -400,6 +406,44 @@ class MessengerTests(unittest.TestCase):
         status, _, body = post_messenger(payload)
         self.assertEqual(status, 200, body)
         self.assertEqual(post_messenger({'object': 'instagram'})[0], 200)
+
+
+class SimulatorDeliveryTests(unittest.TestCase):
+    """slack-sim signs with the same secret and posts to our endpoint itself."""
+
+    def test_slack_sim_events(self):
+        org = signup('Simulated Slack Inc')
+        _, _, ws = S.sim('GET', '/_sim/workspaces')
+        workspaces = ws.get('workspaces', ws) if isinstance(ws, dict) else ws
+        self.assertGreaterEqual(len(workspaces), 2)
+        w = workspaces[1]
+        team = w.get('team_id') or w.get('id')
+        status, _, bot = S.api('POST', f'/v1/orgs/{org}/bots',
+                               {'platform': 'slack', 'token': w.get('bot_token') or w['token']})
+        self.assertEqual(status, 201, bot)
+
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'url_verification',
+                                                      'team_id': team})
+        self.assertEqual(answer['status'], 200, answer)
+        self.assertTrue(answer['challenge_echoed'], answer)
+        # Forged and stale deliveries are refused and change nothing.
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'app_uninstalled', 'team_id': team,
+                                                      'bad_signature': True})
+        self.assertEqual(answer['status'], 401, answer)
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'app_uninstalled', 'team_id': team,
+                                                      'timestamp_skew_s': -400})
+        self.assertEqual(answer['status'], 401, answer)
+        self.assertEqual(one(f"SELECT status FROM bots WHERE id = '{bot['id']}'"), 'active')
+
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'app_uninstalled', 'team_id': team})
+        self.assertEqual(answer['status'], 200, answer)
+        self.assertEqual(one(f"SELECT status FROM bots WHERE id = '{bot['id']}'"),
+                         'token_invalid')
+        self.assertEqual(one(f"SELECT count(*) FROM bot_tokens WHERE bot_id = '{bot['id']}'"),
+                         '0')
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'app_uninstalled', 'team_id': team,
+                                                      'retry_num': 1})
+        self.assertEqual(answer['status'], 200, answer)
 
 
 class SecretConfigTests(unittest.TestCase):

@@ -358,7 +358,7 @@ class VaultKeysTest(unittest.TestCase):
                               'slack'], env=self.s._base_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         self.assertIn('code key_retired', res.stdout)
-        self.assertIn(f'sealed with key version {old} is below min_decryption_version {new}',
+        self.assertIn(f'sealed with key version {old}, below min_decryption_version {new}',
                       res.stdout)
         self.assertNotIn('OLDBACKUP', res.stdout)
         # Rewrap does not resurrect it either.

@@ -88,7 +88,7 @@ class VaultInTheStack(unittest.TestCase):
                     'BCRM_SLACK_SIGNING_SECRET': 'sim-signing-secret'}))
             for replica in range(2):
                 started.append(s.start('sender-slack', replica, wait=False, env={
-                    'BCRM_SENDER_TOKEN_TTL': '100ms', 'BCRM_DATABASE_URL': ''}))
+                    'BCRM_SENDER_TOKEN_TTL': '100ms'}))
             s.wait_ready(started)
 
             status, _, body = s.sim('GET', '/_sim/workspaces')

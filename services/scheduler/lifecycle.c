@@ -6,6 +6,7 @@
  * what is in flight. Every few seconds it counts the due backlog for /metrics. It
  * also reacts to campaign notifications (cancel) and to revoked bot tokens.
  */
+#include "pacing.h"
 #include "sched.h"
 #include "sched_metrics.h"
 
@@ -47,26 +48,17 @@ static const char COMPLETE_SQL[] =
     " (SELECT count(*) FROM deliveries d WHERE d.campaign_id = done.id AND d.status = 'unknown')"
     " FROM done";
 
-static const char IN_FLIGHT_SQL[] = "SELECT count(*) FROM deliveries WHERE status = 'sending'";
+/* In flight per bot, for the pacer's bounds (and their sum for the global one). */
+static const char IN_FLIGHT_SQL[] =
+    "SELECT c.bot_id, b.platform, count(*) FROM deliveries d"
+    " JOIN campaigns c ON c.id = d.campaign_id JOIN bots b ON b.id = c.bot_id"
+    " WHERE d.status = 'sending' GROUP BY c.bot_id, b.platform";
 
+/* Per running campaign, so that it reads deliveries_campaign_due_idx only. */
 static const char BACKLOG_SQL[] =
-    "SELECT count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id"
-    " WHERE d.status = 'pending' AND coalesce(d.next_attempt_at, d.due_at) <= now()"
-    "   AND c.status = 'running'";
-
-/* ORDER BY ... LIMIT 1 rather than min(): it walks the due index in order and stops at
- * the first row a claim could take, with the same filter as the claim. */
-static const char NEXT_DUE_SQL[] =
-    "SELECT (extract(epoch FROM coalesce(d.next_attempt_at, d.due_at) - now()) * 1000)::bigint"
-    " FROM deliveries d"
-    " WHERE d.status = 'pending' AND d.campaign_id = ANY (ARRAY("
-    "   SELECT c.id FROM campaigns c JOIN bots b ON b.id = c.bot_id"
-    "   WHERE c.status = 'running' AND b.status = 'active' AND b.platform = ANY($1::text[])))"
-    " ORDER BY coalesce(d.next_attempt_at, d.due_at) LIMIT 1";
-
-/* A row due now that the claim just left (its campaign row was locked by the api for
- * a moment) is looked at again this much later, rather than at once in a spin. */
-#define DUE_NOW_RECHECK_MS 100
+    "SELECT coalesce(sum((SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id"
+    "   AND d.status = 'pending' AND coalesce(d.next_attempt_at, d.due_at) <= now())), 0)"
+    " FROM campaigns c WHERE c.status = 'running'";
 
 static const char CLOSE_CANCELLED_SQL[] =
     "WITH c AS (SELECT id FROM campaigns WHERE id = $1::uuid AND status = 'cancelled'),"
@@ -91,7 +83,6 @@ int lifecycle_prepare(PGconn *conn)
         db_prepare(conn, "complete_campaigns", COMPLETE_SQL, 1) != 0 ||
         db_prepare(conn, "in_flight", IN_FLIGHT_SQL, 0) != 0 ||
         db_prepare(conn, "due_backlog", BACKLOG_SQL, 0) != 0 ||
-        db_prepare(conn, "next_due", NEXT_DUE_SQL, 1) != 0 ||
         db_prepare(conn, "close_cancelled", CLOSE_CANCELLED_SQL, 1) != 0 ||
         db_prepare(conn, "bots_token_invalid", TOKEN_INVALID_SQL, 1) != 0) {
         return -1;
@@ -138,25 +129,28 @@ void lifecycle_complete(struct scheduler *s, const char *finished_recurring)
     PQclear(res);
 }
 
-void lifecycle_refresh_next_due(struct scheduler *s)
+/* Recounts what is in flight, per bot and in all: results that went to another
+ * scheduler, leases expired, rows put back all change it behind our counters. */
+static void resync_in_flight(struct scheduler *s, int64_t now)
 {
-    int64_t now = clock_mono_ms();
-    struct pgarray platforms;
-    claims_open_platforms(s, now, &platforms);
-    const char *params[] = {pgarray_text(&platforms)};
-    PGresult *res = db_query_prepared(s->work, "next_due", 1, params);
-    pgarray_free(&platforms);
+    PGresult *res = db_query_prepared(s->work, "in_flight", 0, NULL);
     if (res == NULL) {
-        s->next_due = now + TICK_MS;
         return;
     }
-    if (PQntuples(res) == 0) {
-        s->next_due = SCHED_NEVER;
-    } else {
-        long long in_ms = atoll(PQgetvalue(res, 0, 0));
-        s->next_due = now + (in_ms > 0 ? in_ms : DUE_NOW_RECHECK_MS);
+    int total = 0;
+    pacer_reset_in_flight(s->pacer);
+    for (int i = 0; i < PQntuples(res); i++) {
+        int n = atoi(PQgetvalue(res, i, 2));
+        pacer_set_in_flight(s->pacer, PQgetvalue(res, i, 0),
+                            sched_platform_from_name(PQgetvalue(res, i, 1)), n, now);
+        total += n;
     }
     PQclear(res);
+    if (total < s->in_flight && s->claim_waits_for_results) {
+        s->next_due = 0;
+    }
+    s->in_flight = total;
+    metric_set(sched_metrics.in_flight, total);
 }
 
 void lifecycle_tick(struct scheduler *s)
@@ -168,11 +162,7 @@ void lifecycle_tick(struct scheduler *s)
     s->next_tick = now + TICK_MS;
     expire_leases(s);
     lifecycle_complete(s, "{}");
-    long long in_flight = count_of(db_query_prepared(s->work, "in_flight", 0, NULL));
-    if (in_flight >= 0) {
-        s->in_flight = (int)in_flight;
-        metric_set(sched_metrics.in_flight, (double)in_flight);
-    }
+    resync_in_flight(s, now);
     if (now >= s->next_gauges) {
         s->next_gauges = now + GAUGES_MS;
         long long backlog = count_of(db_query_prepared(s->work, "due_backlog", 0, NULL));
@@ -180,11 +170,13 @@ void lifecycle_tick(struct scheduler *s)
             metric_set(sched_metrics.due_backlog, (double)backlog);
         }
     }
-    /* Rows also become due through others (the api's retry): a fresh look once a
-     * tick keeps the deadline honest. */
-    if (s->next_due > now) {
-        lifecycle_refresh_next_due(s);
+    /* Rows also become due through others (a retry, a test send): a fresh survey at
+     * least once a tick keeps the deadline honest. Due rows never wait for this: the
+     * claim's deadline is the next due instant itself. */
+    if (s->next_due > now + TICK_MS) {
+        s->next_due = now + TICK_MS;
     }
+    metric_set(sched_metrics.bots_paused, pacer_paused_bots(s->pacer, now));
 }
 
 /* A uuid in its text form, checked before it reaches a ::uuid cast. */

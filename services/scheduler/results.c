@@ -19,10 +19,12 @@
  * Results are applied whether or not this scheduler leads: they are fenced, and
  * dropping one would turn a delivered message into an 'unknown'.
  */
+#include "pacing.h"
 #include "sched.h"
 #include "sched_metrics.h"
 
 #include "bcrm/bus.h"
+#include "bcrm/clock.h"
 #include "bcrm/db.h"
 #include "bcrm/keys.h"
 #include "bcrm/log.h"
@@ -37,6 +39,9 @@
 #define RESULTS_PER_STATEMENT 4096
 #define MAX_ERROR_BYTES 200
 #define MAX_PLATFORM_ID_BYTES 200
+/* Distinct rate-limited bots remembered per statement; more in one go is a storm that
+ * the next statements will report too. */
+#define MAX_LIMITED_BOTS 64
 
 static const char APPLY_SQL[] =
     "WITH r AS ("
@@ -45,7 +50,7 @@ static const char APPLY_SQL[] =
     "   AS r(id, lease_id, outcome, pmid, error, retry_after_ms, not_counted, sent_at_ms)"
     "), target AS ("
     " SELECT DISTINCT ON (r.id) r.*, d.attempts, d.status = 'sending' AS was_sending,"
-    "   c.status AS campaign_status"
+    "   c.status AS campaign_status, c.bot_id"
     " FROM r JOIN deliveries d ON d.id = r.id AND d.lease_id = r.lease_id"
     " JOIN campaigns c ON c.id = d.campaign_id"
     " WHERE d.status = 'sending'"
@@ -79,17 +84,40 @@ static const char APPLY_SQL[] =
     " WHERE d.id = x.id AND d.lease_id = x.lease_id"
     "   AND (d.status = 'sending'"
     "     OR (d.status = 'unknown' AND d.last_error = 'lease_expired' AND x.outcome = 'sent'))"
-    " RETURNING d.status, x.was_sending, extract(epoch FROM d.sent_at - d.due_at)";
+    " RETURNING d.status, x.was_sending, extract(epoch FROM d.sent_at - d.due_at), x.bot_id";
+
+/* A 429 pauses the whole bot (pacing.h): recorded for every scheduler to see. */
+static const char PAUSE_BOTS_SQL[] =
+    "INSERT INTO scheduler_bot_pauses AS p (bot_id, paused_until)"
+    " SELECT u.bot_id, now() + max(u.ms) * interval '1 millisecond'"
+    " FROM unnest($1::uuid[], $2::bigint[]) AS u(bot_id, ms)"
+    " WHERE EXISTS (SELECT 1 FROM bots b WHERE b.id = u.bot_id) GROUP BY u.bot_id"
+    " ON CONFLICT (bot_id) DO UPDATE SET"
+    " paused_until = greatest(p.paused_until, EXCLUDED.paused_until),"
+    " pauses = p.pauses + 1, updated_at = now()";
+
+/* A 429 without Retry-After rests its bot this long. */
+#define RATE_LIMIT_DEFAULT_PAUSE_MS 1000
 
 int results_prepare(PGconn *conn)
 {
-    return db_prepare(conn, "apply_results", APPLY_SQL, 11);
+    if (db_prepare(conn, "apply_results", APPLY_SQL, 11) != 0 ||
+        db_prepare(conn, "pause_bots", PAUSE_BOTS_SQL, 2) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 /* One statement's worth of results, as array literals. */
 struct result_arrays {
     struct pgarray ids, leases, outcomes, pmids, errors, retry_after, not_counted, sent_at;
     struct pgarray invalid_bots;
+    /* 429s: the bots to pause, each once, with the longest Retry-After. */
+    struct limited_bot {
+        char bot_id[40];
+        int64_t retry_after_ms;
+    } limited[MAX_LIMITED_BOTS];
+    int nlimited;
     int count;
     int invalid_count;
     int received[SCHED_RESULT_KINDS];
@@ -122,6 +150,7 @@ static void arrays_reset(struct result_arrays *a)
     pgarray_reset(&a->invalid_bots);
     a->count = 0;
     a->invalid_count = 0;
+    a->nlimited = 0;
     memset(a->received, 0, sizeof(a->received));
 }
 
@@ -136,6 +165,22 @@ static void arrays_free(struct result_arrays *a)
     pgarray_free(&a->not_counted);
     pgarray_free(&a->sent_at);
     pgarray_free(&a->invalid_bots);
+}
+
+static void note_rate_limited(struct result_arrays *a, const char *bot_id, int64_t ms)
+{
+    for (int i = 0; i < a->nlimited; i++) {
+        if (strcmp(a->limited[i].bot_id, bot_id) == 0) {
+            if (ms > a->limited[i].retry_after_ms) {
+                a->limited[i].retry_after_ms = ms;
+            }
+            return;
+        }
+    }
+    if (a->nlimited < MAX_LIMITED_BOTS) {
+        snprintf(a->limited[a->nlimited].bot_id, sizeof(a->limited[0].bot_id), "%s", bot_id);
+        a->limited[a->nlimited++].retry_after_ms = ms;
+    }
 }
 
 static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
@@ -190,11 +235,42 @@ static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
     } else {
         pgarray_add_null(&a->sent_at);
     }
-    if (token_invalid && r->bot_id != NULL && r->bot_id[0] != '\0') {
+    bool rate_limited = r->has_rate_limited && r->rate_limited;
+    if (rate_limited && sched_looks_like_uuid(r->bot_id)) {
+        note_rate_limited(a, r->bot_id, r->has_retry_after_ms && r->retry_after_ms > 0
+                                            ? r->retry_after_ms
+                                            : RATE_LIMIT_DEFAULT_PAUSE_MS);
+    }
+    if (token_invalid && sched_looks_like_uuid(r->bot_id)) {
         pgarray_add_str(&a->invalid_bots, r->bot_id, 64);
         a->invalid_count++;
     }
     a->count++;
+}
+
+/* Pauses the bots that got 429s, here at once and for every scheduler in the database. */
+static void pause_bots(struct scheduler *s, struct result_arrays *a)
+{
+    struct pgarray ids, ms;
+    pgarray_init(&ids);
+    pgarray_init(&ms);
+    int64_t now = clock_mono_ms();
+    for (int i = 0; i < a->nlimited; i++) {
+        pgarray_add_str(&ids, a->limited[i].bot_id, 0);
+        pgarray_add_int(&ms, a->limited[i].retry_after_ms);
+        /* The pacer would learn the same from its next survey; telling it now saves a
+         * claim that would only meet more 429s. */
+        if (pacer_rate_limited(s->pacer, a->limited[i].bot_id, -1, a->limited[i].retry_after_ms,
+                               now)) {
+            sched_metrics_bot_paused(a->limited[i].bot_id);
+            log_warn("bot rate limited: paused", "{s:s, s:I}", "bot_id", a->limited[i].bot_id,
+                     "retry_after_ms", (json_int_t)a->limited[i].retry_after_ms);
+        }
+    }
+    const char *params[] = {pgarray_text(&ids), pgarray_text(&ms)};
+    PQclear(db_query_prepared(s->work, "pause_bots", 2, params));
+    pgarray_free(&ids);
+    pgarray_free(&ms);
 }
 
 static void apply(struct scheduler *s, struct result_arrays *a)
@@ -229,6 +305,7 @@ static void apply(struct scheduler *s, struct result_arrays *a)
         const char *status = PQgetvalue(res, i, 0);
         if (PQgetvalue(res, i, 1)[0] == 't') {
             s->in_flight--;
+            pacer_done(s->pacer, PQgetvalue(res, i, 3), 1);
         }
         if (strcmp(status, "sent") == 0 && !PQgetisnull(res, i, 2)) {
             metric_observe(sched_metrics.lateness, atof(PQgetvalue(res, i, 2)));
@@ -242,8 +319,11 @@ static void apply(struct scheduler *s, struct result_arrays *a)
     }
     metric_add(sched_metrics.results[SCHED_RESULT_STALE], a->count - applied);
     metric_set(sched_metrics.in_flight, s->in_flight);
-    if (retried) {
-        s->next_due = 0; /* a retry may be due soon: look again */
+    if (retried || (applied > 0 && s->claim_waits_for_results)) {
+        s->next_due = 0; /* a retry may be due soon, or room was freed: plan again */
+    }
+    if (a->nlimited > 0) {
+        pause_bots(s, a);
     }
     if (a->invalid_count > 0) {
         lifecycle_bots_token_invalid(s, pgarray_text(&a->invalid_bots));

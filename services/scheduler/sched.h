@@ -61,9 +61,16 @@ struct sched_config {
     int64_t query_timeout_ms;
     int64_t send_timeout_ms;
     int64_t drain_ms;
+    int64_t stale_after_ms; /* lateness bound of campaigns without max_lateness_minutes */
+    /* Per-bot platform limits (pacing.h); a rate of 0 is no limit. */
+    double slack_per_minute, slack_burst;
+    double messenger_per_second, messenger_burst;
+    int64_t bot_in_flight_ms; /* at most this long of a bot's rate in flight */
 };
 
 struct run_holdoff;
+struct pacer;
+struct audience_loader;
 
 struct scheduler {
     struct sched_config cfg;
@@ -87,12 +94,14 @@ struct scheduler {
     bool leader;
     int64_t next_leader_try; /* monotonic ms */
 
+    struct pacer *pacer;          /* per-bot buckets and fair shares (pacing.h) */
     int in_flight;                /* deliveries in 'sending' (resynchronised by lifecycle) */
+    bool claim_waits_for_results; /* due rows wait for in-flight room: a result re-plans */
     bool campaigns_dirty;         /* a notification came: look for runs to create at once */
     int64_t next_scan;            /* monotonic ms: the next look for runs to create */
     int64_t next_tick;            /* monotonic ms: the next lifecycle tick */
     int64_t next_gauges;          /* monotonic ms: the next backlog count */
-    int64_t next_due;             /* monotonic ms: the earliest due pending row, or far away */
+    int64_t next_due;             /* monotonic ms: the next claim could give something */
     int64_t next_load;            /* monotonic ms: the next audience page to load (runs.c) */
     struct run_holdoff *holdoffs; /* runs.c: runs waiting after a failed page */
 
@@ -124,7 +133,8 @@ void runs_free(struct scheduler *s);
 
 /* claims.c */
 int claims_prepare(PGconn *conn);
-/* Claims and pushes due deliveries until none is due or in-flight is at its limit. */
+/* Claims and pushes due deliveries, paced (pacing.h), until none may go now; sets
+ * next_due to when the next one may. */
 void claims_run(struct scheduler *s);
 /* The platforms that can take work now (a sender connected, not resting), as an
  * array literal in *out (initialised here; free with pgarray_free). */
@@ -151,8 +161,5 @@ void lifecycle_bots_token_invalid(struct scheduler *s, const char *bot_ids_array
  * complete only when listed in finished_recurring (an array literal of ids whose
  * rule has no further run), since their next run may not exist yet. */
 void lifecycle_complete(struct scheduler *s, const char *finished_recurring);
-/* The earliest pending row that a claim could take (running campaign, active bot,
- * open platform), as a monotonic deadline. */
-void lifecycle_refresh_next_due(struct scheduler *s);
 
 #endif

@@ -33,7 +33,7 @@ int64_t schedule_days_from_civil(struct schedule_date date)
     return era * 146097 + doe - 719468;
 }
 
-static struct schedule_date civil_from_days(int64_t z)
+struct schedule_date schedule_civil_from_days(int64_t z)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -56,7 +56,7 @@ static bool date_valid(struct schedule_date d)
         return false;
     }
     /* February 29th only in leap years: the round trip through days says so. */
-    struct schedule_date back = civil_from_days(schedule_days_from_civil(d));
+    struct schedule_date back = schedule_civil_from_days(schedule_days_from_civil(d));
     return back.day == d.day && back.month == d.month;
 }
 
@@ -301,7 +301,7 @@ int schedule_parse(const json_t *obj, struct schedule *out, char *err, size_t er
                     return set_err(err, errlen, "until", "not a date or an RFC 3339 time");
                 }
                 int64_t days = until_ms / MS_PER_DAY - (until_ms % MS_PER_DAY < 0);
-                out->until = civil_from_days(days);
+                out->until = schedule_civil_from_days(days);
             }
         }
         return 0;
@@ -415,7 +415,7 @@ int schedule_run_at(const struct schedule *s, int64_t occurrence_ms, struct sche
         return 0;
     }
     int64_t days = occurrence_ms / MS_PER_DAY - (occurrence_ms % MS_PER_DAY < 0);
-    return fill_dated_run(s, civil_from_days(days), run);
+    return fill_dated_run(s, schedule_civil_from_days(days), run);
 }
 
 /* The wall time of date in the recipient's zone (or the fallback), as UTC. */
@@ -458,7 +458,7 @@ int schedule_recipient_due(const struct schedule *s, const struct schedule_run *
         *due_ms = now_ms;
         return 1;
     case IF_PASSED_NEXT_DAY: {
-        struct schedule_date next = civil_from_days(schedule_days_from_civil(run->date) + 1);
+        struct schedule_date next = schedule_civil_from_days(schedule_days_from_civil(run->date) + 1);
         if (recipient_wall_time(s, next, zone, &due) != 0) {
             return -1;
         }
@@ -469,5 +469,47 @@ int schedule_recipient_due(const struct schedule *s, const struct schedule_run *
         break;
     }
     *due_ms = due;
+    return 0;
+}
+
+struct schedule_zone schedule_recipient_zone(const struct recipient_zone *zone,
+                                             const char *fallback_tz)
+{
+    struct schedule_zone z = {.tzid = fallback_tz, .fixed = false, .offset_s = 0};
+    if (zone == NULL) {
+        return z;
+    }
+    if (zone->tzid != NULL && zone->tzid[0] != '\0' && schedule_zone_known(zone->tzid)) {
+        z.tzid = zone->tzid;
+    } else if ((zone->tzid == NULL || zone->tzid[0] == '\0') && zone->has_offset) {
+        z.fixed = true;
+        z.offset_s = zone->offset_s;
+    }
+    return z;
+}
+
+int schedule_zone_to_utc(const struct schedule_zone *zone, struct schedule_date date,
+                         int minute_of_day, int64_t *out_ms)
+{
+    if (zone->fixed) {
+        *out_ms = date_midnight_ms(date) + minute_of_day * MS_PER_MINUTE -
+                  (int64_t)zone->offset_s * 1000;
+        return 0;
+    }
+    return schedule_local_to_utc(zone->tzid, date, minute_of_day, out_ms);
+}
+
+int schedule_zone_offset(const struct schedule_zone *zone, int64_t utc_ms, int *offset_s)
+{
+    if (zone->fixed) {
+        *offset_s = zone->offset_s;
+        return 0;
+    }
+    icaltimezone *tz = zone_lookup(zone->tzid);
+    if (tz == NULL) {
+        return -1;
+    }
+    int64_t secs = utc_ms / 1000 - (utc_ms % 1000 < 0);
+    *offset_s = zone_offset_at(tz, secs);
     return 0;
 }

@@ -103,6 +103,26 @@ int schedule_recipient_due(const struct schedule *s, const struct schedule_run *
 int schedule_local_to_utc(const char *tzid, struct schedule_date date, int minute_of_day,
                           int64_t *out_ms);
 
+/* A zone to compute in: an IANA name, or a fixed offset east of UTC. */
+struct schedule_zone {
+    const char *tzid; /* used when fixed is false */
+    bool fixed;
+    int offset_s;
+};
+
+/* The zone a recipient's times are computed in: their IANA zone when the tz database
+ * knows it, else their fixed offset (Messenger), else the fallback zone. */
+struct schedule_zone schedule_recipient_zone(const struct recipient_zone *zone,
+                                             const char *fallback_tz);
+/* The wall time of date in zone, as UTC (gaps and overlaps as schedule_local_to_utc).
+ * 0, or -1 for an unknown zone. */
+int schedule_zone_to_utc(const struct schedule_zone *zone, struct schedule_date date,
+                         int minute_of_day, int64_t *out_ms);
+/* The zone's offset east of UTC at an instant, in seconds. 0, or -1 for an unknown zone. */
+int schedule_zone_offset(const struct schedule_zone *zone, int64_t utc_ms, int *offset_s);
+/* The calendar date of days since 1970-01-01 (the inverse of schedule_days_from_civil). */
+struct schedule_date schedule_civil_from_days(int64_t days);
+
 /* True when libical knows the zone ("UTC" included). */
 bool schedule_zone_known(const char *tzid);
 

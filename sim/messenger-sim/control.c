@@ -275,7 +275,7 @@ static void get_stats(struct msim *m, struct http_response *resp)
     }
     http_respond_json(resp, 200,
                       json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
-                                "requests", (json_int_t)atomic_load(&m->request_log), "messages",
+                                "requests", (json_int_t)atomic_load(&m->requests), "messages",
                                 (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
                                 "duplicates", (json_int_t)t.duplicates, "ratelimited",
                                 (json_int_t)atomic_load(&m->ratelimited), "injected_errors",

@@ -245,7 +245,7 @@ static void graph_dispatch(struct graph_call *c, int split, const char *node)
 
 static void graph_handle(struct msim *m, const struct http_request *req, struct http_response *resp)
 {
-    struct graph_call call = {.m = m, .req = req, .resp = resp};
+    struct graph_call call = {.m = m, .req = req, .resp = resp, .params = {.req = req}};
     char version[16], node[64], edge[64];
     bool post = strcmp(req->method, "POST") == 0;
     enum msim_call kind = MSIM_C_UNKNOWN;

@@ -101,7 +101,9 @@ static int make_person(struct msim_page *p, struct msim_person *u, uint64_t seed
         str_printf("https://platform-lookaside.messenger-sim.example/%016" PRIx64 ".jpg", h);
     u->locale = locales[(h >> 24) % COUNT_OF(locales)];
     u->has_timezone = i % 10 != 3;
-    u->timezone = timezones[(h >> 32) % COUNT_OF(timezones)];
+    /* Stepping through the table by a number prime to its size uses every offset
+     * once per 34 people, so even a small page has the unusual ones. */
+    u->timezone = timezones[(i * 7 + seed) % COUNT_OF(timezones)];
     u->unavailable = i % 50 == 17;
 
     /* When the person last wrote: 60% within the day, 20% within the week

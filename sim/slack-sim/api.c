@@ -450,7 +450,8 @@ static void api_dispatch(struct api_call *c)
 static void api_handle(struct sim *sim, const struct http_request *req, struct http_response *resp,
                        const char *method_name)
 {
-    struct api_call call = {.sim = sim, .req = req, .resp = resp};
+    /* params.req is set before parsing so that log_call can read the query. */
+    struct api_call call = {.sim = sim, .req = req, .resp = resp, .params = {.req = req}};
     call.method = method_lookup(method_name);
     atomic_fetch_add(&sim->counters.requests, 1);
     atomic_fetch_add(&sim->counters.by_method[call.method], 1);

@@ -312,6 +312,170 @@ class MessengerSimTest(unittest.TestCase):
         stats = self.sim.control('GET', 'stats')[2]
         self.assertEqual((stats['injected_errors'], stats['dropped']), (1, 1))
 
+    # populations
+
+    def test_population_timezones_and_windows(self):
+        users = self.sim.users()
+        given = [u['timezone'] for u in users if u['timezone'] is not None]
+        # Half- and quarter-hour offsets on both sides of UTC, and the extremes.
+        for offset in (-10, -9.5, -3.5, 0, 5.5, 5.75, 8.75, 9.5, 12.75, 13, 14):
+            self.assertIn(offset, given)
+        self.assertGreater(len(users) - len(given), 5)
+        # The profile gives timezone as a number (an integer for whole hours), or
+        # leaves it out.
+        for u in users[:40]:
+            body = self.sim.graph('GET', '/' + u['psid'], {'fields': 'timezone'})[2]
+            if u['timezone'] is None:
+                self.assertNotIn('timezone', body)
+            else:
+                self.assertIsInstance(body['timezone'], (int, float))
+                self.assertNotIsInstance(body['timezone'], bool)
+                self.assertEqual(body['timezone'], u['timezone'])
+                if u['timezone'] == int(u['timezone']):
+                    self.assertIsInstance(body['timezone'], int)
+        # Last messages inside the window, in the HUMAN_AGENT week, and older.
+        now = time.time() * 1000
+        ages = [now - u['last_message_ms'] for u in users]
+        inside = sum(a < DAY_MS for a in ages)
+        week = sum(DAY_MS < a < 7 * DAY_MS for a in ages)
+        old = sum(a > 7 * DAY_MS for a in ages)
+        self.assertEqual(inside + week + old, len(users))
+        self.assertGreater(inside, len(users) // 2)
+        self.assertGreater(week, len(users) // 10)
+        self.assertGreater(old, len(users) // 10)
+        for u, age in zip(users, ages):
+            self.assertEqual(u['in_window'], age <= DAY_MS)
+
+    # requests as received, and requests Graph refuses
+
+    def requests(self, query=''):
+        status, _, body = self.sim.control('GET', 'requests' + query)
+        self.assertEqual(status, 200)
+        return body
+
+    def test_request_log(self):
+        u = self.person('day')
+        self.assertEqual(self.sim.send(u['psid'], 'logged', 'MESSAGE_TAG',
+                                       'ACCOUNT_UPDATE')[0], 200)
+        self.sim.request('GET', '/v19.0/me', headers={'Authorization': 'Bearer ' + self.sim.token})
+        log = self.requests()
+        self.assertEqual(log['count'], 2)
+        send, me = log['requests']
+        self.assertEqual((send['method'], send['http_method'], send['path'], send['body_format'],
+                          send['auth'], send['status'], send['error_code'], send['page_id'],
+                          send['version']),
+                         ('messages', 'POST', '/v19.0/me/messages', 'json',
+                          'access_token_argument', 200, None, self.sim.page_id, 'v19.0'))
+        self.assertEqual(send['body'], {'recipient': {'id': u['psid']},
+                                        'messaging_type': 'MESSAGE_TAG', 'tag': 'ACCOUNT_UPDATE',
+                                        'message': {'text': 'logged'}})
+        self.assertEqual(send['query'], {'access_token': '[redacted]'})
+        self.assertEqual((me['method'], me['auth'], me['body_format']), ('me', 'bearer', 'none'))
+        self.assertNotIn(self.sim.token, json.dumps(log))
+        self.assertEqual(self.requests('?method=me')['count'], 1)
+        self.assertEqual(self.sim.control('DELETE', 'requests')[0], 200)
+        self.assertEqual(self.requests()['count'], 0)
+
+    def test_bad_send_requests_get_code_100(self):
+        u = self.person('day')
+        bodies = [
+            {'messaging_type': 'UPDATE', 'message': {'text': 'x'}},
+            {'recipient': {}, 'messaging_type': 'UPDATE', 'message': {'text': 'x'}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE'},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE', 'message': {'text': 5}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE', 'message': {}},
+            {'recipient': {'id': u['psid']}, 'message': {'text': 'x'}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'update', 'message': {'text': 'x'}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'MESSAGE_TAG',
+             'message': {'text': 'x'}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'MESSAGE_TAG',
+             'tag': 'ISSUE_RESOLUTION', 'message': {'text': 'x'}},
+            {'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE',
+             'message': {'text': 'x' * 2001}},
+        ]
+        for body in bodies:
+            with self.subTest(body=body):
+                self.graph_error(self.sim.graph('POST', '/me/messages', body=body), 100)
+        status, _, _ = self.sim.request('POST', '/v19.0/me/messages?access_token=' +
+                                        self.sim.token, b'{"recipient": ',
+                                        {'Content-Type': 'application/json'})
+        self.assertEqual(status, 400)
+        self.assertEqual(self.sim.control('GET', 'stats')[2]['messages'], 0)
+        codes = [r['error_code'] for r in self.requests()['requests']]
+        self.assertEqual(codes, [100] * (len(bodies) + 1))
+
+    # faults
+
+    def test_ratelimit_storms_by_code(self):
+        for code in (613, 4, 80006):
+            with self.subTest(code=code):
+                status, _, body = self.sim.control('POST', 'faults', {
+                    'ratelimit_storm_seconds': 1, 'ratelimit_code': code})
+                self.assertEqual((status, body['ratelimit_code']), (200, code))
+                self.graph_error(self.sim.send(self.person('day')['psid']), code,
+                                 2018373 if code == 80006 else None)
+                self.graph_error(self.sim.graph('GET', '/me'), code,
+                                 2018373 if code == 80006 else None)
+                self.sim.control('POST', 'faults', {'ratelimit_storm_seconds': 0})
+                self.assertEqual(self.sim.graph('GET', '/me')[0], 200)
+        self.assertEqual(self.sim.control('POST', 'faults', {'ratelimit_code': 17})[0], 400)
+        self.assertEqual(self.sim.control('GET', 'messages')[2]['messages'], [])
+
+    def test_temporary_error_codes_and_latency(self):
+        self.sim.control('POST', 'faults', {'error_rate': 1.0, 'error_code': 1200,
+                                            'error_status': 503})
+        status, _, body = self.sim.send(self.person('day')['psid'])
+        self.assertEqual((status, body['error']['code'], body['error']['is_transient']),
+                         (503, 1200, True))
+        self.sim.control('POST', 'faults', {'clear': True})
+        faults = self.sim.control('GET', 'faults')[2]
+        self.assertEqual((faults['error_rate'], faults['error_code']), (0, 2))
+        self.sim.control('POST', 'faults', {'latency_ms': 0, 'jitter_ms': 300})
+        times = []
+        for _ in range(10):
+            started = time.time()
+            self.assertEqual(self.sim.graph('GET', '/me')[0], 200)
+            times.append(time.time() - started)
+        self.assertTrue(all(t < 0.7 for t in times), times)
+        self.assertGreater(max(times) - min(times), 0.08, times)
+
+    def test_revoked_token_subcodes(self):
+        for sub in (460, 463, 467):
+            self.sim.control('POST', 'faults', {'revoke_token': self.sim.page_id,
+                                                'revoke_subcode': sub})
+            self.graph_error(self.sim.graph('GET', '/me'), 190, sub)
+        self.assertEqual(self.sim.control('POST', 'faults', {
+            'revoke_token': self.sim.page_id, 'revoke_subcode': 1})[0], 400)
+        self.sim.control('POST', 'faults', {'restore_token': self.sim.page_id})
+        self.assertEqual(self.sim.graph('GET', '/me')[0], 200)
+
+    def walk_conversations(self, limit):
+        seen, pages, empty = [], 0, 0
+        status, _, body = self.sim.graph('GET', '/me/conversations', {
+            'platform': 'messenger', 'fields': 'participants', 'limit': limit})
+        while True:
+            self.assertEqual(status, 200, body)
+            pages += 1
+            empty += not body['data']
+            seen += [c['participants']['data'][0]['id'] for c in body['data']]
+            nxt = body.get('paging', {}).get('next')
+            if not nxt:
+                return seen, pages, empty
+            url = urllib.parse.urlsplit(nxt)
+            status, _, body = self.sim.request('GET', url.path + '?' + url.query)
+
+    def test_conversations_short_and_empty_pages(self):
+        everyone = sorted(u['psid'] for u in self.sim.users())
+        self.sim.control('POST', 'faults', {'short_pages': True})
+        seen, pages, _ = self.walk_conversations(25)
+        self.assertEqual(sorted(seen), everyone)
+        self.assertGreater(pages, -(-120 // 25))
+        # Eleven pages after the first, each empty with a chance of 0.6.
+        self.sim.control('POST', 'faults', {'short_pages': False, 'empty_page_rate': 0.6})
+        seen, pages, empty = self.walk_conversations(10)
+        self.assertEqual(sorted(seen), everyone)
+        self.assertGreater(empty, 0)
+
     def test_webhooks_are_signed(self):
         received = []
 

@@ -42,10 +42,11 @@ SPEC_PATH = os.path.join(SOURCE_DIR, '..', 'shared', 'reference', 'slack_web_ope
 # answers for methods whose list in the document is incomplete.
 NEWER_ERRORS = {
     'chat.postMessage': {'invalid_blocks', 'cannot_dm_bot', 'token_revoked', 'ratelimited',
-                         'invalid_metadata_format', 'invalid_attachments', 'internal_error'},
-    'users.list': {'token_revoked', 'ratelimited', 'internal_error'},
+                         'invalid_metadata_format', 'invalid_attachments', 'internal_error',
+                         'invalid_arguments', 'invalid_json', 'json_not_object'},
+    'users.list': {'token_revoked', 'ratelimited', 'internal_error', 'invalid_arguments'},
     'users.info': {'token_revoked', 'ratelimited'},
-    'conversations.list': {'invalid_cursor', 'token_revoked', 'ratelimited'},
+    'conversations.list': {'invalid_cursor', 'token_revoked', 'ratelimited', 'invalid_arguments'},
     'conversations.members': {'token_revoked', 'ratelimited'},
     'conversations.open': {'token_revoked', 'ratelimited'},
     'auth.test': {'ratelimited', 'internal_error'},
@@ -78,7 +79,13 @@ class Schemas:
                                    format_checker=jsonschema.FormatChecker()).validate(instance)
 
     def response(self, method, body):
-        """Validates an answer of method against its success or error schema."""
+        """Validates an answer of method against its success or error schema. Newer
+        Slack explains invalid_arguments in response_metadata.messages, which the
+        2020 error schemas do not allow: checked here and left out of the schema."""
+        if body.get('error') == 'invalid_arguments':
+            body = dict(body)
+            messages = body.pop('response_metadata')['messages']
+            assert messages and all(m.startswith('[ERROR] ') for m in messages), messages
         ops = self.doc['paths']['/' + method]
         op_name = next(iter(ops))
         if body.get('ok'):
@@ -271,6 +278,34 @@ class SlackSimTest(unittest.TestCase):
                 self.assertIn(u['marker'], u['email'])
         self.assertEqual(len({u['id'] for u in users}), len(users))
         self.assertEqual(len({u['dm_id'] for u in users}), len(users))
+
+    def test_population_zones_agree_with_tzdata(self):
+        import datetime
+        import zoneinfo
+        users = self.sim.users()
+        zoned = [u for u in users if u['tz']]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for u in zoned:
+            want = now.astimezone(zoneinfo.ZoneInfo(u['tz'])).utcoffset().total_seconds()
+            self.assertEqual(u['tz_offset'], want, u['tz'])
+
+        def offset(zone, month):
+            when = datetime.datetime(now.year, month, 15, 12, tzinfo=datetime.timezone.utc)
+            return when.astimezone(zoneinfo.ZoneInfo(zone)).utcoffset().total_seconds()
+
+        zones = {u['tz'] for u in zoned}
+        northern = {z for z in zones if offset(z, 7) > offset(z, 1)}
+        southern = {z for z in zones if offset(z, 1) > offset(z, 7)}
+        self.assertGreaterEqual(len(northern), 10, northern)
+        self.assertGreaterEqual(len(southern), 4, southern)
+        odd = {offset(z, 1) % 3600 for z in zones} | {offset(z, 7) % 3600 for z in zones}
+        self.assertTrue({1800, 2700} <= odd, odd)
+        self.assertIn(-9.5 * 3600, {offset(z, 1) for z in zones})
+        self.assertIn(12.75 * 3600, {offset(z, 7) for z in zones})
+        self.assertIn(5.75 * 3600, {offset(z, 1) for z in zones})
+        # Users without a zone are people (some deleted); bots always have one.
+        self.assertTrue(all(u['kind'] == 'person' for u in users if not u['tz']))
+        self.assertGreaterEqual(sum(1 for u in users if not u['tz'] and not u['deleted']), 10)
 
     def test_population_is_deterministic(self):
         same = Sim(SLACK_SIM_USERS=300, SLACK_SIM_SEED=7)
@@ -916,6 +951,207 @@ class SlackSimTest(unittest.TestCase):
         faults = self.sim.control('GET', '/_sim/faults')[2]
         self.assertEqual((faults['latency_ms'], faults['limits'], faults['revoked']),
                          (0, False, []))
+
+    # the request log (GET /_sim/requests)
+
+    def requests(self, query=''):
+        status, _, body = self.sim.control('GET', '/_sim/requests' + query)
+        self.assertEqual(status, 200)
+        self.assertEqual(body['count'], len(body['requests']))
+        return body
+
+    def test_request_log_records_calls_as_received(self):
+        u = self.people()[0]
+        self.ok('users.list', self.sim.form('users.list', {'limit': 5, 'include_locale': 'true'}))
+        self.ok('chat.postMessage', self.sim.json_call('chat.postMessage', {
+            'channel': u['id'], 'text': 'hi', 'blocks': [{'type': 'divider'}],
+            'metadata': {'event_type': 'e', 'event_payload': {'n': 1}}, 'unfurl_links': False}))
+        # The token as an argument of a GET, and a call that fails.
+        query = urllib.parse.urlencode({'token': self.sim.token, 'user': 'UNOBODY'})
+        self.err('users.info', self.sim.request('GET', '/api/users.info?' + query),
+                 'user_not_found')
+        log = self.requests()
+        self.assertEqual((log['count'], log['total'], log['evicted'], log['enabled']),
+                         (3, 3, 0, True))
+        listed, posted, info = log['requests']
+        # Sequence numbers go on across resets, so "since" stays meaningful.
+        first = listed['seq']
+        self.assertEqual([r['seq'] for r in log['requests']], [first, first + 1, first + 2])
+        self.assertEqual((listed['method'], listed['http_method'], listed['path'],
+                          listed['content_type'], listed['body_format'], listed['auth']),
+                         ('users.list', 'POST', '/api/users.list',
+                          'application/x-www-form-urlencoded', 'form', 'bearer'))
+        # Form values are text; a JSON body keeps its types.
+        self.assertEqual(listed['body'], {'limit': '5', 'include_locale': 'true'})
+        self.assertEqual((listed['status'], listed['ok'], listed['error'], listed['team_id']),
+                         (200, True, None, self.sim.team_id))
+        self.assertEqual((posted['body_format'], posted['content_type']),
+                         ('json', 'application/json; charset=utf-8'))
+        self.assertEqual(posted['body']['blocks'], [{'type': 'divider'}])
+        self.assertIs(posted['body']['unfurl_links'], False)
+        self.assertEqual(posted['body']['metadata']['event_payload'], {'n': 1})
+        self.assertEqual((info['http_method'], info['body_format'], info['auth']),
+                         ('GET', 'none', 'token_argument'))
+        self.assertEqual(info['query'], {'token': '[redacted]', 'user': 'UNOBODY'})
+        self.assertEqual((info['ok'], info['error']), (False, 'user_not_found'))
+        # No token is ever kept.
+        self.assertNotIn(self.sim.token, json.dumps(log))
+        # Filters, then the resets.
+        self.assertEqual([r['seq'] for r in self.requests('?since=%d' % first)['requests']],
+                         [first + 1, first + 2])
+        self.assertEqual([r['method'] for r in self.requests('?method=users.info')['requests']],
+                         ['users.info'])
+        self.assertEqual(self.requests('?limit=1')['count'], 1)
+        self.assertEqual(self.sim.control('DELETE', '/_sim/requests')[0], 200)
+        self.assertEqual(self.requests()['count'], 0)
+        self.ok('auth.test', self.sim.form('auth.test'))
+        self.assertEqual(self.requests()['requests'][0]['seq'], first + 3)
+        self.sim.control('POST', '/_sim/reset')
+        self.assertEqual(self.requests()['count'], 0)
+
+    def test_request_log_is_a_bounded_switchable_ring(self):
+        small = Sim(SLACK_SIM_USERS=5, SLACK_SIM_REQUEST_LOG=3)
+        try:
+            for _ in range(5):
+                self.assertEqual(small.form('auth.test')[2]['ok'], True)
+            log = small.control('GET', '/_sim/requests')[2]
+            self.assertEqual((log['count'], log['total'], log['evicted'], log['capacity']),
+                             (3, 5, 2, 3))
+            self.assertEqual([r['seq'] for r in log['requests']], [3, 4, 5])
+            status, _, body = small.control('POST', '/_sim/requests', {'enabled': False})
+            self.assertEqual((status, body['enabled']), (200, False))
+            small.form('auth.test')
+            self.assertEqual(small.control('GET', '/_sim/requests')[2]['total'], 5)
+            small.control('POST', '/_sim/requests', {'enabled': True, 'reset': True})
+            small.form('auth.test')
+            log = small.control('GET', '/_sim/requests')[2]
+            self.assertEqual((log['count'], log['requests'][0]['seq']), (1, 6))
+            self.assertEqual(small.control('POST', '/_sim/requests', {'bogus': 1})[0], 400)
+        finally:
+            self.assertEqual(small.stop(), 0)
+        off = Sim(SLACK_SIM_USERS=5, SLACK_SIM_REQUEST_LOG=0)
+        try:
+            off.form('auth.test')
+            log = off.control('GET', '/_sim/requests')[2]
+            self.assertEqual((log['enabled'], log['count']), (False, 0))
+        finally:
+            self.assertEqual(off.stop(), 0)
+
+    # malformed requests, answered as Slack answers them
+
+    def raw(self, method, body, ctype):
+        headers = {'Authorization': 'Bearer ' + self.sim.token}
+        if ctype is not None:
+            headers['Content-Type'] = ctype
+        return self.sim.request('POST', '/api/' + method, body, headers)
+
+    def test_malformed_requests(self):
+        u = self.people()[0]
+        form = 'application/x-www-form-urlencoded'
+        cases = [
+            (b'channel=' + u['id'].encode() + b'&text=x', None, 'missing_post_type'),
+            (b'<channel/>', 'text/xml', 'invalid_post_type'),
+            (b'channel=x&text=x', form + '; charset=shift_jis', 'invalid_charset'),
+            (b'channel=x&text=%zz', form, 'invalid_form_data'),
+            (b'channel[]=x&text=x', form, 'invalid_array_arg'),
+            (b'chan-nel=x&text=x', form, 'invalid_arg_name'),
+            (b'{"channel": "x", ', 'application/json', 'invalid_json'),
+            (b'["channel"]', 'application/json', 'json_not_object'),
+        ]
+        for body, ctype, code in cases:
+            with self.subTest(code=code):
+                self.err('chat.postMessage', self.raw('chat.postMessage', body, ctype), code)
+        # Charsets Slack reads are fine, quoted or not.
+        self.ok('chat.postMessage', self.raw(
+            'chat.postMessage', b'channel=' + u['id'].encode() + b'&text=ok',
+            form + '; charset="UTF-8"'))
+        # Arguments of the wrong type in a JSON body.
+        for method, args, field in [
+                ('chat.postMessage', {'channel': 12345, 'text': 'x'}, 'channel'),
+                ('chat.postMessage', {'channel': u['id'], 'text': ['x']}, 'text'),
+                ('chat.postMessage', {'channel': u['id'], 'text': 'x', 'mrkdwn': 'maybe'},
+                 'mrkdwn'),
+                ('chat.postMessage', {'channel': u['id'], 'blocks': 7}, 'blocks'),
+                ('users.list', {'limit': 'lots'}, 'limit'),
+                ('conversations.list', {'exclude_archived': {}}, 'exclude_archived')]:
+            with self.subTest(method=method, field=field):
+                status, _, body = self.sim.json_call(method, args)
+                self.assertEqual((status, body['ok'], body['error']),
+                                 (200, False, 'invalid_arguments'), body)
+                self.assertIn('/' + field + ']', body['response_metadata']['messages'][0])
+                SCHEMAS.response(method, body)
+        # JSON integers and booleans where Slack takes them are fine.
+        self.ok('users.list', self.sim.json_call('users.list', {'limit': 2,
+                                                                'include_locale': True}))
+        # A missing required argument.
+        self.err('chat.postMessage', self.sim.form('chat.postMessage', {'text': 'x'}),
+                 'channel_not_found')
+        self.err('users.info', self.sim.form('users.info', {}), 'user_not_found')
+        self.err('conversations.members', self.sim.form('conversations.members', {}),
+                 'channel_not_found')
+        self.assertEqual([m['text'] for m in self.sim.messages()], ['ok'])
+        # Every refusal is in the request log with the error it got.
+        errors = [r['error'] for r in self.requests()['requests'] if not r['ok']]
+        self.assertEqual(errors[:len(cases)], [c[2] for c in cases])
+
+    # more faults
+
+    def test_revoked_token_answers(self):
+        for how in ('token_revoked', 'invalid_auth', 'account_inactive'):
+            with self.subTest(how=how):
+                status, _, body = self.sim.control('POST', '/_sim/faults', {
+                    'revoke_token': [self.sim.team_id], 'revoke_as': how})
+                self.assertEqual((status, body['revoked']), (200, [self.sim.team_id]))
+                self.err('auth.test', self.sim.form('auth.test'), how)
+                self.err('users.list', self.sim.form('users.list', {'limit': 2}), how)
+                self.sim.control('POST', '/_sim/faults', {'restore_token': self.sim.team_id})
+                self.ok('auth.test', self.sim.form('auth.test'))
+        status, _, _ = self.sim.control('POST', '/_sim/faults', {
+            'revoke_token': self.sim.team_id, 'revoke_as': 'expired'})
+        self.assertEqual(status, 400)
+        self.ok('auth.test', self.sim.form('auth.test'))
+
+    def test_fault_latency_fixed_and_jittered(self):
+        def timed(n):
+            out = []
+            for _ in range(n):
+                started = time.time()
+                self.ok('auth.test', self.sim.form('auth.test'))
+                out.append(time.time() - started)
+            return out
+
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 120, 'jitter_ms': 0})
+        fixed = timed(4)
+        self.assertTrue(all(0.12 <= t < 0.5 for t in fixed), fixed)
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 0, 'jitter_ms': 300})
+        jittered = timed(12)
+        self.assertTrue(all(t < 0.7 for t in jittered), jittered)
+        # Uniform over 0-300 ms: twelve draws spread out.
+        self.assertGreater(max(jittered) - min(jittered), 0.08, jittered)
+
+    def test_conversations_list_short_and_empty_pages(self):
+        visible = {c['id'] for c in self.visible_channels()}
+
+        def walk(limit):
+            seen, cursor, pages = [], '', 0
+            while True:
+                args = {'limit': limit, 'types': 'public_channel,private_channel'}
+                if cursor:
+                    args['cursor'] = cursor
+                body = self.ok('conversations.list', self.sim.form('conversations.list', args))
+                seen += [c['id'] for c in body['channels']]
+                pages += 1
+                cursor = body['response_metadata']['next_cursor']
+                if not cursor:
+                    return seen, pages
+
+        self.sim.control('POST', '/_sim/faults', {'short_pages': True})
+        seen, _ = walk(100)
+        self.assertEqual(sorted(seen), sorted(visible))
+        self.sim.control('POST', '/_sim/faults', {'short_pages': False, 'empty_page_rate': 0.5})
+        seen, pages = walk(2)
+        self.assertEqual(sorted(seen), sorted(visible))
+        self.assertGreaterEqual(pages, (len(visible) + 1) // 2)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 #include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 #include <sodium.h>
@@ -33,14 +34,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_int connected_peers;
+/* Senders connected to our work socket and to our results socket. */
+static atomic_int work_peers, result_peers;
 
 static void on_pipe_add(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
     (void)pipe;
     (void)ev;
-    (void)arg;
-    atomic_fetch_add(&connected_peers, 1);
+    atomic_fetch_add((atomic_int *)arg, 1);
 }
 
 static const char *url_var(const char *kind)
@@ -122,20 +123,26 @@ static int cmd_send(int argc, char **argv)
     }
     nng_socket push, pull;
     int rv;
-    if ((rv = bus_listen(&pull, BUS_PULL, getenv("BCRM_SCHEDULER_RESULTS_URL") ?: "")) != 0 ||
+    if ((rv = nng_pull0_open(&pull)) != 0 ||
+        (rv = nng_pipe_notify(pull, NNG_PIPE_EV_ADD_POST, on_pipe_add, &result_peers)) != 0 ||
+        (rv = nng_listen(pull, getenv("BCRM_SCHEDULER_RESULTS_URL") ?: "", NULL, 0)) != 0 ||
         (rv = nng_push0_open(&push)) != 0 ||
-        (rv = nng_pipe_notify(push, NNG_PIPE_EV_ADD_POST, on_pipe_add, NULL)) != 0 ||
+        (rv = nng_pipe_notify(push, NNG_PIPE_EV_ADD_POST, on_pipe_add, &work_peers)) != 0 ||
         (rv = nng_listen(push, url_var("WORK"), NULL, 0)) != 0) {
         fprintf(stderr, "sender_driver: listen: %s\n", nng_strerror(rv));
         return 2;
     }
+    /* Wait for the senders on both sockets: a sender dials one pipe at a time, so
+     * once its results pipe reaches us, none to an earlier driver remains, and no
+     * result can go to a listener that is gone. */
     int64_t deadline = clock_mono_ms() + timeout_ms;
-    while (atomic_load(&connected_peers) < peers && clock_mono_ms() < deadline) {
+    while ((atomic_load(&work_peers) < peers || atomic_load(&result_peers) < peers) &&
+           clock_mono_ms() < deadline) {
         nng_msleep(20);
     }
-    if (atomic_load(&connected_peers) < peers) {
-        fprintf(stderr, "sender_driver: only %d of %d senders connected\n",
-                atomic_load(&connected_peers), peers);
+    if (atomic_load(&work_peers) < peers || atomic_load(&result_peers) < peers) {
+        fprintf(stderr, "sender_driver: only %d (work) and %d (results) of %d senders\n",
+                atomic_load(&work_peers), atomic_load(&result_peers), peers);
         return 1;
     }
     size_t total = json_array_size(jobs);

@@ -3,8 +3,8 @@
  * One message per result would cost the scheduler a database round trip each;
  * waiting for a full batch would delay outcomes when traffic is light. So a batch
  * goes out when batch_size results are waiting or the oldest has waited flush_ms.
- * A send that would block (no scheduler connected, its queue full) is retried on
- * the next flush: results are never dropped here, and the send loop stops taking
+ * A send that cannot go out within a few milliseconds (no scheduler connected) is
+ * retried on the next flush: results are never dropped here, and the send loop stops taking
  * jobs while too many wait (backpressure, see send_loop.c).
  */
 #include "worker_internal.h"
@@ -130,7 +130,8 @@ static bool send_batch(struct result_queue *q, size_t n, int64_t now_mono_ms)
     batch.n_results = n;
     batch.results = q->items;
     batch.sender_id = q->sender_id;
-    int rv = bus_send(q->push, &batch.base, NNG_FLAG_NONBLOCK);
+    /* Blocking, bounded by the socket's 5 ms send timeout (worker_main.c). */
+    int rv = bus_send(q->push, &batch.base, 0);
     if (rv != 0) {
         q->retry_at_mono_ms = now_mono_ms + 50;
         if (now_mono_ms - q->last_warn_mono_ms > 5000) {

@@ -63,7 +63,7 @@ void result_queue_free(struct result_queue *q);
 void result_queue_add(struct result_queue *q, const Bcrm__V1__SendJob *job,
                       const struct worker_outcome *out, int64_t now_mono_ms);
 /* Sends what is due (a full batch, or anything older than flush_ms; everything
- * when force). Never blocks. Returns the number still queued. */
+ * when force), waiting a few milliseconds at most. Returns the number still queued. */
 size_t result_queue_flush(struct result_queue *q, bool force, int64_t now_mono_ms);
 /* Milliseconds until the next flush is due, or -1 when nothing is queued. */
 int64_t result_queue_next_ms(const struct result_queue *q, int64_t now_mono_ms);

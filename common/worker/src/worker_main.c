@@ -64,8 +64,10 @@ static int worker_sockets_open(const struct worker_config *c, nng_socket *pull, 
     if ((rv = bus_dial(push, BUS_PUSH, c->results_url)) != 0) {
         goto fail;
     }
-    /* Room for a burst of result batches while the scheduler is busy. */
-    nng_socket_set_int(*push, NNG_OPT_SENDBUF, 64);
+    /* No send buffer: a batch NNG accepted while no scheduler was connected could
+     * sit in its queue and be lost at exit, so results wait in our own queue until
+     * a pipe takes them. A send waits at most 5 ms for a ready pipe. */
+    nng_socket_set_ms(*push, NNG_OPT_SENDTIMEO, 5);
     what = c->api_query_url;
     if ((rv = bus_dial(rep, BUS_REP, c->api_query_url)) != 0) {
         goto fail;

@@ -136,8 +136,11 @@ static int parse_url(struct bench_config *cfg, const char *url)
 
 static int parse_args(struct bench_config *cfg, int argc, char **argv)
 {
-    *cfg = (struct bench_config){.connections = 32, .threads = 1, .duration_s = 5,
-                                 .warmup_s = 1, .content_type = "application/json"};
+    *cfg = (struct bench_config){.connections = 32,
+                                 .threads = 1,
+                                 .duration_s = 5,
+                                 .warmup_s = 1,
+                                 .content_type = "application/json"};
     bool have_url = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -209,8 +212,8 @@ static size_t load_requests(const struct bench_config *cfg, struct request_text 
         char headers[4096] = "";
         size_t used = 0;
         for (int h = 0; h < cfg->header_count && used < sizeof(headers); h++) {
-            used += (size_t)snprintf(headers + used, sizeof(headers) - used, "%s\r\n",
-                                     cfg->headers[h]);
+            used +=
+                (size_t)snprintf(headers + used, sizeof(headers) - used, "%s\r\n", cfg->headers[h]);
         }
         struct request_text *r = &reqs[count];
         int len = asprintf(&r->data,
@@ -284,8 +287,7 @@ static void conn_start(struct worker *w, struct conn *c)
 
 /* Parses a complete response at the start of the buffer: its length in *total
  * and status in *status. 1 when complete, 0 when more is needed, -1 on error. */
-static int parse_response(const char *buf, size_t have, size_t *total, int *status,
-                          bool *closes)
+static int parse_response(const char *buf, size_t have, size_t *total, int *status, bool *closes)
 {
     const char *end = memmem(buf, have, "\r\n\r\n", 4);
     if (end == NULL) {

@@ -32,3 +32,13 @@ CREATE TABLE scheduler_bot_pauses (
     pauses        bigint NOT NULL DEFAULT 1,  -- 429s that started or lengthened a pause
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- Audiences are read in passes, each reading the platform's list live and taking
+-- the recipients due up to pass_horizon (the pass's start plus the load-ahead,
+-- 26 h): nobody is read earlier than that before their due time, although a
+-- local-time run spans 26 h of zones (50 h with if_passed next_day). loaded_until
+-- is the horizon of the last finished pass; a pass is in progress while
+-- pass_horizon is past it. The run is 'loaded' once a pass reaches its last due time.
+ALTER TABLE campaign_runs ADD COLUMN pass_horizon timestamptz;
+ALTER TABLE campaign_runs ADD COLUMN pass_started_at timestamptz;
+ALTER TABLE campaign_runs ADD COLUMN loaded_until timestamptz;

@@ -16,7 +16,6 @@
 #include "pgarray.h"
 
 #include <jansson.h>
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,28 +178,12 @@ void lifecycle_tick(struct scheduler *s)
     metric_set(sched_metrics.bots_paused, pacer_paused_bots(s->pacer, now));
 }
 
-/* A uuid in its text form, checked before it reaches a ::uuid cast. */
-static bool looks_like_uuid(const char *text)
-{
-    size_t n = strlen(text);
-    if (n != 36) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? text[i] != '-' : !isxdigit((unsigned char)text[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 void lifecycle_campaign_changed(struct scheduler *s, const char *campaign_id)
 {
     /* A resume may have made rows claimable, a schedule may bring a run: look now. */
     s->next_due = 0;
     s->campaigns_dirty = true;
-    if (!looks_like_uuid(campaign_id)) {
+    if (!sched_looks_like_uuid(campaign_id)) {
         log_warn("notification ignored", "{s:s}", "reason", "payload is not a campaign id");
         return;
     }

@@ -2,21 +2,25 @@
  *
  * Start here. The scheduler is one thread and one poll() loop over three things: the
  * results socket (senders push outcomes), the LISTEN connection (the api announces
- * campaign changes), and the shutdown fd. The loop sleeps exactly until the next
- * thing to do (a due delivery, a lease to expire, a page to load), capped at a
- * second, and each turn does, in order:
+ * campaign changes), the audience call's eventfd (a page arrived) and the shutdown fd.
+ * The loop sleeps exactly until the next thing to do (a due delivery or the next token
+ * of a paced bot, a lease to expire, a page to load), capped at a second, and each
+ * turn does, in order:
  *
  *   1. leader_poll        notifications; become leader, or step down (leader.c)
  *   2. results_drain      apply every outcome waiting, fenced by lease (results.c)
  *   3. runs_scan          leader: create runs due within the load-ahead (runs.c)
- *   4. runs_load_step     leader: one audience page of one loading run (runs.c)
- *   5. claims_run         leader: claim due deliveries, push SendBatch (claims.c)
+ *   4. runs_load_step     leader: take an audience page that arrived, ask for the next
+ *                         (the call runs on NNG's threads; runs.c, audience_call.c)
+ *   5. claims_run         leader: survey, plan (pacing.c), claim due deliveries, push
+ *                         SendBatch (claims.c)
  *   6. lifecycle_tick     leader, once a second: expire leases, complete campaigns
  *
  * On SIGTERM it gives up leadership at once (a standby takes over), stops claiming,
  * applies results for up to BCRM_SCHEDULER_DRAIN while deliveries are in flight, and
  * exits 0.
  */
+#include "pacing.h"
 #include "sched.h"
 #include "sched_metrics.h"
 
@@ -29,6 +33,7 @@
 #include "bcrm/ops.h"
 #include "bcrm/shutdown.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -47,6 +52,20 @@ int sched_platform_from_name(const char *name)
         }
     }
     return -1;
+}
+
+bool sched_looks_like_uuid(const char *text)
+{
+    if (text == NULL || strlen(text) != 36) {
+        return false;
+    }
+    for (size_t i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? text[i] != '-' : !isxdigit((unsigned char)text[i])) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static void load_config(struct sched_config *c)
@@ -68,11 +87,48 @@ static void load_config(struct sched_config *c)
     c->page_limit = (int)config_int("BCRM_SCHEDULER_PAGE_SIZE", 200, 1, 1000);
     c->lease_ms = config_duration_ms("BCRM_SCHEDULER_LEASE", 60000);
     c->load_ahead_ms = config_duration_ms("BCRM_SCHEDULER_LOAD_AHEAD", 26 * 3600000LL);
+    c->load_pass_ms = config_duration_ms("BCRM_SCHEDULER_LOAD_PASS", 3600000LL);
     c->retry_base_ms = config_duration_ms("BCRM_SCHEDULER_RETRY_BASE", 1000);
     c->retry_cap_ms = config_duration_ms("BCRM_SCHEDULER_RETRY_CAP", 300000);
     c->query_timeout_ms = config_duration_ms("BCRM_SCHEDULER_QUERY_TIMEOUT", 10000);
     c->send_timeout_ms = config_duration_ms("BCRM_SCHEDULER_SEND_TIMEOUT", 200);
     c->drain_ms = config_duration_ms("BCRM_SCHEDULER_DRAIN", 5000);
+    c->stale_after_ms = config_duration_ms("BCRM_SCHEDULER_STALE_AFTER", 24 * 3600000LL);
+    /* platforms.md: chat.postMessage allows about one message per second per channel and
+     * "several hundred per minute" per workspace and app. A campaign writes to each
+     * channel (a user's DM) once, so the workspace limit is the one to pace: 600 a minute
+     * with a burst of 10, the workspace limit slack-sim models. Messenger: 300 sends per
+     * second per page. */
+    c->slack_per_minute = (double)config_int("BCRM_SLACK_RATE_PER_MINUTE", 600, 0, 10000000);
+    c->slack_burst = (double)config_int("BCRM_SLACK_BURST", 10, 1, 1000000);
+    c->messenger_per_second =
+        (double)config_int("BCRM_MESSENGER_RATE_PER_SECOND", 300, 0, 10000000);
+    c->messenger_burst = (double)config_int("BCRM_MESSENGER_BURST", 30, 1, 1000000);
+    c->bot_in_flight_ms = config_duration_ms("BCRM_SCHEDULER_BOT_IN_FLIGHT", 10000);
+}
+
+/* The per-bot limits of each platform. A bot may have bot_in_flight_ms of its rate in
+ * flight (at least its burst): with the 60 s lease and 10 s of work in flight, senders
+ * could slow down sixfold before a lease ran out. Unlimited rates leave the global
+ * in-flight bound alone. */
+static struct pacer *make_pacer(const struct sched_config *c)
+{
+    struct pace_limit limits[SCHED_PLATFORMS];
+    double per_ms[SCHED_PLATFORMS] = {c->slack_per_minute / 60000.0,
+                                      c->messenger_per_second / 1000.0};
+    double burst[SCHED_PLATFORMS] = {c->slack_burst, c->messenger_burst};
+    for (int p = 0; p < SCHED_PLATFORMS; p++) {
+        limits[p].per_ms = per_ms[p];
+        limits[p].burst = burst[p];
+        double in_flight = per_ms[p] * (double)c->bot_in_flight_ms;
+        if (in_flight < burst[p]) {
+            in_flight = burst[p];
+        }
+        limits[p].max_in_flight = per_ms[p] <= 0 || in_flight > c->max_in_flight
+                                      ? c->max_in_flight
+                                      : (int)in_flight;
+    }
+    return pacer_new(limits, SCHED_PLATFORMS);
 }
 
 static int prepare_all(PGconn *conn)
@@ -205,10 +261,14 @@ static int wait_ms(struct scheduler *s)
 
 static void wait_for_events(struct scheduler *s, int timeout)
 {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     int n = 0;
     fds[n++] = (struct pollfd){.fd = s->results_fd, .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = shutdown_fd(), .events = POLLIN};
+    int call_fd = runs_wake_fd(s);
+    if (call_fd >= 0) {
+        fds[n++] = (struct pollfd){.fd = call_fd, .events = POLLIN};
+    }
     int listen_fd = leader_fd(s);
     if (listen_fd >= 0) {
         fds[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
@@ -280,6 +340,11 @@ int main(void)
     s->next_due = 0;
     s->next_load = SCHED_NEVER;
 
+    s->pacer = make_pacer(&s->cfg);
+    if (s->pacer == NULL) {
+        log_fatal("out of memory", NULL);
+        goto out;
+    }
     s->work = db_connect(s->cfg.database_url, 30000);
     if (s->work == NULL) {
         goto out;
@@ -325,5 +390,6 @@ out:
         PQfinish(s->work);
     }
     runs_free(s);
+    pacer_free(s->pacer);
     return status;
 }

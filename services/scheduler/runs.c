@@ -1,18 +1,29 @@
 /* runs.c: campaign runs, from creation to a loaded audience.
  *
  * A run is one occurrence of a campaign's schedule (schedule.h). When its earliest
- * recipient is due within BCRM_SCHEDULER_LOAD_AHEAD, the leader inserts the
+ * recipient is due within BCRM_SCHEDULER_LOAD_AHEAD (26 h), the leader inserts the
  * campaign_runs row (UNIQUE (campaign_id, occurrence) makes that idempotent), then
- * reads the audience one page per turn of the event loop, so that claims and results
- * keep flowing while a large audience loads. Each page is one transaction: the
- * page's deliveries (one INSERT of unnested arrays, ON CONFLICT DO NOTHING) and the
- * cursor of the next page. A crash therefore resumes at the page after the last one
- * written, and a recipient is never written twice. The cursor only moves from the
- * value this page was read at, so two schedulers briefly both leading cannot both
- * advance it. The whole audience is never in memory: one page at a time.
+ * reads the audience live from the platform, page by page, without blocking the loop
+ * (audience_call.h), so that claims and results keep flowing while a large audience
+ * loads. Each page is one transaction: the page's deliveries (one INSERT of unnested
+ * arrays, ON CONFLICT DO NOTHING) and the cursor of the next page. A crash therefore
+ * resumes at the page after the last one written, and a recipient is never written
+ * twice. The cursor only moves from the value this page was read at, so two
+ * schedulers briefly both leading cannot both advance it. The whole audience is never
+ * in memory: one page at a time.
  *
- * When the last page is in, the run becomes 'loaded', the campaign 'running' (its
- * deliveries become claimable), and first_due_at / last_due_at are set.
+ * Passes: nobody's audience membership is read earlier than the load-ahead before
+ * their due time. A pass reads the whole list and takes the recipients due after the
+ * last pass's horizon (loaded_until) and up to its own (its start plus the
+ * load-ahead). A now/at run needs one pass; a local-time run spans 26 h of zones (50 h
+ * with next_day), so a new pass starts every BCRM_SCHEDULER_LOAD_PASS (1 h) until a
+ * horizon reaches the run's last due time. Each pass reads the list as it is then:
+ * people who joined since the campaign was made are in, people who left are out.
+ *
+ * After the first pass the campaign is 'running' (its deliveries become claimable)
+ * and first_due_at / last_due_at are kept up to date; after the last one the run is
+ * 'loaded'. Deliveries get their send window here (window.h): one due outside it waits
+ * for the opening.
  *
  * A page that fails waits and is tried again (backing off up to a minute, or as long
  * as the platform's Retry-After says). A bot whose token is invalid has its
@@ -20,10 +31,12 @@
  * resumes them.
  */
 #include "audience.h"
+#include "audience_call.h"
 #include "pgarray.h"
 #include "sched.h"
 #include "sched_metrics.h"
 #include "schedule.h"
+#include "window.h"
 
 #include "bcrm/bus.h"
 #include "bcrm/clock.h"
@@ -65,10 +78,15 @@ static const char CREATE_RUN_SQL[] =
     " VALUES ($1::uuid, to_timestamp($2::bigint / 1000.0))"
     " ON CONFLICT (campaign_id, occurrence) DO NOTHING RETURNING id";
 
+/* Runs with a page to read now: a pass in progress, or one due to start. */
 static const char LOADING_RUNS_SQL[] =
     "SELECT r.id, r.campaign_id, (extract(epoch FROM r.occurrence) * 1000)::bigint,"
     " r.audience_cursor, c.org_id, c.bot_id, c.audience::text, c.schedule::text, b.platform,"
-    " b.bot_user_id, (extract(epoch FROM now()) * 1000)::bigint"
+    " b.bot_user_id, (extract(epoch FROM now()) * 1000)::bigint, c.send_window::text,"
+    " (extract(epoch FROM r.pass_horizon) * 1000)::bigint,"
+    " (extract(epoch FROM r.loaded_until) * 1000)::bigint,"
+    " (extract(epoch FROM r.pass_started_at + $1::bigint * interval '1 millisecond' - now())"
+    "   * 1000)::bigint"
     " FROM campaign_runs r JOIN campaigns c ON c.id = r.campaign_id JOIN bots b ON b.id = c.bot_id"
     " WHERE r.status = 'loading' AND c.status IN ('scheduled', 'running')"
     " ORDER BY r.created_at LIMIT " /* LOADING_RUNS_MAX */ "32";
@@ -85,7 +103,19 @@ enum {
     RUN_PLATFORM,
     RUN_BOT_USER,
     RUN_NOW,
+    RUN_SEND_WINDOW,
+    RUN_PASS_HORIZON,
+    RUN_LOADED_UNTIL,
+    RUN_NEXT_PASS_IN,
 };
+
+/* Starts a pass: its horizon is now plus the load-ahead. */
+static const char START_PASS_SQL[] =
+    "UPDATE campaign_runs SET pass_horizon = now() + $2::bigint * interval '1 millisecond',"
+    " pass_started_at = now()"
+    " WHERE id = $1 AND status = 'loading' AND audience_cursor IS NULL"
+    "   AND pass_horizon IS NOT DISTINCT FROM loaded_until"
+    " RETURNING (extract(epoch FROM pass_horizon) * 1000)::bigint";
 
 static const char LOCK_CAMPAIGN_SQL[] = "SELECT status FROM campaigns WHERE id = $1 FOR SHARE";
 
@@ -95,16 +125,25 @@ static const char ADVANCE_CURSOR_SQL[] =
 
 static const char INSERT_DELIVERIES_SQL[] =
     "INSERT INTO deliveries (org_id, campaign_id, run_id, recipient_id, due_at, status,"
-    " last_error)"
+    " last_error, next_attempt_at, lateness_from, window_closes_at)"
     " SELECT $1::uuid, $2::uuid, $3::uuid, u.rid, to_timestamp(u.due / 1000.0), u.st,"
-    "   CASE WHEN u.st = 'skipped' THEN 'time_passed' END"
-    " FROM unnest($4::text[], $5::bigint[], $6::text[]) AS u(rid, due, st)"
+    "   CASE WHEN u.st = 'skipped' THEN 'time_passed' END,"
+    "   to_timestamp(u.opens / 1000.0), to_timestamp(u.opens / 1000.0),"
+    "   to_timestamp(u.closes / 1000.0)"
+    " FROM unnest($4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])"
+    "   AS u(rid, due, st, opens, closes)"
     " ON CONFLICT (run_id, recipient_id) DO NOTHING";
 
+/* The end of a pass: its horizon becomes loaded_until; the run is 'loaded' when that
+ * covers its last due time ($3), and the campaign 'running' after any pass. */
 static const char FINISH_RUN_SQL[] =
     "WITH run AS ("
-    " UPDATE campaign_runs SET status = 'loaded', loaded_at = now(), audience_cursor = NULL"
-    " WHERE id = $1 AND status = 'loading' RETURNING occurrence"
+    " UPDATE campaign_runs SET loaded_until = pass_horizon, audience_cursor = NULL,"
+    "   status = CASE WHEN pass_horizon >= to_timestamp($3::bigint / 1000.0)"
+    "     THEN 'loaded' ELSE 'loading' END,"
+    "   loaded_at = CASE WHEN pass_horizon >= to_timestamp($3::bigint / 1000.0)"
+    "     THEN now() END"
+    " WHERE id = $1 AND status = 'loading' RETURNING occurrence, status"
     "), span AS ("
     " SELECT min(due_at) AS lo, max(due_at) AS hi, count(*) AS n FROM deliveries"
     " WHERE run_id = $1"
@@ -115,17 +154,18 @@ static const char FINISH_RUN_SQL[] =
     " last_due_at = greatest(c.last_due_at, coalesce(span.hi, run.occurrence)),"
     " updated_at = now()"
     " FROM run, span WHERE c.id = $2"
-    " RETURNING c.status, span.n";
+    " RETURNING c.status, span.n, run.status";
 
 int runs_prepare(PGconn *conn)
 {
     if (db_prepare(conn, "scan_campaigns", SCAN_SQL, 0) != 0 ||
         db_prepare(conn, "create_run", CREATE_RUN_SQL, 2) != 0 ||
-        db_prepare(conn, "loading_runs", LOADING_RUNS_SQL, 0) != 0 ||
+        db_prepare(conn, "loading_runs", LOADING_RUNS_SQL, 1) != 0 ||
+        db_prepare(conn, "start_pass", START_PASS_SQL, 2) != 0 ||
         db_prepare(conn, "lock_campaign", LOCK_CAMPAIGN_SQL, 1) != 0 ||
         db_prepare(conn, "advance_cursor", ADVANCE_CURSOR_SQL, 3) != 0 ||
-        db_prepare(conn, "insert_deliveries", INSERT_DELIVERIES_SQL, 6) != 0 ||
-        db_prepare(conn, "finish_run", FINISH_RUN_SQL, 2) != 0) {
+        db_prepare(conn, "insert_deliveries", INSERT_DELIVERIES_SQL, 8) != 0 ||
+        db_prepare(conn, "finish_run", FINISH_RUN_SQL, 3) != 0) {
         return -1;
     }
     return 0;
@@ -194,8 +234,14 @@ static void holdoff_prune(struct scheduler *s, const PGresult *loading)
     }
 }
 
+static void run_row_free(struct run_row *r);
+
 void runs_free(struct scheduler *s)
 {
+    audience_call_free(s->audience_call);
+    s->audience_call = NULL;
+    run_row_free(s->calling);
+    s->calling = NULL;
     while (s->holdoffs != NULL) {
         struct run_holdoff *next = s->holdoffs->next;
         free(s->holdoffs);
@@ -281,9 +327,115 @@ void runs_scan(struct scheduler *s)
 
 /* ---- loading pages ---- */
 
+#define NO_INSTANT INT64_MIN
+
+/* A loading run, with its own copies of the row's text, so that it outlives the query
+ * while a platform call is in flight. Free with run_row_free(). */
+struct run_row {
+    char *run_id, *campaign_id, *org_id, *bot_id, *cursor, *bot_user_id;
+    char *audience_text, *schedule_text, *window_text;
+    int platform;
+    int64_t db_now;       /* wall ms by the database when the row was read */
+    int64_t read_at_mono; /* and by our monotonic clock */
+    int64_t occurrence;
+    int64_t horizon, loaded_until; /* this pass takes due times in (loaded_until, horizon] */
+    int64_t next_pass_in;          /* ms until the next pass may start (may be negative) */
+    json_t *audience_json;
+    struct schedule schedule;
+    struct schedule_run run;
+    struct audience audience;
+    struct send_window window;
+};
+
+static char *dup_or_null(const PGresult *res, int i, int col)
+{
+    return PQgetisnull(res, i, col) ? NULL : strdup(PQgetvalue(res, i, col));
+}
+
+static int64_t instant_or_none(const PGresult *res, int i, int col)
+{
+    return PQgetisnull(res, i, col) ? NO_INSTANT : strtoll(PQgetvalue(res, i, col), NULL, 10);
+}
+
+static void run_row_free(struct run_row *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    free(r->run_id);
+    free(r->campaign_id);
+    free(r->org_id);
+    free(r->bot_id);
+    free(r->cursor);
+    free(r->bot_user_id);
+    free(r->audience_text);
+    free(r->schedule_text);
+    free(r->window_text);
+    json_decref(r->audience_json);
+    free(r);
+}
+
+static struct run_row *run_row_copy(const PGresult *res, int i)
+{
+    struct run_row *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->run_id = strdup(PQgetvalue(res, i, RUN_ID));
+    r->campaign_id = strdup(PQgetvalue(res, i, RUN_CAMPAIGN));
+    r->org_id = strdup(PQgetvalue(res, i, RUN_ORG));
+    r->bot_id = strdup(PQgetvalue(res, i, RUN_BOT));
+    r->cursor = dup_or_null(res, i, RUN_CURSOR);
+    r->bot_user_id = dup_or_null(res, i, RUN_BOT_USER);
+    r->audience_text = strdup(PQgetvalue(res, i, RUN_AUDIENCE));
+    r->schedule_text = strdup(PQgetvalue(res, i, RUN_SCHEDULE));
+    r->window_text = dup_or_null(res, i, RUN_SEND_WINDOW);
+    r->platform = sched_platform_from_name(PQgetvalue(res, i, RUN_PLATFORM));
+    r->db_now = strtoll(PQgetvalue(res, i, RUN_NOW), NULL, 10);
+    r->read_at_mono = clock_mono_ms();
+    r->occurrence = strtoll(PQgetvalue(res, i, RUN_OCCURRENCE), NULL, 10);
+    r->horizon = instant_or_none(res, i, RUN_PASS_HORIZON);
+    r->loaded_until = instant_or_none(res, i, RUN_LOADED_UNTIL);
+    r->next_pass_in = PQgetisnull(res, i, RUN_NEXT_PASS_IN)
+                          ? 0
+                          : strtoll(PQgetvalue(res, i, RUN_NEXT_PASS_IN), NULL, 10);
+    if (r->run_id == NULL || r->campaign_id == NULL || r->org_id == NULL || r->bot_id == NULL ||
+        r->audience_text == NULL || r->schedule_text == NULL) {
+        run_row_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Parses what the row's JSON says. 0, or -1 with err naming the field. */
+static int run_row_parse(struct run_row *r, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    if (parse_schedule_text(r->schedule_text, &r->schedule, err, errlen) != 0 ||
+        schedule_run_at(&r->schedule, r->occurrence, &r->run) != 0) {
+        return -1;
+    }
+    json_t *window = r->window_text != NULL ? json_loads(r->window_text, 0, &jerr) : NULL;
+    int rv = window_parse(window, &r->window, err, errlen);
+    json_decref(window);
+    if (rv != 0) {
+        return -1;
+    }
+    r->audience_json = json_loads(r->audience_text, 0, &jerr);
+    bool needs_zones = r->schedule.mode == SCHEDULE_LOCAL ||
+                       (r->schedule.mode == SCHEDULE_RECURRING && r->schedule.local) ||
+                       r->window.present;
+    return audience_parse(r->audience_json, needs_zones, &r->audience, err, errlen);
+}
+
+static bool pass_in_progress(const struct run_row *r)
+{
+    return r->horizon != NO_INSTANT && (r->loaded_until == NO_INSTANT || r->horizon > r->loaded_until);
+}
+
 /* The recipients of one page, ready for the INSERT. */
 struct page {
-    struct pgarray recipients, dues, statuses;
+    struct pgarray recipients, dues, statuses, opens, closes;
     int count;
 };
 
@@ -292,6 +444,8 @@ static void page_init(struct page *p)
     pgarray_init(&p->recipients);
     pgarray_init(&p->dues);
     pgarray_init(&p->statuses);
+    pgarray_init(&p->opens);
+    pgarray_init(&p->closes);
     p->count = 0;
 }
 
@@ -300,34 +454,51 @@ static void page_free(struct page *p)
     pgarray_free(&p->recipients);
     pgarray_free(&p->dues);
     pgarray_free(&p->statuses);
+    pgarray_free(&p->opens);
+    pgarray_free(&p->closes);
 }
 
-static void page_add(struct page *p, const struct schedule *sch, const struct schedule_run *run,
-                     const char *recipient, const struct recipient_zone *zone, int64_t now)
+/* Adds a recipient if their due time falls in this pass. */
+static void page_add(struct page *p, const struct run_row *r, const char *recipient,
+                     const struct recipient_zone *zone)
 {
+    int64_t now = r->db_now + (clock_mono_ms() - r->read_at_mono);
     int64_t due;
-    int rv = schedule_recipient_due(sch, run, zone, now, &due);
+    int rv = schedule_recipient_due(&r->schedule, &r->run, zone, now, &due);
     if (rv < 0) {
         return; /* cannot happen: the fallback zone was checked when parsing */
+    }
+    if ((r->loaded_until != NO_INSTANT && due <= r->loaded_until) || due > r->horizon) {
+        return; /* an earlier pass took it, or a later one will */
+    }
+    int64_t opens = NO_INSTANT, closes = NO_INSTANT;
+    if (rv == 1 && r->window.present) {
+        const char *fallback = r->schedule.fallback_tz[0] != '\0' ? r->schedule.fallback_tz : "UTC";
+        struct schedule_zone z = schedule_recipient_zone(zone, fallback);
+        if (window_place(&r->window, &z, due, &opens, &closes) != 0) {
+            opens = closes = NO_INSTANT;
+        } else if (opens <= due) {
+            opens = NO_INSTANT; /* due inside its window: no wait */
+        }
     }
     pgarray_add_str(&p->recipients, recipient, 0);
     pgarray_add_int(&p->dues, due);
     pgarray_add_str(&p->statuses, rv == 1 ? "pending" : "skipped", 0);
+    if (opens != NO_INSTANT) {
+        pgarray_add_int(&p->opens, opens);
+    } else {
+        pgarray_add_null(&p->opens);
+    }
+    if (closes != NO_INSTANT) {
+        pgarray_add_int(&p->closes, closes);
+    } else {
+        pgarray_add_null(&p->closes);
+    }
     p->count++;
 }
 
-/* Everything a page needs to know about its run, borrowed from the loading_runs row. */
-struct run_row {
-    const char *run_id, *campaign_id, *org_id, *bot_id, *cursor, *bot_user_id;
-    int platform;
-    int64_t now;
-    struct schedule schedule;
-    struct schedule_run run;
-    struct audience audience;
-};
-
 /* Writes one page and moves the cursor, in one transaction. next_cursor NULL: the
- * last page. Returns 0, or -1 if nothing was written. */
+ * pass's last page. Returns 0, or -1 if nothing was written. */
 static int write_page(struct scheduler *s, const struct run_row *r, struct page *page,
                       const char *next_cursor)
 {
@@ -366,8 +537,10 @@ static int write_page(struct scheduler *s, const struct run_row *r, struct page 
                                 r->run_id,
                                 pgarray_text(&page->recipients),
                                 pgarray_text(&page->dues),
-                                pgarray_text(&page->statuses)};
-        res = db_query_prepared(s->work, "insert_deliveries", 6, params);
+                                pgarray_text(&page->statuses),
+                                pgarray_text(&page->opens),
+                                pgarray_text(&page->closes)};
+        res = db_query_prepared(s->work, "insert_deliveries", 8, params);
         if (res == NULL) {
             goto fail;
         }
@@ -375,14 +548,18 @@ static int write_page(struct scheduler *s, const struct run_row *r, struct page 
         PQclear(res);
     }
     long long total = -1;
+    bool loaded = false;
     if (next_cursor == NULL) {
-        const char *params[] = {r->run_id, r->campaign_id};
-        res = db_query_prepared(s->work, "finish_run", 2, params);
+        char latest[24];
+        snprintf(latest, sizeof(latest), "%lld", (long long)r->run.latest_due_ms);
+        const char *params[] = {r->run_id, r->campaign_id, latest};
+        res = db_query_prepared(s->work, "finish_run", 3, params);
         if (res == NULL) {
             goto fail;
         }
         if (PQntuples(res) == 1) {
             total = atoll(PQgetvalue(res, 0, 1));
+            loaded = strcmp(PQgetvalue(res, 0, 2), "loaded") == 0;
         }
         PQclear(res);
     }
@@ -392,8 +569,11 @@ static int write_page(struct scheduler *s, const struct run_row *r, struct page 
     }
     metric_add(sched_metrics.deliveries_loaded, inserted);
     if (next_cursor == NULL) {
-        log_info("run loaded", "{s:s, s:s, s:I}", "campaign_id", r->campaign_id, "run_id",
-                 r->run_id, "deliveries", (json_int_t)total);
+        char horizon[32];
+        clock_format_rfc3339(r->horizon, horizon);
+        log_info(loaded ? "run loaded" : "audience pass finished", "{s:s, s:s, s:I, s:s}",
+                 "campaign_id", r->campaign_id, "run_id", r->run_id, "deliveries",
+                 (json_int_t)total, "horizon", horizon);
         s->next_due = 0;
     }
     return 0;
@@ -416,8 +596,7 @@ static void load_listed_page(struct scheduler *s, const struct run_row *r)
     page_init(&page);
     for (size_t i = offset; i < end; i++) {
         /* No zone is known for a listed id: the schedule's fallback applies. */
-        page_add(&page, &r->schedule, &r->run, json_string_value(json_array_get(ids, i)), NULL,
-                 r->now);
+        page_add(&page, r, json_string_value(json_array_get(ids, i)), NULL);
     }
     char next[32];
     snprintf(next, sizeof(next), "offset:%zu", end);
@@ -452,53 +631,64 @@ static void on_query_failure(struct scheduler *s, const struct run_row *r,
              (json_int_t)(h != NULL ? h->until - clock_mono_ms() : 0));
 }
 
-/* A page of the platform's users (ListUsers through a sender). */
-static void load_platform_page(struct scheduler *s, const struct run_row *r)
+/* Asks a sender for a page of the platform's users (ListUsers); the reply comes back
+ * through runs_load_step. Takes ownership of r. */
+static void start_platform_page(struct scheduler *s, struct run_row *r)
 {
     if (r->platform < 0) {
         holdoff_set(s, r->run_id, HOLDOFF_MAX_MS);
         log_error("audience not readable", "{s:s, s:s}", "campaign_id", r->campaign_id, "error",
                   "unknown platform");
+        run_row_free(r);
         return;
     }
     if (peers_count(&s->queriers[r->platform]) == 0) {
-        /* A call would only wait out its timeout, and the loop with it. */
+        /* A call would only wait out its timeout. */
         on_query_failure(s, r, NULL, "no sender connected for the platform");
+        run_row_free(r);
         return;
     }
     char request_id[33];
     bus_new_id(request_id);
     Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
-    list.cursor = (char *)r->cursor;
+    list.cursor = r->cursor;
     list.has_limit = true;
     list.limit = s->cfg.page_limit;
     Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
     query.request_id = request_id;
-    query.org_id = (char *)r->org_id;
-    query.bot_id = (char *)r->bot_id;
+    query.org_id = r->org_id;
+    query.bot_id = r->bot_id;
     query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
     query.list_users = &list;
+    int rv = audience_call_start(s->audience_call, s->query_sock[r->platform], &query,
+                                 (int)s->cfg.query_timeout_ms, request_id);
+    if (rv != 0) {
+        on_query_failure(s, r, NULL, nng_strerror(rv));
+        run_row_free(r);
+        return;
+    }
+    s->calling = r;
+}
 
-    Bcrm__V1__PlatformReply *reply = NULL;
-    int rv =
-        bus_call(s->query_sock[r->platform], &query.base, &bcrm__v1__platform_reply__descriptor,
-                 (ProtobufCMessage **)&reply, (int)s->cfg.query_timeout_ms);
+/* The reply to start_platform_page's call: the page is filtered and written. */
+static void finish_platform_page(struct scheduler *s, struct run_row *r, int rv,
+                                 Bcrm__V1__PlatformReply *reply, const char *request_id)
+{
     if (rv != 0) {
         on_query_failure(s, r, NULL, nng_strerror(rv));
         return;
     }
+    metric_inc(sched_metrics.audience_pages);
     if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK ||
         strcmp(reply->request_id, request_id) != 0) {
         on_query_failure(s, r, reply,
                          reply->error != NULL ? reply->error : "the sender refused the query");
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }
     const char *next =
         reply->next_cursor != NULL && reply->next_cursor[0] != '\0' ? reply->next_cursor : NULL;
     if (next != NULL && r->cursor != NULL && strcmp(next, r->cursor) == 0) {
         on_query_failure(s, r, NULL, "the platform returned the same cursor again");
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }
     struct page page;
@@ -513,7 +703,7 @@ static void load_platform_page(struct scheduler *s, const struct run_row *r)
             .has_offset = u->has_tz_offset && (!u->has_has_tz || u->has_tz),
             .offset_s = u->tz_offset,
         };
-        page_add(&page, &r->schedule, &r->run, u->id, &zone, r->now);
+        page_add(&page, r, u->id, &zone);
     }
     if (write_page(s, r, &page, next) == 0) {
         holdoff_clear(s, r->run_id);
@@ -521,58 +711,83 @@ static void load_platform_page(struct scheduler *s, const struct run_row *r)
                   (int)reply->n_users, "recipients", page.count);
     }
     page_free(&page);
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
 }
 
-static void load_page(struct scheduler *s, const PGresult *res, int i)
+/* Starts a pass if none is in progress: fills r->horizon. 0, or -1 when the run moved
+ * on elsewhere (another leader started it). */
+static int start_pass(struct scheduler *s, struct run_row *r)
 {
-    struct run_row r;
-    memset(&r, 0, sizeof(r));
-    r.run_id = PQgetvalue(res, i, RUN_ID);
-    r.campaign_id = PQgetvalue(res, i, RUN_CAMPAIGN);
-    r.org_id = PQgetvalue(res, i, RUN_ORG);
-    r.bot_id = PQgetvalue(res, i, RUN_BOT);
-    r.cursor = PQgetisnull(res, i, RUN_CURSOR) ? NULL : PQgetvalue(res, i, RUN_CURSOR);
-    r.bot_user_id = PQgetisnull(res, i, RUN_BOT_USER) ? NULL : PQgetvalue(res, i, RUN_BOT_USER);
-    r.platform = sched_platform_from_name(PQgetvalue(res, i, RUN_PLATFORM));
-    r.now = strtoll(PQgetvalue(res, i, RUN_NOW), NULL, 10);
+    char ahead[24];
+    snprintf(ahead, sizeof(ahead), "%lld", (long long)s->cfg.load_ahead_ms);
+    const char *params[] = {r->run_id, ahead};
+    PGresult *res = db_query_prepared(s->work, "start_pass", 2, params);
+    if (res == NULL || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    r->horizon = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    char horizon[32];
+    clock_format_rfc3339(r->horizon, horizon);
+    log_info("audience pass started", "{s:s, s:s, s:s}", "campaign_id", r->campaign_id, "run_id",
+             r->run_id, "horizon", horizon);
+    return 0;
+}
 
-    char err[160];
-    json_error_t jerr;
-    json_t *audience = json_loads(PQgetvalue(res, i, RUN_AUDIENCE), 0, &jerr);
-    int64_t occurrence = strtoll(PQgetvalue(res, i, RUN_OCCURRENCE), NULL, 10);
-    if (parse_schedule_text(PQgetvalue(res, i, RUN_SCHEDULE), &r.schedule, err, sizeof(err)) != 0 ||
-        schedule_run_at(&r.schedule, occurrence, &r.run) != 0) {
-        goto unusable;
+/* Reads one page of one run (the listed kind at once, the platform's kind through a
+ * call whose reply a later turn takes). Takes ownership of r. */
+static void load_page(struct scheduler *s, struct run_row *r)
+{
+    char err[160] = "";
+    if (run_row_parse(r, err, sizeof(err)) != 0) {
+        /* The api validates campaigns, so this is a campaign from a newer api or a bug:
+         * say so, and look again only now and then. */
+        holdoff_set(s, r->run_id, HOLDOFF_MAX_MS);
+        log_error("run cannot be loaded", "{s:s, s:s, s:s}", "campaign_id", r->campaign_id,
+                  "run_id", r->run_id, "error", err);
+        run_row_free(r);
+        return;
     }
-    bool needs_zones = r.schedule.mode == SCHEDULE_LOCAL ||
-                       (r.schedule.mode == SCHEDULE_RECURRING && r.schedule.local);
-    if (audience_parse(audience, needs_zones, &r.audience, err, sizeof(err)) != 0) {
-        goto unusable;
+    if (!pass_in_progress(r) && start_pass(s, r) != 0) {
+        run_row_free(r);
+        return;
     }
-    if (r.audience.source == AUDIENCE_PLATFORM_USERS) {
-        load_platform_page(s, &r);
-    } else {
-        load_listed_page(s, &r);
+    if (r->audience.source == AUDIENCE_PLATFORM_USERS) {
+        start_platform_page(s, r);
+        return;
     }
-    json_decref(audience);
-    return;
-unusable:
-    /* The api validates campaigns, so this is a campaign from a newer api or a bug:
-     * say so, and look again only now and then. */
-    holdoff_set(s, r.run_id, HOLDOFF_MAX_MS);
-    log_error("run cannot be loaded", "{s:s, s:s, s:s}", "campaign_id", r.campaign_id, "run_id",
-              r.run_id, "error", err);
-    json_decref(audience);
+    load_listed_page(s, r);
+    run_row_free(r);
 }
 
 void runs_load_step(struct scheduler *s)
 {
-    int64_t now = clock_mono_ms();
-    if (now < s->next_load) {
+    if (s->audience_call == NULL && (s->audience_call = audience_call_new()) == NULL) {
         return;
     }
-    PGresult *res = db_query_prepared(s->work, "loading_runs", 0, NULL);
+    int rv;
+    Bcrm__V1__PlatformReply *reply = NULL;
+    char tag[64];
+    if (audience_call_take(s->audience_call, &rv, &reply, tag)) {
+        struct run_row *r = s->calling;
+        s->calling = NULL;
+        if (r != NULL) {
+            finish_platform_page(s, r, rv, reply, tag);
+            run_row_free(r);
+        }
+        if (reply != NULL) {
+            protobuf_c_message_free_unpacked(&reply->base, NULL);
+        }
+        s->next_load = 0; /* the next page, at once */
+    }
+    int64_t now = clock_mono_ms();
+    if (audience_call_busy(s->audience_call) || now < s->next_load) {
+        return;
+    }
+    char pass_ms[24];
+    snprintf(pass_ms, sizeof(pass_ms), "%lld", (long long)s->cfg.load_pass_ms);
+    const char *params[] = {pass_ms};
+    PGresult *res = db_query_prepared(s->work, "loading_runs", 1, params);
     if (res == NULL) {
         s->next_load = now + HOLDOFF_MIN_MS;
         return;
@@ -582,16 +797,34 @@ void runs_load_step(struct scheduler *s)
     int64_t next = SCHED_NEVER;
     for (int i = 0; i < PQntuples(res) && pick < 0; i++) {
         struct run_holdoff *h = holdoff_find(s, PQgetvalue(res, i, RUN_ID));
-        if (h == NULL || h->until <= now) {
+        if (h != NULL && h->until > now) {
+            next = h->until < next ? h->until : next;
+            continue;
+        }
+        int64_t horizon = instant_or_none(res, i, RUN_PASS_HORIZON);
+        int64_t until = instant_or_none(res, i, RUN_LOADED_UNTIL);
+        bool in_progress = horizon != NO_INSTANT && (until == NO_INSTANT || horizon > until);
+        int64_t pass_in = PQgetisnull(res, i, RUN_NEXT_PASS_IN)
+                              ? 0
+                              : strtoll(PQgetvalue(res, i, RUN_NEXT_PASS_IN), NULL, 10);
+        if (in_progress || horizon == NO_INSTANT || pass_in <= 0) {
             pick = i;
-        } else if (h->until < next) {
-            next = h->until;
+        } else if (now + pass_in < next) {
+            next = now + pass_in; /* between passes: the next one starts then */
         }
     }
     if (pick >= 0) {
-        load_page(s, res, pick);
+        struct run_row *r = run_row_copy(res, pick);
+        if (r != NULL) {
+            load_page(s, r);
+        }
         next = 0; /* more pages, or other runs: keep going next turn */
     }
     s->next_load = next;
     PQclear(res);
+}
+
+int runs_wake_fd(const struct scheduler *s)
+{
+    return s->audience_call != NULL ? audience_call_fd(s->audience_call) : -1;
 }

@@ -57,6 +57,7 @@ struct sched_config {
     int page_limit;       /* users asked per ListUsers page */
     int64_t lease_ms;
     int64_t load_ahead_ms;
+    int64_t load_pass_ms; /* between audience passes of a local-time run */
     int64_t retry_base_ms, retry_cap_ms;
     int64_t query_timeout_ms;
     int64_t send_timeout_ms;
@@ -70,7 +71,8 @@ struct sched_config {
 
 struct run_holdoff;
 struct pacer;
-struct audience_loader;
+struct audience_call;
+struct run_row;
 
 struct scheduler {
     struct sched_config cfg;
@@ -104,6 +106,8 @@ struct scheduler {
     int64_t next_due;             /* monotonic ms: the next claim could give something */
     int64_t next_load;            /* monotonic ms: the next audience page to load (runs.c) */
     struct run_holdoff *holdoffs; /* runs.c: runs waiting after a failed page */
+    struct audience_call *audience_call; /* runs.c: the ListUsers call in flight, if any */
+    struct run_row *calling;             /* runs.c: the run that call is for */
 
     atomic_bool ready; /* read by the ops thread for /readyz */
     bool draining;
@@ -111,6 +115,9 @@ struct scheduler {
 
 /* Monotonic "never": far enough in the future for any comparison. */
 #define SCHED_NEVER INT64_MAX
+
+/* main.c: a uuid in its text form, checked before it reaches a ::uuid cast (NULL: no). */
+bool sched_looks_like_uuid(const char *text);
 
 /* main.c: (re)connects the work connection if it dropped and prepares its
  * statements. False while the database cannot be reached. */
@@ -127,8 +134,11 @@ int leader_fd(const struct scheduler *s);
 int runs_prepare(PGconn *conn);
 /* Creates the runs that are due within the load-ahead window. */
 void runs_scan(struct scheduler *s);
-/* Loads one page of one loading run. */
+/* Takes the reply of a page call that completed, writes it, and starts the next call
+ * (never waits for one). */
 void runs_load_step(struct scheduler *s);
+/* The fd that becomes readable when a page call completes (-1 before the first). */
+int runs_wake_fd(const struct scheduler *s);
 void runs_free(struct scheduler *s);
 
 /* claims.c */

@@ -1,6 +1,9 @@
 /* sched_metrics.c: registration of the scheduler's series. */
 #include "sched_metrics.h"
 
+#include <stdio.h>
+#include <string.h>
+
 struct sched_metrics sched_metrics;
 
 void sched_metrics_init(void)
@@ -46,4 +49,38 @@ void sched_metrics_init(void)
                                            "Deliveries written while loading audiences.", NULL);
     m->campaigns_completed = metrics_counter("bcrm_scheduler_campaigns_completed_total",
                                              "Campaigns the scheduler completed.", NULL);
+    m->bots_paused = metrics_gauge("bcrm_scheduler_bots_paused",
+                                   "Bots resting after a 429, until their Retry-After.", NULL);
+    m->window_held = metrics_counter(
+        "bcrm_scheduler_window_held_total",
+        "Deliveries held for their send window after it closed before they went.", NULL);
+    m->audience_pages = metrics_counter("bcrm_scheduler_audience_pages_total",
+                                        "Audience pages read from the platform.", NULL);
+}
+
+/* A small list of the series made so far: a bot paused twice counts on one series. */
+#define BOT_SERIES_MAX 4096
+
+void sched_metrics_bot_paused(const char *bot_id)
+{
+    static struct {
+        char bot_id[40];
+        struct metric *m;
+    } series[BOT_SERIES_MAX];
+    static int nseries;
+    for (int i = 0; i < nseries; i++) {
+        if (strcmp(series[i].bot_id, bot_id) == 0) {
+            metric_inc(series[i].m);
+            return;
+        }
+    }
+    if (nseries == BOT_SERIES_MAX) {
+        return;
+    }
+    char labels[64];
+    snprintf(labels, sizeof(labels), "bot_id=\"%s\"", bot_id);
+    snprintf(series[nseries].bot_id, sizeof(series[nseries].bot_id), "%s", bot_id);
+    series[nseries].m = metrics_counter("bcrm_scheduler_bot_pauses_total",
+                                        "Pauses of a bot after a 429 (Retry-After), by bot.", labels);
+    metric_inc(series[nseries++].m);
 }

@@ -27,10 +27,16 @@ struct sched_metrics {
     struct metric *leases_expired;
     struct metric *deliveries_loaded;
     struct metric *campaigns_completed;
+    struct metric *bots_paused;
+    struct metric *window_held;
+    struct metric *audience_pages;
 };
 
 extern struct sched_metrics sched_metrics;
 
 void sched_metrics_init(void);
+/* Counts a 429 pause of a bot in bcrm_scheduler_bot_pauses_total{bot_id}; the series
+ * is registered on the bot's first pause (bounded by the bots that ever hit a limit). */
+void sched_metrics_bot_paused(const char *bot_id);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define MS_PER_MINUTE 60000LL
 #define MS_PER_DAY 86400000LL

@@ -11,21 +11,45 @@
 #include <string.h>
 #include <strings.h>
 
-#define RAW_PREVIEW_MAX 512 /* bytes of an unreadable body kept in the log */
+#define RAW_PREVIEW_MAX 512 /* bytes of an unreadable body shown in the listing */
+
+/* One request, copied: every string points into data. */
+struct reqlog_entry {
+    int64_t seq;
+    int64_t at_ms;
+    int status;
+    int error_code;
+    bool dropped;
+    bool body_truncated;
+    const char *method; /* NULL: unknown */
+    const char *error;  /* NULL: none */
+    const char *space;  /* NULL: none */
+    const char *auth;
+    const char *http_method;
+    const char *path;
+    const char *content_type; /* NULL: no header */
+    const char *query;        /* "key\0value\0" pairs */
+    size_t query_len;
+    const char *body;
+    size_t body_len;
+    char data[];
+};
 
 struct reqlog {
     pthread_mutex_t lock;
-    json_t **ring; /* capacity slots; the oldest entry at head */
+    struct reqlog_entry **ring; /* capacity slots; the oldest entry at head */
     size_t capacity;
     size_t head;
     size_t count;
     int64_t next_seq;
-    int64_t total;   /* entries ever added */
+    int64_t total;   /* entries added since the last reset */
     int64_t evicted; /* entries pushed out by newer ones since the last reset */
     bool enabled;
+    const char *space_key;
+    const char *const *secret_args;
 };
 
-struct reqlog *reqlog_new(size_t capacity)
+struct reqlog *reqlog_new(size_t capacity, const char *space_key, const char *const *secret_args)
 {
     struct reqlog *log = calloc(1, sizeof(*log));
     if (log == NULL) {
@@ -40,13 +64,15 @@ struct reqlog *reqlog_new(size_t capacity)
     log->capacity = capacity;
     log->next_seq = 1;
     log->enabled = capacity > 0;
+    log->space_key = space_key;
+    log->secret_args = secret_args;
     return log;
 }
 
 static void ring_clear(struct reqlog *log)
 {
     for (size_t i = 0; i < log->count; i++) {
-        json_decref(log->ring[(log->head + i) % log->capacity]);
+        free(log->ring[(log->head + i) % log->capacity]);
     }
     log->head = 0;
     log->count = 0;
@@ -65,7 +91,7 @@ void reqlog_free(struct reqlog *log)
 
 bool reqlog_enabled(const struct reqlog *log)
 {
-    /* A racy read is fine: switching the log is a test's setup step. */
+    /* A relaxed read is enough: switching the log is a test's setup step. */
     return log != NULL && __atomic_load_n(&log->enabled, __ATOMIC_RELAXED);
 }
 
@@ -74,143 +100,212 @@ void reqlog_set_enabled(struct reqlog *log, bool enabled)
     __atomic_store_n(&log->enabled, enabled && log->capacity > 0, __ATOMIC_RELAXED);
 }
 
-static bool is_secret(const char *key, const char *const *secret_args)
+/* Query pairs are gathered in two passes over MHD's table: sizes, then copies. */
+struct query_copy {
+    char *out; /* NULL in the sizing pass */
+    size_t len;
+};
+
+static enum MHD_Result copy_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
 {
-    for (size_t i = 0; secret_args != NULL && secret_args[i] != NULL; i++) {
-        if (strcmp(key, secret_args[i]) == 0) {
+    (void)kind;
+    struct query_copy *q = cls;
+    if (key == NULL) {
+        return MHD_YES;
+    }
+    const char *v = value ? value : "";
+    size_t klen = strlen(key) + 1;
+    size_t vlen = strlen(v) + 1;
+    if (q->out != NULL) {
+        memcpy(q->out + q->len, key, klen);
+        memcpy(q->out + q->len + klen, v, vlen);
+    }
+    q->len += klen + vlen;
+    return MHD_YES;
+}
+
+/* Copies s (NULL stays NULL) to *at, advancing it. */
+static const char *put_str(char **at, const char *s)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t len = strlen(s) + 1;
+    char *dst = *at;
+    memcpy(dst, s, len);
+    *at += len;
+    return dst;
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* The Authorization header's scheme, lower-cased, into out; "none" without one. */
+static void auth_scheme(const struct http_request *req, char *out, size_t outlen)
+{
+    const char *auth = http_header(req, "Authorization");
+    if (auth == NULL) {
+        snprintf(out, outlen, "none");
+        return;
+    }
+    size_t len = strcspn(auth, " ");
+    if (len >= outlen) {
+        len = outlen - 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = auth[i];
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    out[len] = '\0';
+}
+
+void reqlog_add(struct reqlog *log, const struct http_request *req, const struct reqlog_call *call)
+{
+    if (!reqlog_enabled(log)) {
+        return;
+    }
+    char scheme[24];
+    if (call->auth == NULL) {
+        auth_scheme(req, scheme, sizeof(scheme));
+    }
+    const char *auth = call->auth ? call->auth : scheme;
+    const char *ctype = http_header(req, "Content-Type");
+    struct query_copy q = {0};
+    MHD_get_connection_values(req->impl, MHD_GET_ARGUMENT_KIND, copy_query_pair, &q);
+    size_t body_len = req->body_len < REQLOG_BODY_MAX ? req->body_len : REQLOG_BODY_MAX;
+    size_t size = str_size(call->method) + str_size(call->error) + str_size(call->space) +
+                  str_size(auth) + str_size(req->method) + str_size(req->path) + str_size(ctype) +
+                  q.len + body_len + 1;
+    struct reqlog_entry *e = malloc(sizeof(*e) + size);
+    if (e == NULL) {
+        return; /* the log is a test aid: a lost entry is better than a lost answer */
+    }
+    char *at = e->data;
+    e->at_ms = call->at_ms;
+    e->status = call->status;
+    e->error_code = call->error_code;
+    e->dropped = call->dropped;
+    e->body_truncated = body_len < req->body_len;
+    e->method = put_str(&at, call->method);
+    e->error = put_str(&at, call->error);
+    e->space = put_str(&at, call->space);
+    e->auth = put_str(&at, auth);
+    e->http_method = put_str(&at, req->method);
+    e->path = put_str(&at, req->path);
+    e->content_type = put_str(&at, ctype);
+    struct query_copy fill = {.out = at};
+    MHD_get_connection_values(req->impl, MHD_GET_ARGUMENT_KIND, copy_query_pair, &fill);
+    e->query = at;
+    e->query_len = fill.len < q.len ? fill.len : q.len;
+    at += q.len;
+    memcpy(at, req->body, body_len);
+    at[body_len] = '\0';
+    e->body = at;
+    e->body_len = body_len;
+
+    struct reqlog_entry *old = NULL;
+    pthread_mutex_lock(&log->lock);
+    e->seq = log->next_seq++;
+    log->total++;
+    if (log->count == log->capacity) {
+        old = log->ring[log->head];
+        log->ring[log->head] = e;
+        log->head = (log->head + 1) % log->capacity;
+        log->evicted++;
+    } else {
+        log->ring[(log->head + log->count) % log->capacity] = e;
+        log->count++;
+    }
+    pthread_mutex_unlock(&log->lock);
+    free(old);
+}
+
+static bool is_secret(const struct reqlog *log, const char *key)
+{
+    for (size_t i = 0; log->secret_args != NULL && log->secret_args[i] != NULL; i++) {
+        if (strcmp(key, log->secret_args[i]) == 0) {
             return true;
         }
     }
     return false;
 }
 
-struct query_ctx {
-    json_t *obj;
-    const char *const *secret_args;
-};
-
-static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static void redact(const struct reqlog *log, json_t *obj)
 {
-    (void)kind;
-    struct query_ctx *q = cls;
-    if (key != NULL) {
-        const char *shown = is_secret(key, q->secret_args) ? REQLOG_REDACTED : value ? value : "";
-        json_object_set_new(q->obj, key, json_string(shown));
-    }
-    return MHD_YES;
-}
-
-static void redact(json_t *obj, const char *const *secret_args)
-{
-    if (!json_is_object(obj)) {
-        return;
-    }
     const char *key;
     json_t *value;
     json_object_foreach(obj, key, value)
     {
-        if (is_secret(key, secret_args)) {
+        if (is_secret(log, key)) {
             json_object_set_new(obj, key, json_string(REQLOG_REDACTED));
         }
     }
 }
 
-/* The body as the platform would read it: format and arguments. */
-static void add_body(json_t *entry, const struct http_request *req, const char *ctype,
-                     const char *const *secret_args)
+/* Adds body_format and body (and raw_body when unreadable) to o. */
+static void body_json(const struct reqlog *log, const struct reqlog_entry *e, json_t *o)
 {
     const char *format = "none";
-    json_t *body = json_null();
-    if (req->body_len > 0) {
-        if (ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0) {
-            body = json_loadb(req->body, req->body_len, JSON_DECODE_ANY, NULL);
-            format = body != NULL ? "json" : "unreadable";
-        } else {
-            body = json_object();
-            if (body != NULL && params_parse_form(body, req->body, req->body_len) != 0) {
-                json_decref(body);
-                body = NULL;
-            }
-            format = body != NULL ? "form" : "unreadable";
+    json_t *body = NULL;
+    if (e->body_len > 0) {
+        bool is_json =
+            e->content_type != NULL && strncasecmp(e->content_type, "application/json", 16) == 0;
+        if (is_json) {
+            body = json_loadb(e->body, e->body_len, JSON_DECODE_ANY, NULL);
+        } else if ((body = json_object()) != NULL &&
+                   params_parse_form(body, e->body, e->body_len) != 0) {
+            json_decref(body);
+            body = NULL;
         }
+        format = body == NULL ? "unreadable" : is_json ? "json" : "form";
         if (body == NULL) {
-            size_t n = req->body_len < RAW_PREVIEW_MAX ? req->body_len : RAW_PREVIEW_MAX;
-            json_object_set_new(entry, "raw_body", json_stringn_nocheck(req->body, n));
-            body = json_null();
+            /* Printable ASCII only: the body may be anything, JSON text may not. */
+            char preview[RAW_PREVIEW_MAX + 1];
+            size_t n = e->body_len < RAW_PREVIEW_MAX ? e->body_len : RAW_PREVIEW_MAX;
+            for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)e->body[i];
+                preview[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+            }
+            preview[n] = '\0';
+            json_object_set_new(o, "raw_body", json_string(preview));
+        } else if (json_is_object(body)) {
+            redact(log, body);
         }
-        redact(body, secret_args);
     }
-    json_object_set_new(entry, "body_format", json_string(format));
-    json_object_set_new(entry, "body", body);
+    json_object_set_new(o, "body_format", json_string(format));
+    json_object_set_new(o, "body", body ? body : json_null());
+    if (e->body_truncated) {
+        json_object_set_new(o, "body_truncated", json_true());
+    }
 }
 
-json_t *reqlog_entry_new(const struct http_request *req, int64_t at_ms,
-                         const char *const *secret_args)
+static json_t *entry_json(const struct reqlog *log, const struct reqlog_entry *e)
 {
-    json_t *entry = json_object();
     json_t *query = json_object();
-    if (entry == NULL || query == NULL) {
-        json_decref(entry);
-        json_decref(query);
+    for (size_t at = 0; at < e->query_len;) {
+        const char *key = e->query + at;
+        const char *value = key + strlen(key) + 1;
+        at = (size_t)(value - e->query) + strlen(value) + 1;
+        json_object_set_new(query, key, json_string(is_secret(log, key) ? REQLOG_REDACTED : value));
+    }
+    json_t *o = json_pack(
+        "{s:I, s:I, s:s, s:s, s:o, s:o, s:s, s:i, s:b, s:b}", "seq", (json_int_t)e->seq, "at_ms",
+        (json_int_t)e->at_ms, "http_method", e->http_method, "path", e->path, "content_type",
+        e->content_type ? json_string(e->content_type) : json_null(), "query", query, "auth",
+        e->auth, "status", e->status, "ok",
+        e->status == 200 && e->error == NULL && e->error_code == 0, "dropped", e->dropped);
+    if (o == NULL) {
         return NULL;
     }
-    struct query_ctx q = {.obj = query, .secret_args = secret_args};
-    MHD_get_connection_values(req->impl, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
-    const char *ctype = http_header(req, "Content-Type");
-    json_object_set_new(entry, "at_ms", json_integer(at_ms));
-    json_object_set_new(entry, "http_method", json_string(req->method));
-    json_object_set_new(entry, "path", json_string(req->path));
-    json_object_set_new(entry, "content_type", ctype ? json_string(ctype) : json_null());
-    json_object_set_new(entry, "query", query);
-    add_body(entry, req, ctype, secret_args);
-
-    /* Only the scheme of the Authorization header: never the credential. */
-    const char *auth = http_header(req, "Authorization");
-    json_t *scheme = json_string("none");
-    if (auth != NULL) {
-        size_t len = strcspn(auth, " ");
-        char lower[32];
-        if (len >= sizeof(lower)) {
-            len = sizeof(lower) - 1;
-        }
-        for (size_t i = 0; i < len; i++) {
-            char c = auth[i];
-            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-        }
-        lower[len] = '\0';
-        json_decref(scheme);
-        scheme = json_string(lower);
-    }
-    json_object_set_new(entry, "auth", scheme);
-    return entry;
-}
-
-void reqlog_add(struct reqlog *log, json_t *entry)
-{
-    if (entry == NULL) {
-        return;
-    }
-    json_t *old = NULL;
-    pthread_mutex_lock(&log->lock);
-    if (!log->enabled) {
-        pthread_mutex_unlock(&log->lock);
-        json_decref(entry);
-        return;
-    }
-    json_object_set_new(entry, "seq", json_integer(log->next_seq++));
-    log->total++;
-    if (log->count == log->capacity) {
-        old = log->ring[log->head];
-        log->ring[log->head] = entry;
-        log->head = (log->head + 1) % log->capacity;
-        log->evicted++;
-    } else {
-        log->ring[(log->head + log->count) % log->capacity] = entry;
-        log->count++;
-    }
-    pthread_mutex_unlock(&log->lock);
-    json_decref(old); /* outside the lock: freeing a large entry takes a while */
+    json_object_set_new(o, "method", e->method ? json_string(e->method) : json_null());
+    json_object_set_new(o, "error", e->error ? json_string(e->error) : json_null());
+    json_object_set_new(o, "error_code", e->error_code ? json_integer(e->error_code) : json_null());
+    json_object_set_new(o, log->space_key, e->space ? json_string(e->space) : json_null());
+    body_json(log, e, o);
+    return o;
 }
 
 json_t *reqlog_list(struct reqlog *log, int64_t since_seq, const char *method, size_t limit)
@@ -219,18 +314,16 @@ json_t *reqlog_list(struct reqlog *log, int64_t since_seq, const char *method, s
     if (arr == NULL) {
         return NULL;
     }
+    /* Built under the lock: entries are freed by reqlog_add() once evicted. The
+     * listing is a test's read, rare next to the calls it slows down. */
     pthread_mutex_lock(&log->lock);
     for (size_t i = 0; i < log->count && (limit == 0 || json_array_size(arr) < limit); i++) {
-        json_t *e = log->ring[(log->head + i) % log->capacity];
-        if (json_integer_value(json_object_get(e, "seq")) <= since_seq) {
+        const struct reqlog_entry *e = log->ring[(log->head + i) % log->capacity];
+        if (e->seq <= since_seq ||
+            (method != NULL && (e->method == NULL || strcmp(e->method, method) != 0))) {
             continue;
         }
-        const char *m = json_string_value(json_object_get(e, "method"));
-        if (method != NULL && (m == NULL || strcmp(m, method) != 0)) {
-            continue;
-        }
-        /* Entries are never changed once added, so sharing them is safe. */
-        json_array_append(arr, e);
+        json_array_append_new(arr, entry_json(log, e));
     }
     json_t *answer = json_pack("{s:b, s:I, s:I, s:I, s:b, s:I, s:o}", "ok", 1, "count",
                                (json_int_t)json_array_size(arr), "total", (json_int_t)log->total,

@@ -434,8 +434,8 @@ static void post_faults(struct msim *m, const struct http_request *req, struct h
         sim_json_int(body, "error_status", 500, 599, &f.error_status, err, sizeof(err)) ||
         sim_json_choice(body, "error_code", (const int[]){2, 1200, 0}, &f.error_code, err,
                         sizeof(err)) ||
-        sim_json_choice(body, "ratelimit_code", (const int[]){613, 4, 80006, 0},
-                        &f.ratelimit_code, err, sizeof(err)) ||
+        sim_json_choice(body, "ratelimit_code", (const int[]){613, 4, 80006, 0}, &f.ratelimit_code,
+                        err, sizeof(err)) ||
         sim_json_bool(body, "short_pages", &f.short_pages, err, sizeof(err)) ||
         sim_json_rate(body, "empty_page_rate", &f.empty_page_rate, err, sizeof(err)) ||
         sim_json_rate(body, "drop_rate", &f.drop_rate, err, sizeof(err)) ||
@@ -464,15 +464,14 @@ static void post_faults(struct msim *m, const struct http_request *req, struct h
     http_respond_json(resp, 200, answer);
 }
 
-static void get_requests(struct msim *m, const struct http_request *req,
-                         struct http_response *resp)
+static void get_requests(struct msim *m, const struct http_request *req, struct http_response *resp)
 {
     const char *since = http_query(req, "since");
     const char *method = http_query(req, "method");
     const char *limit = http_query(req, "limit");
-    json_t *answer = reqlog_list(m->request_log, since ? strtoll(since, NULL, 10) : 0,
-                                 method && method[0] ? method : NULL,
-                                 limit ? strtoul(limit, NULL, 10) : 0);
+    json_t *answer =
+        reqlog_list(m->request_log, since ? strtoll(since, NULL, 10) : 0,
+                    method && method[0] ? method : NULL, limit ? strtoul(limit, NULL, 10) : 0);
     if (answer == NULL) {
         http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
         return;

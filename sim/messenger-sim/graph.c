@@ -138,29 +138,24 @@ static void unknown_object(struct graph_call *c, const char *what)
     graph_error(c, 400, 100, 33, "GraphMethodException", msg);
 }
 
-static const char *const secret_args[] = {"access_token", NULL};
-
-/* Adds the outcome of the call to its request-log entry and hands the entry to
- * the log. */
+/* Hands the call, with what it was answered, to the request log. */
 static void log_call(struct graph_call *c)
 {
-    json_t *e = c->log_entry;
-    if (e == NULL) {
-        return;
-    }
-    c->log_entry = NULL;
-    json_object_set_new(e, "method", json_string(msim_call_name(c->kind)));
-    json_object_set_new(e, "status", json_integer(c->resp->status));
-    json_object_set_new(e, "error_code", c->error_code ? json_integer(c->error_code) : json_null());
-    json_object_set_new(e, "page_id", c->page ? json_string(c->page->id) : json_null());
-    json_object_set_new(e, "version", json_string(c->version));
-    json_object_set_new(e, "dropped", json_boolean(c->resp->drop));
-    const char *scheme = json_string_value(json_object_get(e, "auth"));
-    if (scheme != NULL && strcmp(scheme, "none") == 0 &&
+    const char *auth = NULL;
+    if (http_header(c->req, "Authorization") == NULL &&
         params_get(&c->params, "access_token") != NULL) {
-        json_object_set_new(e, "auth", json_string("access_token_argument"));
+        auth = "access_token_argument";
     }
-    reqlog_add(c->m->request_log, e);
+    struct reqlog_call call = {
+        .at_ms = c->arrived_ms,
+        .method = msim_call_name(c->kind),
+        .status = c->resp->status,
+        .error_code = c->error_code,
+        .space = c->page ? c->page->id : NULL,
+        .auth = auth,
+        .dropped = c->resp->drop,
+    };
+    reqlog_add(c->m->request_log, c->req, &call);
 }
 
 /* The common path, after the call was classified; node names the path's node. */
@@ -204,14 +199,13 @@ static void graph_dispatch(struct graph_call *c, int split, const char *node)
     if (atomic_load(&c->page->revoked)) {
         int subcode = atomic_load(&c->page->revoked_subcode);
         const char *why =
-            subcode == 463
-                ? "Error validating access token: Session has expired."
-                : subcode == 467
-                      ? "Error validating access token: The session is invalid because the "
-                        "user logged out."
-                      : "Error validating access token: The session has been invalidated because "
-                        "the user changed their password or Facebook has changed the session "
-                        "for security reasons.";
+            subcode == 463 ? "Error validating access token: Session has expired."
+            : subcode == 467
+                ? "Error validating access token: The session is invalid because the "
+                  "user logged out."
+                : "Error validating access token: The session has been invalidated because "
+                  "the user changed their password or Facebook has changed the session "
+                  "for security reasons.";
         graph_error(c, 400, 190, subcode ? subcode : 460, "OAuthException", why);
         return;
     }
@@ -250,9 +244,7 @@ static void graph_handle(struct msim *m, const struct http_request *req, struct 
     bool post = strcmp(req->method, "POST") == 0;
     enum msim_call kind = MSIM_C_UNKNOWN;
 
-    if (reqlog_enabled(m->request_log)) {
-        call.log_entry = reqlog_entry_new(req, clock_wall_ms(), secret_args);
-    }
+    call.arrived_ms = clock_wall_ms();
     int split =
         split_path(req->path, version, sizeof(version), node, sizeof(node), edge, sizeof(edge));
     call.version = version;
@@ -274,7 +266,9 @@ static void graph_handle(struct msim *m, const struct http_request *req, struct 
     sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
     call.now_ms = clock_wall_ms();
     graph_dispatch(&call, split, node);
-    log_call(&call);
+    if (reqlog_enabled(m->request_log)) {
+        log_call(&call);
+    }
     params_free(&call.params);
 }
 

@@ -21,7 +21,7 @@ struct graph_call {
     const char *version; /* "v19.0", or "" when the path had no version */
     enum msim_call kind;
     int error_code;     /* the Graph error code answered; 0 on success */
-    json_t *log_entry;  /* this call in the request log (NULL when the log is off) */
+    int64_t arrived_ms; /* before the latency fault, for the request log */
 };
 
 /* Takes ownership of body. */

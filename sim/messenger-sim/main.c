@@ -77,7 +77,8 @@ int main(void)
     struct http_server *srv = NULL;
     struct http_server *ops = NULL;
     m.record = record_new("page_id");
-    m.request_log = reqlog_new(request_log);
+    static const char *const request_secrets[] = {"access_token", NULL};
+    m.request_log = reqlog_new(request_log, "page_id", request_secrets);
     if (m.record == NULL || m.request_log == NULL ||
         msim_population_build(&m, seed, pages, people) != 0) {
         log_fatal("cannot allocate the simulator's state", NULL);

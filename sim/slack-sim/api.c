@@ -66,25 +66,36 @@ static const struct api_arg args_conversations_open[] = {{"channel", ARG_STRING}
                                                          {"return_im", ARG_BOOLEAN},
                                                          {"prevent_creation", ARG_BOOLEAN},
                                                          {NULL, ARG_STRING}};
-static const struct api_arg args_conversations_list[] = {
-    {"exclude_archived", ARG_BOOLEAN}, {"types", ARG_STRING},   {"limit", ARG_INTEGER},
-    {"cursor", ARG_STRING},            {"team_id", ARG_STRING}, {NULL, ARG_STRING}};
+static const struct api_arg args_conversations_list[] = {{"exclude_archived", ARG_BOOLEAN},
+                                                         {"types", ARG_STRING},
+                                                         {"limit", ARG_INTEGER},
+                                                         {"cursor", ARG_STRING},
+                                                         {"team_id", ARG_STRING},
+                                                         {NULL, ARG_STRING}};
 static const struct api_arg args_conversations_members[] = {
     {"channel", ARG_STRING}, {"limit", ARG_INTEGER}, {"cursor", ARG_STRING}, {NULL, ARG_STRING}};
-static const struct api_arg args_chat_post_message[] = {
-    {"channel", ARG_STRING},        {"text", ARG_STRING},           {"blocks", ARG_JSON},
-    {"attachments", ARG_JSON},      {"metadata", ARG_JSON},         {"thread_ts", ARG_STRING},
-    {"as_user", ARG_BOOLEAN},       {"icon_emoji", ARG_STRING},     {"icon_url", ARG_STRING},
-    {"link_names", ARG_BOOLEAN},    {"mrkdwn", ARG_BOOLEAN},        {"parse", ARG_STRING},
-    {"reply_broadcast", ARG_BOOLEAN}, {"unfurl_links", ARG_BOOLEAN}, {"unfurl_media", ARG_BOOLEAN},
-    {"username", ARG_STRING},       {NULL, ARG_STRING}};
-static const struct api_arg args_oauth_v2_access[] = {{"client_id", ARG_STRING},
-                                                      {"client_secret", ARG_STRING},
-                                                      {"code", ARG_STRING},
-                                                      {"redirect_uri", ARG_STRING},
-                                                      {"grant_type", ARG_STRING},
-                                                      {"refresh_token", ARG_STRING},
-                                                      {NULL, ARG_STRING}};
+static const struct api_arg args_chat_post_message[] = {{"channel", ARG_STRING},
+                                                        {"text", ARG_STRING},
+                                                        {"blocks", ARG_JSON},
+                                                        {"attachments", ARG_JSON},
+                                                        {"metadata", ARG_JSON},
+                                                        {"thread_ts", ARG_STRING},
+                                                        {"as_user", ARG_BOOLEAN},
+                                                        {"icon_emoji", ARG_STRING},
+                                                        {"icon_url", ARG_STRING},
+                                                        {"link_names", ARG_BOOLEAN},
+                                                        {"mrkdwn", ARG_BOOLEAN},
+                                                        {"parse", ARG_STRING},
+                                                        {"reply_broadcast", ARG_BOOLEAN},
+                                                        {"unfurl_links", ARG_BOOLEAN},
+                                                        {"unfurl_media", ARG_BOOLEAN},
+                                                        {"username", ARG_STRING},
+                                                        {NULL, ARG_STRING}};
+static const struct api_arg args_oauth_v2_access[] = {
+    {"client_id", ARG_STRING},  {"client_secret", ARG_STRING},
+    {"code", ARG_STRING},       {"redirect_uri", ARG_STRING},
+    {"grant_type", ARG_STRING}, {"refresh_token", ARG_STRING},
+    {NULL, ARG_STRING}};
 
 /* auth.test is in Slack's "special" tier, generous enough to call as tier 4. */
 static const struct api_method api_methods[SIM_M_UNKNOWN] = {
@@ -332,8 +343,7 @@ static bool json_arg_ok(const json_t *v, enum api_arg_type type)
 
 /* Checks the types of a JSON body's known arguments; writes Slack's message for
  * the first bad one into msg and returns false. */
-static bool check_json_args(const json_t *doc, const struct api_arg *args, char *msg,
-                            size_t msglen)
+static bool check_json_args(const json_t *doc, const struct api_arg *args, char *msg, size_t msglen)
 {
     static const char *const type_names[] = {
         [ARG_STRING] = "a string",
@@ -344,43 +354,33 @@ static bool check_json_args(const json_t *doc, const struct api_arg *args, char 
     for (const struct api_arg *a = args; a->name != NULL; a++) {
         json_t *v = json_object_get(doc, a->name);
         if (v != NULL && !json_arg_ok(v, a->type)) {
-            snprintf(msg, msglen, "[ERROR] must provide %s [json-pointer:/%s]",
-                     type_names[a->type], a->name);
+            snprintf(msg, msglen, "[ERROR] must provide %s [json-pointer:/%s]", type_names[a->type],
+                     a->name);
             return false;
         }
     }
     return true;
 }
 
-/* Adds the outcome of the call to its request-log entry and hands the entry to
- * the log. */
+/* Hands the call, with what it was answered, to the request log. */
 static void log_call(struct api_call *c)
 {
-    json_t *e = c->log_entry;
-    if (e == NULL) {
-        return;
-    }
-    c->log_entry = NULL;
-    json_object_set_new(e, "method", json_string(c->method < SIM_M_UNKNOWN
-                                                     ? api_methods[c->method].name
-                                                     : c->req->path + 5));
-    json_object_set_new(e, "known_method", json_boolean(c->method < SIM_M_UNKNOWN));
-    json_object_set_new(e, "status", json_integer(c->resp->status));
-    json_object_set_new(e, "ok", json_boolean(c->error == NULL && c->resp->status == 200));
-    json_object_set_new(e, "error", c->error ? json_string(c->error) : json_null());
-    json_object_set_new(e, "team_id", c->ws ? json_string(c->ws->team_id) : json_null());
-    json_object_set_new(e, "dropped", json_boolean(c->resp->drop));
     /* The Authorization header wins over a token argument, as on Slack. */
-    const char *scheme = json_string_value(json_object_get(e, "auth"));
-    if (scheme != NULL && strcmp(scheme, "none") == 0 &&
-        params_get(&c->params, "token") != NULL) {
-        json_object_set_new(e, "auth", json_string("token_argument"));
+    const char *auth = NULL;
+    if (http_header(c->req, "Authorization") == NULL && params_get(&c->params, "token") != NULL) {
+        auth = "token_argument";
     }
-    reqlog_add(c->sim->requests, e);
+    struct reqlog_call call = {
+        .at_ms = c->arrived_ms,
+        .method = c->method < SIM_M_UNKNOWN ? api_methods[c->method].name : NULL,
+        .status = c->resp->status,
+        .error = c->error,
+        .space = c->ws ? c->ws->team_id : NULL,
+        .auth = auth,
+        .dropped = c->resp->drop,
+    };
+    reqlog_add(c->sim->requests, c->req, &call);
 }
-
-static const char *const secret_args[] = {"token", "client_secret", "code", "refresh_token",
-                                          NULL};
 
 /* The common path; the handler answers unless a check here answers first. */
 static void api_dispatch(struct api_call *c)
@@ -456,14 +456,14 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
     atomic_fetch_add(&sim->counters.requests, 1);
     atomic_fetch_add(&sim->counters.by_method[call.method], 1);
     metric_inc(sim->m_requests);
-    if (reqlog_enabled(sim->requests)) {
-        call.log_entry = reqlog_entry_new(req, clock_wall_ms(), secret_args);
-    }
+    call.arrived_ms = clock_wall_ms();
     faults_get(&call.faults);
     sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
     call.now_ms = clock_wall_ms();
     api_dispatch(&call);
-    log_call(&call);
+    if (reqlog_enabled(sim->requests)) {
+        log_call(&call);
+    }
     params_free(&call.params);
 }
 

@@ -30,7 +30,7 @@ struct api_call {
     int64_t now_ms;
     enum sim_method method;
     const char *error;  /* the error code answered, a literal; NULL on success */
-    json_t *log_entry;  /* this call in the request log (NULL when the log is off) */
+    int64_t arrived_ms; /* before the latency fault, for the request log */
 };
 
 /* Takes ownership of body. */

@@ -359,9 +359,9 @@ static void get_requests(struct sim *sim, const struct http_request *req,
     const char *since = http_query(req, "since");
     const char *method = http_query(req, "method");
     const char *limit = http_query(req, "limit");
-    json_t *answer = reqlog_list(sim->requests, since ? strtoll(since, NULL, 10) : 0,
-                                 method && method[0] ? method : NULL,
-                                 limit ? strtoul(limit, NULL, 10) : 0);
+    json_t *answer =
+        reqlog_list(sim->requests, since ? strtoll(since, NULL, 10) : 0,
+                    method && method[0] ? method : NULL, limit ? strtoul(limit, NULL, 10) : 0);
     if (answer == NULL) {
         http_respond_problem(resp, 500, "Internal Server Error", "out of memory");
         return;

@@ -49,6 +49,10 @@
 
 #define ZONE_REFRESH_MS 60000
 
+/* Arguments the request log never lists. */
+static const char *const request_secrets[] = {"token", "client_secret", "code", "refresh_token",
+                                              NULL};
+
 static void faults_from_env(struct sim_faults *f)
 {
     *f = (struct sim_faults){.error_status = 500};
@@ -115,7 +119,7 @@ int main(void)
     }
     sim.pop = population_build(seed, workspaces, users);
     sim.record = record_new("team_id");
-    sim.requests = reqlog_new(request_log);
+    sim.requests = reqlog_new(request_log, "team_id", request_secrets);
     sim.limits = ratelimit_new(workspaces, SIM_METHOD_COUNT);
     if (sim.pop == NULL || sim.record == NULL || sim.requests == NULL || sim.limits == NULL) {
         log_fatal("cannot allocate the simulator's state", NULL);

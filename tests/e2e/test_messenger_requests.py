@@ -51,8 +51,9 @@ class GraphValidator:
                                                 req.get('path'), what))
 
     def check(self, req):
-        if req['version'] != VERSION:
-            self.problem(req, 'version %r, not %s' % (req['version'], VERSION))
+        version = req['path'].split('/')[1]
+        if version != VERSION:
+            self.problem(req, 'version %r, not %s' % (version, VERSION))
         if req['auth'] not in ('bearer', 'access_token_argument'):
             self.problem(req, 'no page token (auth %s)' % req['auth'])
         if 'appsecret_proof' in req['query'] and not re.fullmatch(
@@ -119,7 +120,7 @@ class GraphValidator:
 class ValidatorSelfTest(unittest.TestCase):
     def send(self, body, **kw):
         req = {'seq': 1, 'method': 'messages', 'http_method': 'POST',
-               'path': '/v19.0/me/messages', 'version': VERSION, 'auth': 'access_token_argument',
+               'path': '/v19.0/me/messages', 'auth': 'access_token_argument',
                'query': {'access_token': '[redacted]'}, 'body_format': 'json', 'body': body,
                'status': 200, 'error_code': None}
         req.update(kw)
@@ -140,7 +141,7 @@ class ValidatorSelfTest(unittest.TestCase):
         for body, expected in cases:
             with self.subTest(expected=expected):
                 self.assertTrue(any(expected in p for p in self.send(body)), self.send(body))
-        self.assertTrue(self.send(good, version='v2.6'))
+        self.assertTrue(self.send(good, path='/v2.6/me/messages'))
         self.assertTrue(self.send(good, auth='none'))
         self.assertTrue(self.send(good, error_code=100, status=400))
 

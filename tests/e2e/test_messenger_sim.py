@@ -50,6 +50,7 @@ class MessengerSim:
     def stop(self):
         self.proc.terminate()
         rc = self.proc.wait(timeout=10)
+        self.log.close()
         if rc != 0:
             with open(self.log.name) as f:
                 sys.stderr.write('messenger-sim exited %d:\n%s\n' % (rc, f.read()[-20000:]))
@@ -291,6 +292,11 @@ class MessengerSimTest(unittest.TestCase):
         time.sleep(1.1)
         self.assertEqual(self.sim.send(u['psid'], '4')[0], 200)
         self.assertEqual(self.sim.control('GET', 'stats')[2]['ratelimited'], 2)
+        # Switched off at run time, the limits stop at once.
+        self.sim.control('POST', 'faults', {'limits': False})
+        self.assertEqual([self.sim.send(u['psid'], 'x%d' % i)[0] for i in range(5)], [200] * 5)
+        self.assertEqual([self.sim.graph('GET', '/me/conversations')[0] for _ in range(4)],
+                         [200] * 4)
 
     def test_faults(self):
         u = self.person('day')
@@ -362,10 +368,9 @@ class MessengerSimTest(unittest.TestCase):
         self.assertEqual(log['count'], 2)
         send, me = log['requests']
         self.assertEqual((send['method'], send['http_method'], send['path'], send['body_format'],
-                          send['auth'], send['status'], send['error_code'], send['page_id'],
-                          send['version']),
+                          send['auth'], send['status'], send['error_code'], send['page_id']),
                          ('messages', 'POST', '/v19.0/me/messages', 'json',
-                          'access_token_argument', 200, None, self.sim.page_id, 'v19.0'))
+                          'access_token_argument', 200, None, self.sim.page_id))
         self.assertEqual(send['body'], {'recipient': {'id': u['psid']},
                                         'messaging_type': 'MESSAGE_TAG', 'tag': 'ACCOUNT_UPDATE',
                                         'message': {'text': 'logged'}})

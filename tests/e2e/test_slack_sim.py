@@ -142,6 +142,7 @@ class Sim:
     def stop(self):
         self.proc.terminate()
         rc = self.proc.wait(timeout=10)
+        self.log.close()
         if rc != 0:
             with open(self.log.name) as f:
                 sys.stderr.write('slack-sim exited %d; its log:\n%s\n' % (rc, f.read()[-20000:]))

@@ -33,33 +33,8 @@ PGconn *db_connect(const char *conninfo, int wait_ms)
     }
 }
 
-PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
-                   const char *const *params)
-{
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        return res;
-    }
-    char msg[512];
-    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-    msg[strcspn(msg, "\n")] = '\0';
-    log_error("query failed", "{s:s, s:s, s:s}", "query", what, "sqlstate", db_sqlstate(res),
-              "error", msg);
-    PQclear(res);
-    return NULL;
-}
-
-int db_exec(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params)
-{
-    PGresult *res = db_query(conn, what, sql, nparams, params);
-    if (res == NULL) {
-        return -1;
-    }
-    PQclear(res);
-    return 0;
-}
-
+/* Passes a successful result through; logs a failed one, naming the statement, and
+ * returns NULL. */
 static PGresult *db_checked(PGresult *res, const char *what)
 {
     ExecStatusType st = PQresultStatus(res);
@@ -73,6 +48,22 @@ static PGresult *db_checked(PGresult *res, const char *what)
               "error", msg);
     PQclear(res);
     return NULL;
+}
+
+PGresult *db_query(PGconn *conn, const char *what, const char *sql, int nparams,
+                   const char *const *params)
+{
+    return db_checked(PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), what);
+}
+
+int db_exec(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = db_query(conn, what, sql, nparams, params);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
 }
 
 int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams)

@@ -69,17 +69,26 @@ out:
     return rv;
 }
 
-int identity_load(const char *path, struct identity *id, char *err, size_t errlen)
+/* Gives id locked, guarded memory for its secret key. */
+static int identity_alloc(struct identity *id, char *err, size_t errlen)
 {
     /* sodium_malloc aborts before sodium_init; it is idempotent and thread-safe. */
+    id->secret_key = NULL;
     if (sodium_init() < 0) {
         snprintf(err, errlen, "libsodium failed to initialise");
-        id->secret_key = NULL;
         return -1;
     }
     id->secret_key = sodium_malloc(crypto_box_SECRETKEYBYTES);
     if (id->secret_key == NULL) {
         snprintf(err, errlen, "out of secure memory");
+        return -1;
+    }
+    return 0;
+}
+
+int identity_load(const char *path, struct identity *id, char *err, size_t errlen)
+{
+    if (identity_alloc(id, err, errlen) != 0) {
         return -1;
     }
     if (secret_file_read(path, id->secret_key, crypto_box_SECRETKEYBYTES, err, errlen) != 0) {
@@ -92,15 +101,7 @@ int identity_load(const char *path, struct identity *id, char *err, size_t errle
 
 int identity_generate(const char *path, struct identity *id, char *err, size_t errlen)
 {
-    /* sodium_malloc aborts before sodium_init; it is idempotent and thread-safe. */
-    if (sodium_init() < 0) {
-        snprintf(err, errlen, "libsodium failed to initialise");
-        id->secret_key = NULL;
-        return -1;
-    }
-    id->secret_key = sodium_malloc(crypto_box_SECRETKEYBYTES);
-    if (id->secret_key == NULL) {
-        snprintf(err, errlen, "out of secure memory");
+    if (identity_alloc(id, err, errlen) != 0) {
         return -1;
     }
     crypto_box_keypair(id->public_key, id->secret_key);

@@ -1,7 +1,7 @@
 # Thin wrapper over CMake/ctest and scripts/; the README's commands.
 #
 #   make run     build, then start everything with a demo (scripts/stack.py run)
-#   make test    unit and system tests, plain and under ASan+UBSan
+#   make test    unit tests of ./build, then unit and system tests under ASan+UBSan
 #   make build   the optimised build in ./build
 #   make bench   the benchmarks (bench/run)
 #   make format  clang-format every C file
@@ -43,10 +43,10 @@ test-asan: build-asan
 	cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 run: build
-	$(PYTHON) scripts/stack.py run
+	BCRM_BUILD_DIR=$(abspath $(BUILD_DIR)) $(PYTHON) scripts/stack.py run
 
 bench: build
-	@if [ -x bench/run ]; then BCRM_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) bench/run; \
+	@if [ -x bench/run ]; then BCRM_BUILD_DIR=$(abspath $(BUILD_DIR)) bench/run; \
 	else echo "bench: no bench/run yet"; fi
 
 format:

@@ -38,9 +38,14 @@ done
 WORK="$(mktemp -d /tmp/bcrm-sim-bench.XXXXXX)"
 PIDS=()
 cleanup() {
+    local rc=0
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || rc=$?
+        if [[ $rc -ne 0 ]]; then
+            echo "sim.sh: simulator $pid exited $rc on SIGTERM; logs in $WORK kept" >&2
+            return
+        fi
     done
     rm -rf "$WORK"
 }
@@ -78,10 +83,17 @@ run_case() {
     : >"$results"
     for run in $(seq 1 "$RUNS"); do
         curl -sf -X POST "http://127.0.0.1:$port/_sim/reset" >/dev/null
-        "$BENCH" --url "$url" --header "$header" --content-type application/json \
+        local line recorded
+        line="$("$BENCH" --url "$url" --header "$header" --content-type application/json \
             --bodies "$bodies" --connections "$CONNECTIONS" --threads "$BENCH_THREADS" \
-            --duration "$DURATION" --warmup "$WARMUP" | tee -a "$results" |
-            sed "s/^/$label run $run: /" >&2
+            --duration "$DURATION" --warmup "$WARMUP")"
+        # The simulator must have recorded at least what was answered 2xx in the
+        # measured interval (warm-up and wind-down add more).
+        recorded="$(curl -sf "http://127.0.0.1:$port/_sim/stats" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')"
+        line="${line%\}},\"recorded\":$recorded}"
+        echo "$line" >>"$results"
+        echo "$label run $run: $line" >&2
     done
     python3 - "$label" "$results" <<'EOF'
 import json, statistics, sys
@@ -89,6 +101,9 @@ label, path = sys.argv[1], sys.argv[2]
 runs = [json.loads(line) for line in open(path)]
 med = lambda k: statistics.median(r[k] for r in runs)
 bad = sum(r['non_2xx'] + r['errors'] for r in runs)
+short = [r for r in runs if r['recorded'] < r['ok']]
+if short:
+    sys.exit('%s: the simulator recorded fewer messages than it answered: %s' % (label, short))
 print('| %s | %d | %.0f | %.0f-%.0f | %.0f | %.0f | %d |' % (
     label, len(runs), med('rps'), min(r['rps'] for r in runs), max(r['rps'] for r in runs),
     med('p50_us'), med('p99_us'), bad))

@@ -56,13 +56,48 @@ int bus_listen(nng_socket *sock, enum bus_kind kind, const char *url)
     return 0;
 }
 
+int bus_dial_more(nng_socket sock, const char *urls)
+{
+    /* NNG URLs hold no commas, so a comma separates them. */
+    char url[1024];
+    const char *p = urls;
+    int dialed = 0;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++, len--;
+        }
+        size_t end = len;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t')) {
+            end--;
+        }
+        if (end >= sizeof(url)) {
+            return NNG_EINVAL;
+        }
+        if (end > 0) {
+            memcpy(url, p, end);
+            url[end] = '\0';
+            int rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK);
+            if (rv != 0) {
+                return rv;
+            }
+            dialed++;
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return dialed > 0 ? 0 : NNG_EADDRINVAL;
+}
+
 int bus_dial(nng_socket *sock, enum bus_kind kind, const char *url)
 {
     int rv;
     if ((rv = bus_open(sock, kind)) != 0) {
         return rv;
     }
-    if ((rv = nng_dial(*sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+    if ((rv = bus_dial_more(*sock, url)) != 0) {
         nng_close(*sock);
         return rv;
     }

@@ -111,7 +111,7 @@ static int identify_session(struct api_req *r, const char *cookie)
     if (PQntuples(res) == 1) {
         snprintf(r->account_id, sizeof(r->account_id), "%s", PQgetvalue(res, 0, 0));
         snprintf(r->csrf_token, sizeof(r->csrf_token), "%s", PQgetvalue(res, 0, 1));
-        snprintf(r->session_hash_hex, sizeof(r->session_hash_hex), "%s", hash + 2);
+        snprintf(r->session_hash_hex, sizeof(r->session_hash_hex), "%.64s", hash + 2);
         r->auth = AUTH_SESSION;
     }
     PQclear(res);

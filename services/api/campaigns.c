@@ -414,6 +414,7 @@ static int apply_retry(struct api_req *r, PGconn *conn, const char *id, json_t *
     const char *p[] = {id, status};
     PGresult *res = db_query(conn, "retry deliveries",
                              "UPDATE deliveries SET status = 'pending', next_attempt_at = now(),"
+                             " attempts = 0, lateness_from = now(),"
                              " lease_id = NULL, lease_expires_at = NULL, updated_at = now()"
                              " WHERE campaign_id = $1 AND status = $2",
                              2, p);

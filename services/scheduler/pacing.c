@@ -453,10 +453,13 @@ bool pacer_rate_limited(struct pacer *p, const char *bot_id, int platform, int64
         return false;
     }
     int64_t until = now + (retry_after_ms > 0 ? retry_after_ms : 1000);
-    pace_bucket_empty(&bot->bucket, now);
     if (until <= bot->paused_until) {
         return false;
     }
+    /* The bucket starts empty when the pause ends: the bot resumes at its rate, not
+     * with a burst into a limit that has only just let go. */
+    pace_bucket_empty(&bot->bucket, now);
+    bot->bucket.last_ms = until;
     bool started = bot->paused_until <= now;
     bot->paused_until = until;
     return started;

@@ -16,6 +16,7 @@
 
 #include "bcrm/config.h"
 #include "bcrm/db.h"
+#include "bcrm/harden.h"
 #include "bcrm/keys.h"
 #include "bcrm/log.h"
 #include "bcrm/ops.h"
@@ -26,8 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
 struct vault_config {
     const char *url;
@@ -48,22 +47,6 @@ static void vault_config_read(struct vault_config *c)
     c->database_url = config_str("BCRM_DATABASE_URL", "postgresql:///bcrm");
     c->ops_addr = config_str("BCRM_OPS_ADDR", "127.0.0.1:9182");
     c->workers = (int)config_int("BCRM_VAULT_WORKERS", 4, 1, 64);
-}
-
-/* A core file or a debugger attached by the same user would read keys and
- * tokens straight out of memory. */
-static int harden_process(void)
-{
-    struct rlimit no_core = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
-        log_fatal("cannot disable core dumps", "{s:s}", "error", strerror(errno));
-        return -1;
-    }
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-        log_fatal("cannot mark the process non-dumpable", "{s:s}", "error", strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 /* The root key, read into locked memory and wiped once the keyring holds it. */
@@ -131,7 +114,7 @@ int main(void)
         log_fatal("libsodium failed to initialise", NULL);
         return 1;
     }
-    if (harden_process() != 0) {
+    if (process_harden() != 0) {
         return 1;
     }
     shutdown_install();

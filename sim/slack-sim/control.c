@@ -8,6 +8,7 @@
  *   GET  /_sim/stats               counters
  *   GET  /_sim/app                 the app's OAuth client id and secret (oauth.h)
  *   POST /_sim/events              send a signed Events API event to bcrm (events.h)
+ *   POST /_sim/membership {leave: [ids], join: [ids]}   people leave or join the workspace
  *   POST /_sim/reset               forget messages, counters, rate-limit state,
  *                                  revocations and faults ({"keep_faults":true} keeps
  *                                  the faults and revocations)
@@ -103,6 +104,7 @@ static json_t *user_json(const struct sim_user *u)
         population_user_is_bot(u), "deleted", u->deleted, "is_admin", u->is_admin, "is_owner",
         u->is_owner, "is_primary_owner", u->is_primary_owner, "is_restricted", u->is_restricted,
         "updated", (json_int_t)u->updated);
+    json_object_set_new(o, "away", json_boolean(atomic_load(&u->away)));
     json_object_set_new(o, "email", u->email ? json_string(u->email) : json_null());
     json_object_set_new(o, "tz", u->zone ? json_string(u->zone->name) : json_null());
     json_object_set_new(o, "tz_offset",
@@ -256,6 +258,7 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
         struct sim_workspace *ws = &sim->pop->workspaces[w];
         for (size_t i = 0; i < ws->user_count; i++) {
             atomic_store(&ws->users[i].dm_open, false);
+            atomic_store(&ws->users[i].away, false); /* everyone back, as at start-up */
         }
         if (!keep_faults) {
             atomic_store(&ws->revoked, false);
@@ -318,12 +321,17 @@ static json_t *faults_answer(struct sim *sim)
     faults_get(&f);
     json_t *o = faults_to_json(&f, clock_wall_ms());
     json_t *revoked = json_array();
+    json_t *revoked_as = json_object();
     for (size_t w = 0; w < sim->pop->workspace_count; w++) {
-        if (atomic_load(&sim->pop->workspaces[w].revoked)) {
-            json_array_append_new(revoked, json_string(sim->pop->workspaces[w].team_id));
+        const struct sim_workspace *ws = &sim->pop->workspaces[w];
+        if (atomic_load(&ws->revoked)) {
+            json_array_append_new(revoked, json_string(ws->team_id));
+            json_object_set_new(revoked_as, ws->team_id,
+                                json_string(population_revocation_error(ws)));
         }
     }
     json_object_set_new(o, "revoked", revoked);
+    json_object_set_new(o, "revoked_as", revoked_as);
     json_object_set_new(o, "ok", json_true());
     return o;
 }
@@ -397,6 +405,47 @@ static void post_requests(struct sim *sim, const struct http_request *req,
                       json_pack("{s:b, s:b}", "ok", 1, "enabled", reqlog_enabled(sim->requests)));
 }
 
+/* POST /_sim/membership {"leave": [user ids], "join": [user ids]}: people leave the
+ * workspace or (re)join it; users.list shows only those present. Every user starts
+ * present. */
+static void post_membership(struct sim *sim, const struct http_request *req,
+                            struct http_response *resp)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "body: not a JSON object");
+        return;
+    }
+    static const char *const keys[] = {"leave", "join"};
+    int changed[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        json_t *ids = json_object_get(body, keys[k]);
+        size_t i;
+        json_t *id;
+        if (ids != NULL && !json_is_array(ids)) {
+            json_decref(body);
+            http_respond_problem(resp, 400, "Bad Request", "%s: not an array of user ids", keys[k]);
+            return;
+        }
+        json_array_foreach(ids, i, id)
+        {
+            for (size_t w = 0; json_is_string(id) && w < sim->pop->workspace_count; w++) {
+                struct sim_user *u = (struct sim_user *)population_user(&sim->pop->workspaces[w],
+                                                                        json_string_value(id));
+                if (u != NULL) {
+                    atomic_store(&u->away, k == 0);
+                    changed[k]++;
+                }
+            }
+        }
+    }
+    json_decref(body);
+    http_respond_json(
+        resp, 200, json_pack("{s:b, s:i, s:i}", "ok", 1, "left", changed[0], "joined", changed[1]));
+}
+
 void control_handle(struct sim *sim, const struct http_request *req, struct http_response *resp,
                     const char *path)
 {
@@ -422,6 +471,8 @@ void control_handle(struct sim *sim, const struct http_request *req, struct http
                           json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "client_id", app->client_id,
                                     "client_secret", app->client_secret, "authorize_path",
                                     "/oauth/v2/authorize"));
+    } else if (post && strcmp(path, "membership") == 0) {
+        post_membership(sim, req, resp);
     } else if (post && strcmp(path, "reset") == 0) {
         post_reset(sim, req, resp);
     } else if (get && strcmp(path, "faults") == 0) {

@@ -83,10 +83,15 @@ void method_users_list(struct api_call *c)
     struct buf b;
     buf_init(&b, 1024 + (end - start) * 1400);
     buf_puts(&b, "{\"ok\":true,\"members\":[");
+    bool first = true;
     for (size_t i = start; i < end; i++) {
-        if (i > start) {
+        if (atomic_load(&ws->users[i].away)) {
+            continue; /* left the workspace, or not joined yet (/_sim/membership) */
+        }
+        if (!first) {
             buf_puts(&b, ",");
         }
+        first = false;
         users_render(&b, &ws->users[i], locale);
     }
     buf_printf(&b, "],\"cache_ts\":%lld,\"response_metadata\":{\"next_cursor\":\"",

@@ -55,6 +55,9 @@ struct sim_user {
     char *json_head;
     size_t json_head_len;
     atomic_bool dm_open; /* conversations.open seen since the last reset */
+    /* Not in the workspace right now (POST /_sim/membership): users.list leaves the user
+     * out, so a test can make people join and leave between two reads. */
+    atomic_bool away;
 };
 
 struct sim_channel {

@@ -1102,7 +1102,8 @@ class SlackSimTest(unittest.TestCase):
             with self.subTest(how=how):
                 status, _, body = self.sim.control('POST', '/_sim/faults', {
                     'revoke_token': [self.sim.team_id], 'revoke_as': how})
-                self.assertEqual((status, body['revoked']), (200, [self.sim.team_id]))
+                self.assertEqual((status, body['revoked'], body['revoked_as']),
+                                 (200, [self.sim.team_id], {self.sim.team_id: how}))
                 self.err('auth.test', self.sim.form('auth.test'), how)
                 self.err('users.list', self.sim.form('users.list', {'limit': 2}), how)
                 self.sim.control('POST', '/_sim/faults', {'restore_token': self.sim.team_id})

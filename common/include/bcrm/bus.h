@@ -20,7 +20,13 @@ enum bus_kind { BUS_PUSH, BUS_PULL, BUS_REQ, BUS_REP };
  * then listens on url (bus_listen) or dials it in the background (bus_dial: the
  * peer may start later; NNG reconnects on its own). */
 int bus_listen(nng_socket *sock, enum bus_kind kind, const char *url);
+/* url may be a comma-separated list: the socket dials every one of them. That is how
+ * a worker reaches both schedulers of a leader/standby pair: the standby's sockets are
+ * quiet until it leads, and then it has its senders at once (docs/architecture.md). */
 int bus_dial(nng_socket *sock, enum bus_kind kind, const char *url);
+/* Dials every URL of a comma-separated list on an open socket, in the background. 0,
+ * or the first NNG error (NNG_EADDRINVAL for a list with no URL). */
+int bus_dial_more(nng_socket sock, const char *urls);
 
 /* Only opens the socket, with the same limits and timers, for a caller that must set
  * something up (a pipe notification) before it listens or dials itself. */

@@ -28,7 +28,7 @@ struct query_thread {
     bool started;
     nng_ctx ctx;
     nng_aio *aio;
-    CURL *easy;
+    CURL *easy; /* a fresh one per query, sharing the pool's connections */
 };
 
 struct query_pool {
@@ -36,6 +36,8 @@ struct query_pool {
     void *state;
     struct token_cache *tokens;
     struct worker_metrics *metrics;
+    CURLSH *share; /* connections and DNS answers, shared by the threads' handles */
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     atomic_bool stop;
     int count;
     struct query_thread *threads;
@@ -50,6 +52,10 @@ static const char *query_kind(const Bcrm__V1__PlatformQuery *q)
         return "list_users";
     case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS:
         return "list_channels";
+    case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS:
+        return "list_channel_members";
+    case BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE:
+        return "exchange_oauth_code";
     default:
         return "none";
     }
@@ -64,23 +70,52 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "no_query");
         return;
     }
-    struct secret token = {0};
+    if (pool->platform->query_needs_token != NULL && !pool->platform->query_needs_token(q)) {
+        /* A query made before the bot has a token (the OAuth code exchange). */
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_OK, NULL);
+        pool->platform->query(pool->state, t->easy, NULL, q, reply);
+        return;
+    }
+    struct token_copy token;
     switch (token_cache_get(pool->tokens, q->org_id, q->bot_id, &token)) {
     case TOKEN_MISSING:
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID, "no_token");
         return;
     case TOKEN_UNAVAILABLE:
+    case TOKEN_PENDING:
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "vault_unavailable");
         return;
     case TOKEN_OK:
         break;
     }
     worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_OK, NULL);
-    pool->platform->query(pool->state, t->easy, (const char *)token.data, q, reply);
-    secret_free(&token);
+    pool->platform->query(pool->state, t->easy, token.data, q, reply);
+    token_copy_wipe(&token);
     if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
         token_cache_forget(pool->tokens, q->bot_id);
     }
+}
+
+/* A new easy handle on the pool's share. NULL when out of memory. */
+static CURL *query_easy_new(struct query_pool *pool)
+{
+    CURL *easy = curl_easy_init();
+    if (easy != NULL && curl_easy_setopt(easy, CURLOPT_SHARE, pool->share) != CURLE_OK) {
+        curl_easy_cleanup(easy);
+        easy = NULL;
+    }
+    return easy;
+}
+
+/* The handle used for a query keeps copies of its URLs (Messenger's carry the
+ * token) until it is cleaned up, so every query gets a fresh one; connections
+ * survive in the share. */
+static void query_easy_renew(struct query_thread *t)
+{
+    if (t->easy != NULL) {
+        curl_easy_cleanup(t->easy);
+    }
+    t->easy = query_easy_new(t->pool);
 }
 
 /* Handles one request message (consumed) and returns the reply message, or NULL
@@ -96,8 +131,13 @@ static nng_msg *query_handle(struct query_thread *t, nng_msg *request)
         log_warn("query dropped: does not unpack", NULL);
         worker_reply_status(&reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "bad_message");
         reply.request_id = strdup("");
+    } else if (t->easy == NULL && (t->easy = query_easy_new(t->pool)) == NULL) {
+        worker_reply_status(&reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
+        reply.request_id = strdup(q->request_id);
+        bcrm__v1__platform_query__free_unpacked(q, NULL);
     } else {
         query_answer(t, q, &reply);
+        query_easy_renew(t);
         reply.request_id = strdup(q->request_id);
         log_info("query answered", "{s:s, s:s, s:s, s:i, s:s, s:I}", "request_id", q->request_id,
                  "bot_id", q->bot_id, "query", query_kind(q), "status", (int)reply.status, "error",
@@ -150,6 +190,21 @@ static void *query_thread_main(void *arg)
     return NULL;
 }
 
+static void share_lock(CURL *easy, curl_lock_data data, curl_lock_access access, void *userp)
+{
+    (void)easy;
+    (void)access;
+    struct query_pool *pool = userp;
+    pthread_mutex_lock(&pool->share_locks[data]);
+}
+
+static void share_unlock(CURL *easy, curl_lock_data data, void *userp)
+{
+    (void)easy;
+    struct query_pool *pool = userp;
+    pthread_mutex_unlock(&pool->share_locks[data]);
+}
+
 struct query_pool *query_pool_start(const struct worker_platform *platform, void *state,
                                     nng_socket rep, struct token_cache *tokens,
                                     struct worker_metrics *metrics, int threads)
@@ -163,6 +218,18 @@ struct query_pool *query_pool_start(const struct worker_platform *platform, void
     pool->tokens = tokens;
     pool->metrics = metrics;
     pool->count = threads;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_init(&pool->share_locks[i], NULL);
+    }
+    if ((pool->share = curl_share_init()) == NULL ||
+        curl_share_setopt(pool->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+        curl_share_setopt(pool->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+        curl_share_setopt(pool->share, CURLSHOPT_USERDATA, pool) != CURLSHE_OK ||
+        curl_share_setopt(pool->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(pool->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+        log_error("query curl share failed", NULL);
+        goto fail;
+    }
     pool->threads = calloc((size_t)threads, sizeof(*pool->threads));
     if (pool->threads == NULL) {
         goto fail;
@@ -175,7 +242,7 @@ struct query_pool *query_pool_start(const struct worker_platform *platform, void
             log_error("query context failed", "{s:s}", "error", nng_strerror(rv));
             goto fail;
         }
-        if ((t->easy = curl_easy_init()) == NULL) {
+        if ((t->easy = query_easy_new(pool)) == NULL) {
             log_error("query curl handle failed", NULL);
             goto fail;
         }
@@ -211,5 +278,11 @@ void query_pool_stop(struct query_pool *pool)
         }
     }
     free(pool->threads);
+    if (pool->share != NULL) {
+        curl_share_cleanup(pool->share);
+    }
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_destroy(&pool->share_locks[i]);
+    }
     free(pool);
 }

@@ -2,10 +2,15 @@
  *
  * Jobs arrive in SendBatch messages on the PULL socket. Each becomes a transfer
  * on a libcurl multi handle, which keeps up to max_in_flight requests going at
- * once over reused connections. The loop sleeps in curl_multi_poll() on curl's
- * sockets plus two of ours: the PULL socket's receive fd (only while there is
- * room for more work, so that a busy sender leaves jobs queued in the bus, where
- * another replica can take them) and the shutdown fd.
+ * once over reused connections. The loop sleeps in epoll_wait() on curl's sockets
+ * (curl_multi_socket_action: only the transfers whose socket is ready are looked
+ * at, so a thousand idle requests cost nothing) plus three of ours: the PULL
+ * socket's receive fd (only while there is room for more work, so that a busy
+ * sender leaves jobs queued in the bus, where another replica can take them), the
+ * shutdown fd and an eventfd the token cache's fetch threads write to.
+ *
+ * A job whose bot's token is not cached is parked while a fetch thread asks the
+ * vault, so a slow vault holds up only the bots it is asked about.
  *
  * On SIGTERM the loop closes the PULL socket, answers RETRY for jobs it has not
  * started (they were definitely not sent), lets in-flight requests finish (each
@@ -19,12 +24,17 @@
 #include "bcrm/metrics.h"
 #include "bcrm/shutdown.h"
 
+#include <errno.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* How long the final flush of results may wait for the scheduler. */
 #define DRAIN_FLUSH_MS 5000
+#define EPOLL_EVENTS 256
 
 /* A received SendBatch, alive while any of its jobs is. */
 struct job_batch {
@@ -41,16 +51,28 @@ struct transfer {
     struct transfer_io io;
     CURL *easy;
     int64_t started_mono_ms;
+    struct transfer *next_parked;
 };
 
 struct send_loop {
     const struct send_loop_config *cfg;
     CURLM *multi;
-    int in_flight;
+    int epfd;
+    int wake_fd;               /* eventfd: a token arrived */
+    int pull_fd;               /* readable while a SendBatch waits */
+    int64_t curl_deadline_ms;  /* curl's timer, -1 when none */
+    int in_flight;             /* requests on the multi handle */
+    int parked;                /* jobs waiting for a token */
+    struct transfer *parked_head;
+    uint64_t token_generation; /* of the token cache when the parked list was tried */
     struct job_batch *current; /* jobs still to start, or NULL */
     bool pull_open;
+    bool pull_watched;
+    bool shutdown_watched;
     bool draining;
 };
+
+enum build_result { BUILD_FINAL, BUILD_REQUEST, BUILD_PARKED };
 
 static void batch_release(struct send_loop *loop, struct job_batch *b)
 {
@@ -73,6 +95,7 @@ static void job_finish(struct send_loop *loop, struct job_batch *b, const Bcrm__
         out->platform_message_id[0] = '\0';
     }
     if (out->bot_token_invalid) {
+        /* A revoked token must not stay in memory, nor be used for the next job. */
         token_cache_forget(loop->cfg->tokens, job->bot_id);
     }
     int64_t now = clock_mono_ms();
@@ -84,29 +107,30 @@ static void job_finish(struct send_loop *loop, struct job_batch *b, const Bcrm__
     batch_release(loop, b);
 }
 
-/* Asks the module for the transfer's next request (fetching the token again: it
- * is cached, and holding it no longer than one call keeps copies few). */
-static enum worker_next transfer_build(struct transfer *t, struct worker_outcome *out)
+/* Asks the module for the transfer's next request with a copy of the token that
+ * lives on this stack frame only (wiped before returning). */
+static enum build_result transfer_build(struct transfer *t, struct worker_outcome *out)
 {
     const struct send_loop_config *cfg = t->loop->cfg;
     const Bcrm__V1__SendJob *job = t->send.job;
-    struct secret token = {0};
-    switch (token_cache_get(cfg->tokens, job->org_id, job->bot_id, &token)) {
+    struct token_copy token;
+    switch (token_cache_try(cfg->tokens, job->org_id, job->bot_id, &token)) {
+    case TOKEN_PENDING:
+        return BUILD_PARKED;
     case TOKEN_MISSING:
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_FAILED, "no_token");
         out->bot_token_invalid = true;
-        return WORKER_FINAL;
+        return BUILD_FINAL;
     case TOKEN_UNAVAILABLE:
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "vault_unavailable");
-        return WORKER_FINAL;
+        return BUILD_FINAL;
     case TOKEN_OK:
         break;
     }
     worker_request_free(&t->req);
-    enum worker_next next =
-        cfg->platform->build_send(cfg->state, &t->send, (const char *)token.data, &t->req, out);
-    secret_free(&token);
-    return next;
+    enum worker_next next = cfg->platform->build_send(cfg->state, &t->send, token.data, &t->req, out);
+    token_copy_wipe(&token);
+    return next == WORKER_REQUEST ? BUILD_REQUEST : BUILD_FINAL;
 }
 
 /* Hands the transfer's request to the multi handle. 0 or -1 (out filled). */
@@ -120,6 +144,9 @@ static int transfer_start(struct transfer *t, struct worker_outcome *out)
     if (t->easy == NULL ||
         transfer_io_setup(t->easy, &t->io, &t->req, WORKER_SEND_MAX_BODY, false) != 0 ||
         curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
+        /* Wait for a connection that can multiplex (HTTP/2) rather than open a
+         * new one; HTTP/1.1 platforms get a connection per request in flight. */
+        curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
         curl_multi_add_handle(t->loop->multi, t->easy) != CURLM_OK) {
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "request_setup_failed");
         return -1;
@@ -134,6 +161,8 @@ static void transfer_free(struct transfer *t)
     transfer_io_free(&t->io);
     worker_profile_clear(&t->send.profile);
     if (t->easy != NULL) {
+        /* The handle holds copies of the URL (Messenger's access_token); cleaning
+         * it up frees them through the wiping allocator (curl_wipe.c). */
         curl_easy_cleanup(t->easy);
     }
     free(t);
@@ -145,17 +174,48 @@ static void in_flight_changed(struct send_loop *loop, int delta)
     metric_set(loop->cfg->metrics->in_flight, loop->in_flight);
 }
 
-/* Builds and starts requests for t until one is in flight or the job is decided. */
+/* Builds and starts requests for t until one is in flight, the job waits for its
+ * token, or the job is decided. */
 static void transfer_advance(struct send_loop *loop, struct transfer *t)
 {
     struct worker_outcome out;
     worker_outcome_init(&out);
-    if (transfer_build(t, &out) == WORKER_REQUEST && transfer_start(t, &out) == 0) {
-        in_flight_changed(loop, 1);
+    switch (transfer_build(t, &out)) {
+    case BUILD_PARKED:
+        t->next_parked = loop->parked_head;
+        loop->parked_head = t;
+        loop->parked++;
         return;
+    case BUILD_REQUEST:
+        if (transfer_start(t, &out) == 0) {
+            in_flight_changed(loop, 1);
+            return;
+        }
+        break;
+    case BUILD_FINAL:
+        break;
     }
     job_finish(loop, t->batch, t->send.job, &out);
     transfer_free(t);
+}
+
+/* Tries the parked transfers again once the token cache has news. */
+static void unpark(struct send_loop *loop)
+{
+    uint64_t generation = token_cache_generation(loop->cfg->tokens);
+    if (loop->parked_head == NULL || generation == loop->token_generation) {
+        return;
+    }
+    loop->token_generation = generation;
+    struct transfer *t = loop->parked_head;
+    loop->parked_head = NULL;
+    loop->parked = 0;
+    while (t != NULL) {
+        struct transfer *next = t->next_parked;
+        t->next_parked = NULL;
+        transfer_advance(loop, t);
+        t = next;
+    }
 }
 
 static void job_start(struct send_loop *loop, struct job_batch *b, const Bcrm__V1__SendJob *job)
@@ -217,9 +277,12 @@ static void reap(struct send_loop *loop)
 static bool can_take(const struct send_loop *loop)
 {
     /* Results that cannot be sent hold the loop too: with no scheduler to tell,
-     * more sends would only pile up outcomes in memory. */
-    return !loop->draining && loop->in_flight < loop->cfg->max_in_flight &&
-           result_queue_len(loop->cfg->results) < (size_t)loop->cfg->max_in_flight * 4;
+     * more sends would only pile up outcomes in memory. Parked jobs have a bound
+     * of their own, so that a bot whose token is slow to come cannot take every
+     * slot from the others. */
+    int max = loop->cfg->max_in_flight;
+    return !loop->draining && loop->in_flight < max && loop->parked < max &&
+           result_queue_len(loop->cfg->results) < (size_t)max * 4;
 }
 
 /* Receives one SendBatch without blocking; NULL when none is waiting. */
@@ -283,10 +346,24 @@ static void batch_refuse_rest(struct send_loop *loop, struct job_batch *b)
     }
 }
 
+/* Adds, changes or removes fd in the loop's epoll set. */
+static void watch(struct send_loop *loop, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.fd = fd};
+    if (events == 0) {
+        epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return;
+    }
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT &&
+        epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        log_error("epoll_ctl failed", "{s:i, s:s}", "fd", fd, "error", strerror(errno));
+    }
+}
+
 static void drain_begin(struct send_loop *loop)
 {
     loop->draining = true;
-    log_info("draining", "{s:i}", "in_flight", loop->in_flight);
+    log_info("draining", "{s:i, s:i}", "in_flight", loop->in_flight, "parked", loop->parked);
     if (loop->current != NULL) {
         batch_refuse_rest(loop, loop->current);
     }
@@ -296,6 +373,14 @@ static void drain_begin(struct send_loop *loop)
     while ((b = batch_receive(loop)) != NULL) {
         loop->current = b;
         batch_refuse_rest(loop, b);
+    }
+    if (loop->pull_watched) {
+        watch(loop, loop->pull_fd, 0);
+        loop->pull_watched = false;
+    }
+    if (loop->shutdown_watched) {
+        watch(loop, shutdown_fd(), 0); /* it stays readable: stop listening to it */
+        loop->shutdown_watched = false;
     }
     nng_close(loop->cfg->pull);
     loop->pull_open = false;
@@ -315,23 +400,152 @@ static void drain_flush(struct send_loop *loop)
     }
 }
 
+/* CURLMOPT_SOCKETFUNCTION: curl says which of its sockets to wait on, and how. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct send_loop *loop = userp;
+    uint32_t events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) {
+        events |= EPOLLIN;
+    }
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) {
+        events |= EPOLLOUT;
+    }
+    watch(loop, fd, what == CURL_POLL_REMOVE ? 0 : events);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when curl wants to be called with CURL_SOCKET_TIMEOUT. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct send_loop *loop = userp;
+    loop->curl_deadline_ms = timeout_ms < 0 ? -1 : clock_mono_ms() + timeout_ms;
+    return 0;
+}
+
+/* The token cache's notify: runs on a fetch thread. */
+static void on_token(void *arg)
+{
+    struct send_loop *loop = arg;
+    uint64_t one = 1;
+    if (write(loop->wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is full, so the loop is awake anyway. */
+    }
+}
+
+static void curl_act(struct send_loop *loop, curl_socket_t fd, int flags)
+{
+    int running;
+    curl_multi_socket_action(loop->multi, fd, flags, &running);
+}
+
+/* The epoll_wait timeout: the earliest of curl's timer, the token sweep and the
+ * next result flush. */
+static int wait_ms(const struct send_loop *loop, int64_t next_sweep)
+{
+    int64_t now = clock_mono_ms();
+    int64_t until = next_sweep;
+    if (loop->curl_deadline_ms >= 0 && loop->curl_deadline_ms < until) {
+        until = loop->curl_deadline_ms;
+    }
+    int64_t flush_in = result_queue_next_ms(loop->cfg->results, now);
+    if (flush_in >= 0 && now + flush_in < until) {
+        until = now + flush_in;
+    }
+    return until > now ? (int)(until - now) : 0;
+}
+
+static int loop_open(struct send_loop *loop)
+{
+    if (bus_recv_fd(loop->cfg->pull, &loop->pull_fd) != 0) {
+        log_error("job socket has no receive fd", NULL);
+        return -1;
+    }
+    if ((loop->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        log_error("epoll or eventfd failed", "{s:s}", "error", strerror(errno));
+        return -1;
+    }
+    if ((loop->multi = curl_multi_init()) == NULL) {
+        log_error("curl multi handle failed", NULL);
+        return -1;
+    }
+    long max = loop->cfg->max_in_flight;
+    /* Keep a connection for every request that may be in flight, so a steady
+     * stream of sends reuses them instead of reconnecting; HTTP/2 platforms
+     * multiplex the requests over few connections instead. */
+    curl_multi_setopt(loop->multi, CURLMOPT_MAXCONNECTS, max);
+    curl_multi_setopt(loop->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+    curl_multi_setopt(loop->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(loop->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
+    curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
+    watch(loop, loop->wake_fd, EPOLLIN);
+    watch(loop, shutdown_fd(), EPOLLIN);
+    loop->shutdown_watched = true;
+    token_cache_set_notify(loop->cfg->tokens, on_token, loop);
+    return 0;
+}
+
+static void loop_close(struct send_loop *loop)
+{
+    token_cache_set_notify(loop->cfg->tokens, NULL, NULL);
+    if (loop->multi != NULL) {
+        curl_multi_cleanup(loop->multi);
+    }
+    if (loop->wake_fd >= 0) {
+        close(loop->wake_fd);
+    }
+    if (loop->epfd >= 0) {
+        close(loop->epfd);
+    }
+}
+
+/* Handles what epoll_wait reported. */
+static void loop_events(struct send_loop *loop, const struct epoll_event *events, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = events[i].data.fd;
+        if (fd == loop->wake_fd) {
+            uint64_t count;
+            if (read(loop->wake_fd, &count, sizeof(count)) < 0) {
+                /* EAGAIN: another read took it */
+            }
+        } else if (fd == loop->pull_fd || fd == shutdown_fd()) {
+            /* dispatch() and the shutdown check at the top of the loop look */
+        } else {
+            int flags = 0;
+            if (events[i].events & (EPOLLIN | EPOLLHUP)) {
+                flags |= CURL_CSELECT_IN;
+            }
+            if (events[i].events & EPOLLOUT) {
+                flags |= CURL_CSELECT_OUT;
+            }
+            if (events[i].events & EPOLLERR) {
+                flags |= CURL_CSELECT_ERR;
+            }
+            curl_act(loop, fd, flags);
+        }
+    }
+    if (loop->curl_deadline_ms >= 0 && clock_mono_ms() >= loop->curl_deadline_ms) {
+        loop->curl_deadline_ms = -1;
+        curl_act(loop, CURL_SOCKET_TIMEOUT, 0);
+    }
+}
+
 int send_loop_run(const struct send_loop_config *cfg)
 {
-    struct send_loop loop = {.cfg = cfg, .pull_open = true};
-    int pull_fd = -1;
+    struct send_loop loop = {
+        .cfg = cfg, .epfd = -1, .wake_fd = -1, .pull_fd = -1, .curl_deadline_ms = -1, .pull_open = true};
     int rv = 1;
-    if (bus_recv_fd(cfg->pull, &pull_fd) != 0) {
-        log_error("job socket has no receive fd", NULL);
-        return 1;
+    if (loop_open(&loop) != 0) {
+        goto out;
     }
-    if ((loop.multi = curl_multi_init()) == NULL) {
-        log_error("curl multi handle failed", NULL);
-        return 1;
-    }
-    /* Keep a connection for every request that may be in flight, so a steady
-     * stream of sends reuses them instead of reconnecting. */
-    curl_multi_setopt(loop.multi, CURLMOPT_MAXCONNECTS, (long)cfg->max_in_flight);
-
+    struct epoll_event events[EPOLL_EVENTS];
     int64_t next_sweep = 0;
     while (true) {
         int64_t now = clock_mono_ms();
@@ -342,38 +556,35 @@ int send_loop_run(const struct send_loop_config *cfg)
             token_cache_sweep(cfg->tokens);
             next_sweep = now + 1000;
         }
+        unpark(&loop);
         dispatch(&loop);
-        int running;
-        curl_multi_perform(loop.multi, &running);
+        /* Handles added since the last turn set curl's timer to "now". */
+        if (loop.curl_deadline_ms >= 0 && clock_mono_ms() >= loop.curl_deadline_ms) {
+            loop.curl_deadline_ms = -1;
+            curl_act(&loop, CURL_SOCKET_TIMEOUT, 0);
+        }
         reap(&loop);
         result_queue_flush(cfg->results, false, clock_mono_ms());
-        if (loop.draining && loop.in_flight == 0) {
+        if (loop.draining && loop.in_flight == 0 && loop.parked == 0) {
             break;
         }
-
-        struct curl_waitfd extra[2];
-        unsigned nextra = 0;
-        if (!loop.draining) {
-            extra[nextra++] = (struct curl_waitfd){.fd = shutdown_fd(), .events = CURL_WAIT_POLLIN};
+        bool want_pull = loop.pull_open && can_take(&loop);
+        if (want_pull != loop.pull_watched) {
+            watch(&loop, loop.pull_fd, want_pull ? EPOLLIN : 0);
+            loop.pull_watched = want_pull;
         }
-        if (loop.pull_open && can_take(&loop)) {
-            extra[nextra++] = (struct curl_waitfd){.fd = pull_fd, .events = CURL_WAIT_POLLIN};
-        }
-        int64_t timeout = next_sweep - clock_mono_ms();
-        int64_t flush_in = result_queue_next_ms(cfg->results, clock_mono_ms());
-        if (flush_in >= 0 && flush_in < timeout) {
-            timeout = flush_in;
-        }
-        if (timeout < 0) {
-            timeout = 0;
-        }
-        if (curl_multi_poll(loop.multi, extra, nextra, (int)timeout, NULL) != CURLM_OK) {
-            log_error("curl poll failed", NULL);
+        int n = epoll_wait(loop.epfd, events, EPOLL_EVENTS, wait_ms(&loop, next_sweep));
+        if (n < 0 && errno != EINTR) {
+            log_error("epoll_wait failed", "{s:s}", "error", strerror(errno));
             shutdown_request();
+            continue;
         }
+        loop_events(&loop, events, n > 0 ? n : 0);
+        reap(&loop);
     }
     drain_flush(&loop);
     rv = 0;
-    curl_multi_cleanup(loop.multi);
+out:
+    loop_close(&loop);
     return rv;
 }

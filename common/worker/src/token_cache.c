@@ -6,6 +6,16 @@
  * swapped), and wiped when it expires, whether or not anything is sending. The
  * answers "no token" and "vault unreachable" are kept too, briefly, so a batch of
  * jobs for a bot without a token asks the vault once, not once per job.
+ *
+ * The send loop never waits for the vault: on a miss, token_cache_try() leaves a
+ * pending entry that one of the fetch threads picks up, and the notify callback
+ * tells the loop when an answer is in. A slow vault then delays the sends of the
+ * bots whose tokens are not cached, and no others. The query threads, which answer
+ * one query at a time anyway, ask the vault themselves (token_cache_get()).
+ *
+ * Copies handed out go into the caller's struct token_copy, which the caller wipes
+ * (token_copy_wipe()): a stack buffer costs no allocation per send and leaves no
+ * copy in the heap.
  */
 #include "worker_internal.h"
 
@@ -13,16 +23,26 @@
 #include "bcrm/log.h"
 
 #include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* How long a failure to reach the vault is remembered before asking again. */
 #define TOKEN_UNAVAILABLE_MS 1000
 
+enum fetch_state {
+    FETCH_NONE,     /* an answer (status is final until it expires) */
+    FETCH_WAITING,  /* pending: no fetch thread has taken it yet */
+    FETCH_RUNNING,  /* pending: a fetch thread is asking the vault */
+};
+
 struct token_entry {
     char *org_id;
     char *bot_id;
-    enum token_status status;
+    enum token_status status; /* TOKEN_PENDING while fetch != FETCH_NONE */
+    enum fetch_state fetch;
     struct secret token; /* data is NULL unless status is TOKEN_OK */
     int64_t expires_mono_ms;
     struct token_entry *next;
@@ -30,24 +50,23 @@ struct token_entry {
 
 struct token_cache {
     pthread_mutex_t lock;
+    pthread_cond_t work; /* a pending entry is waiting, or stop */
     struct vault_client *vault; /* borrowed */
     Bcrm__V1__Platform platform;
     int64_t ttl_ms;
     struct token_entry *head;
+    bool stop;
+    atomic_uint_fast64_t generation;
+    void (*notify)(void *arg);
+    void *notify_arg;
+    int nthreads;
+    pthread_t *threads;
 };
 
-struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
-                                    int64_t ttl_ms)
+void token_copy_wipe(struct token_copy *t)
 {
-    struct token_cache *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return NULL;
-    }
-    pthread_mutex_init(&c->lock, NULL);
-    c->vault = vault;
-    c->platform = platform;
-    c->ttl_ms = ttl_ms;
-    return c;
+    sodium_memzero(t->data, t->len + 1 < sizeof(t->data) ? t->len + 1 : sizeof(t->data));
+    t->len = 0;
 }
 
 static void entry_free(struct token_entry *e)
@@ -60,33 +79,87 @@ static void entry_free(struct token_entry *e)
     free(e);
 }
 
+static void *fetch_main(void *arg);
+
+struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
+                                    int64_t ttl_ms, int fetch_threads)
+{
+    struct token_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    c->vault = vault;
+    c->platform = platform;
+    c->ttl_ms = ttl_ms;
+    atomic_init(&c->generation, 0);
+    c->threads = calloc((size_t)(fetch_threads > 0 ? fetch_threads : 1), sizeof(*c->threads));
+    if (c->threads == NULL) {
+        token_cache_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < fetch_threads; i++) {
+        if (pthread_create(&c->threads[i], NULL, fetch_main, c) != 0) {
+            token_cache_free(c);
+            return NULL;
+        }
+        c->nthreads++;
+    }
+    return c;
+}
+
 void token_cache_free(struct token_cache *cache)
 {
     if (cache == NULL) {
         return;
     }
+    pthread_mutex_lock(&cache->lock);
+    cache->stop = true;
+    cache->notify = NULL;
+    pthread_cond_broadcast(&cache->work);
+    pthread_mutex_unlock(&cache->lock);
+    for (int i = 0; i < cache->nthreads; i++) {
+        pthread_join(cache->threads[i], NULL);
+    }
+    free(cache->threads);
     struct token_entry *e = cache->head;
     while (e != NULL) {
         struct token_entry *next = e->next;
         entry_free(e);
         e = next;
     }
+    pthread_cond_destroy(&cache->work);
     pthread_mutex_destroy(&cache->lock);
     free(cache);
 }
 
-/* A copy of src in fresh sodium_malloc'd memory. 0 or -1. */
-static int secret_copy(struct secret *dst, const struct secret *src)
+void token_cache_set_notify(struct token_cache *cache, void (*notify)(void *arg), void *arg)
 {
-    dst->data = sodium_malloc(src->len + 1);
-    if (dst->data == NULL) {
-        dst->len = 0;
-        return -1;
+    pthread_mutex_lock(&cache->lock);
+    cache->notify = notify;
+    cache->notify_arg = arg;
+    pthread_mutex_unlock(&cache->lock);
+}
+
+uint64_t token_cache_generation(struct token_cache *cache)
+{
+    return atomic_load(&cache->generation);
+}
+
+/* Copies the entry's answer into out (TOKEN_OK only) and returns its status. */
+static enum token_status answer_locked(const struct token_entry *e, struct token_copy *out)
+{
+    if (e->status != TOKEN_OK) {
+        return e->status;
     }
-    memcpy(dst->data, src->data, src->len);
-    dst->data[src->len] = '\0';
-    dst->len = src->len;
-    return 0;
+    if (e->token.len >= sizeof(out->data)) {
+        return TOKEN_UNAVAILABLE; /* the vault stores at most 4096 bytes */
+    }
+    memcpy(out->data, e->token.data, e->token.len);
+    out->data[e->token.len] = '\0';
+    out->len = e->token.len;
+    return TOKEN_OK;
 }
 
 static struct token_entry *find_locked(struct token_cache *c, const char *bot_id, int64_t now)
@@ -99,12 +172,14 @@ static struct token_entry *find_locked(struct token_cache *c, const char *bot_id
     return NULL;
 }
 
+/* Frees every entry of bot_id but one a fetch thread is filling in (it stays in
+ * the list so that nobody asks the vault for that bot a second time). */
 static void remove_locked(struct token_cache *c, const char *bot_id)
 {
     struct token_entry **link = &c->head;
     while (*link != NULL) {
         struct token_entry *e = *link;
-        if (strcmp(e->bot_id, bot_id) == 0) {
+        if (strcmp(e->bot_id, bot_id) == 0 && e->fetch != FETCH_RUNNING) {
             *link = e->next;
             entry_free(e);
         } else {
@@ -113,66 +188,166 @@ static void remove_locked(struct token_cache *c, const char *bot_id)
     }
 }
 
-enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct secret *out)
+static void unlink_locked(struct token_cache *c, struct token_entry *target)
 {
-    out->data = NULL;
+    for (struct token_entry **link = &c->head; *link != NULL; link = &(*link)->next) {
+        if (*link == target) {
+            *link = target->next;
+            return;
+        }
+    }
+}
+
+static struct token_entry *entry_new(const char *org_id, const char *bot_id)
+{
+    struct token_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->org_id = strdup(org_id);
+    e->bot_id = strdup(bot_id);
+    if (e->org_id == NULL || e->bot_id == NULL) {
+        entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Asks the vault (no lock held) about e's bot and fills ans (status, token and
+ * expiry) with the answer; e itself is only read. */
+static void entry_fetch(struct token_cache *c, const struct token_entry *e,
+                        struct token_entry *ans)
+{
+    struct secret released = {0};
+    char err[256] = "";
+    int code = vault_release_token(c->vault, e->org_id, e->bot_id, c->platform, &released, err,
+                                   sizeof(err));
+    int64_t now = clock_mono_ms();
+    if (code == BCRM__V1__VAULT_CODE__VAULT_OK) {
+        ans->status = TOKEN_OK;
+        ans->token = released;
+        ans->expires_mono_ms = now + c->ttl_ms;
+    } else if (code == BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND) {
+        ans->status = TOKEN_MISSING;
+        ans->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
+        log_info("bot has no token in the vault", "{s:s, s:s}", "org_id", e->org_id, "bot_id",
+                 e->bot_id);
+    } else {
+        ans->status = TOKEN_UNAVAILABLE;
+        ans->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
+        log_warn("token release failed", "{s:s, s:s, s:i, s:s}", "org_id", e->org_id, "bot_id",
+                 e->bot_id, "code", code, "error", err);
+    }
+}
+
+static void answer_apply(struct token_entry *e, const struct token_entry *ans)
+{
+    e->fetch = FETCH_NONE;
+    e->status = ans->status;
+    e->token = ans->token;
+    e->expires_mono_ms = ans->expires_mono_ms;
+}
+
+/* Puts a fetched entry into the list in place of any other entry of its bot. */
+static void insert_locked(struct token_cache *c, struct token_entry *e)
+{
+    remove_locked(c, e->bot_id);
+    e->next = c->head;
+    c->head = e;
+    atomic_fetch_add(&c->generation, 1);
+}
+
+enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
+                                  struct token_copy *out)
+{
     out->len = 0;
     int64_t now = clock_mono_ms();
     pthread_mutex_lock(&cache->lock);
     struct token_entry *hit = find_locked(cache, bot_id, now);
-    if (hit != NULL && strcmp(hit->org_id, org_id) == 0) {
-        enum token_status status = hit->status;
-        if (status == TOKEN_OK && secret_copy(out, &hit->token) != 0) {
-            status = TOKEN_UNAVAILABLE;
-        }
+    if (hit != NULL && hit->fetch == FETCH_NONE && strcmp(hit->org_id, org_id) == 0) {
+        enum token_status status = answer_locked(hit, out);
         pthread_mutex_unlock(&cache->lock);
         return status;
     }
     pthread_mutex_unlock(&cache->lock);
 
-    /* Ask the vault without holding the lock: it may take a while, and the other
-     * threads' bots should not wait for this one. Two threads missing at once both
-     * ask; the second answer replaces the first. */
-    struct secret released = {0};
-    char err[256] = "";
-    int code = vault_release_token(cache->vault, org_id, bot_id, cache->platform, &released, err,
-                                   sizeof(err));
-    struct token_entry *e = calloc(1, sizeof(*e));
+    /* Ask the vault on this thread, without the lock: the other threads' bots
+     * should not wait for this one. A fetch thread may be asking for the same bot
+     * at the same time; the later answer replaces the earlier. */
+    struct token_entry *e = entry_new(org_id, bot_id);
     if (e == NULL) {
-        if (code == BCRM__V1__VAULT_CODE__VAULT_OK) {
-            secret_free(&released);
-        }
         return TOKEN_UNAVAILABLE;
     }
-    e->org_id = strdup(org_id);
-    e->bot_id = strdup(bot_id);
-    if (code == BCRM__V1__VAULT_CODE__VAULT_OK) {
-        e->status = TOKEN_OK;
-        e->token = released;
-        e->expires_mono_ms = now + cache->ttl_ms;
-    } else if (code == BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND) {
-        e->status = TOKEN_MISSING;
-        e->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
-        log_info("bot has no token in the vault", "{s:s, s:s}", "org_id", org_id, "bot_id", bot_id);
-    } else {
-        e->status = TOKEN_UNAVAILABLE;
-        e->expires_mono_ms = now + TOKEN_UNAVAILABLE_MS;
-        log_warn("token release failed", "{s:s, s:s, s:i, s:s}", "org_id", org_id, "bot_id", bot_id,
-                 "code", code, "error", err);
-    }
-    enum token_status status = e->status;
-    if (e->org_id == NULL || e->bot_id == NULL ||
-        (status == TOKEN_OK && secret_copy(out, &e->token) != 0)) {
-        entry_free(e);
-        return TOKEN_UNAVAILABLE;
-    }
+    struct token_entry ans = {0};
+    entry_fetch(cache, e, &ans);
+    answer_apply(e, &ans);
     pthread_mutex_lock(&cache->lock);
-    remove_locked(cache, bot_id);
-    e->next = cache->head;
-    cache->head = e;
+    enum token_status status = answer_locked(e, out);
+    insert_locked(cache, e);
     pthread_mutex_unlock(&cache->lock);
     return status;
+}
+
+enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
+                                  const char *bot_id, struct token_copy *out)
+{
+    out->len = 0;
+    int64_t now = clock_mono_ms();
+    enum token_status status = TOKEN_PENDING;
+    pthread_mutex_lock(&cache->lock);
+    struct token_entry *hit = find_locked(cache, bot_id, now);
+    if (hit != NULL && strcmp(hit->org_id, org_id) != 0) {
+        hit = NULL; /* another org names this bot: ask the vault, which refuses */
+        remove_locked(cache, bot_id);
+    }
+    if (hit != NULL && hit->fetch == FETCH_NONE) {
+        status = answer_locked(hit, out);
+    } else if (hit == NULL) {
+        struct token_entry *e = entry_new(org_id, bot_id);
+        if (e == NULL) {
+            status = TOKEN_UNAVAILABLE;
+        } else {
+            e->status = TOKEN_PENDING;
+            e->fetch = FETCH_WAITING;
+            e->expires_mono_ms = INT64_MAX;
+            e->next = cache->head;
+            cache->head = e;
+            pthread_cond_signal(&cache->work);
+        }
+    }
+    pthread_mutex_unlock(&cache->lock);
+    return status;
+}
+
+static void *fetch_main(void *arg)
+{
+    struct token_cache *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        struct token_entry *e = c->head;
+        while (e != NULL && e->fetch != FETCH_WAITING) {
+            e = e->next;
+        }
+        if (e == NULL) {
+            pthread_cond_wait(&c->work, &c->lock);
+            continue;
+        }
+        /* A running entry stays in the list, where forget and sweep leave it
+         * alone, and only this thread writes it until it is done. */
+        e->fetch = FETCH_RUNNING;
+        pthread_mutex_unlock(&c->lock);
+        struct token_entry ans = {0};
+        entry_fetch(c, e, &ans);
+        pthread_mutex_lock(&c->lock);
+        answer_apply(e, &ans);
+        unlink_locked(c, e);
+        insert_locked(c, e);
+        if (c->notify != NULL) {
+            c->notify(c->notify_arg);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
 }
 
 void token_cache_forget(struct token_cache *cache, const char *bot_id)

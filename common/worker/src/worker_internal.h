@@ -26,6 +26,10 @@ struct transfer_io {
     int64_t retry_after_ms;
 };
 
+/* curl_wipe.c: curl_global_init with an allocator that wipes every block libcurl
+ * frees (its copies of URLs and headers hold tokens). 0 or -1. */
+int worker_curl_global_init(void);
+
 /* Sets every option of easy for req. allow_replay: whether libcurl may resend
  * the body (only for reads). 0 or -1. */
 int transfer_io_setup(CURL *easy, struct transfer_io *io, const struct worker_request *req,
@@ -41,14 +45,38 @@ enum token_status {
     TOKEN_OK,          /* *out holds a copy of the token */
     TOKEN_MISSING,     /* the vault has no token for this bot */
     TOKEN_UNAVAILABLE, /* the vault could not be asked or refused us */
+    TOKEN_PENDING,     /* token_cache_try only: asked; notify() tells when answered */
 };
+/* The vault stores tokens of at most 4096 bytes. */
+#define WORKER_TOKEN_MAX 4096
+/* A caller's copy of a token, usually on its stack: wipe it with token_copy_wipe()
+ * as soon as the request that needs it is built. */
+struct token_copy {
+    char data[WORKER_TOKEN_MAX + 1]; /* NUL-terminated */
+    size_t len;
+};
+void token_copy_wipe(struct token_copy *t);
+
 struct token_cache;
+/* fetch_threads ask the vault for token_cache_try's misses. NULL when out of
+ * memory. */
 struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
-                                    int64_t ttl_ms);
+                                    int64_t ttl_ms, int fetch_threads);
+/* Stops the fetch threads (waiting for a vault call in progress) and wipes every
+ * token. */
 void token_cache_free(struct token_cache *cache);
-/* On TOKEN_OK, *out is a copy the caller frees with secret_free(). */
+/* notify(arg) runs on a fetch thread, with the cache locked, after each answer
+ * (it should only wake the caller's loop); NULL stops the calls. */
+void token_cache_set_notify(struct token_cache *cache, void (*notify)(void *arg), void *arg);
+/* Changes whenever an answer from the vault is added. */
+uint64_t token_cache_generation(struct token_cache *cache);
+/* Blocking: on a miss, asks the vault on the calling thread (query threads). */
 enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct secret *out);
+                                  struct token_copy *out);
+/* Never blocks: on a miss, a fetch thread asks the vault, and TOKEN_PENDING says
+ * to try again after the next notify (the send loop). */
+enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
+                                  const char *bot_id, struct token_copy *out);
 /* Drops the bot's entry (the platform said its token is invalid). */
 void token_cache_forget(struct token_cache *cache, const char *bot_id);
 /* Wipes and frees expired entries; returns how many remain. */

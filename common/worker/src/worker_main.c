@@ -4,6 +4,7 @@
 
 #include "bcrm/bus.h"
 #include "bcrm/config.h"
+#include "bcrm/harden.h"
 #include "bcrm/keys.h"
 #include "bcrm/log.h"
 #include "bcrm/ops.h"
@@ -16,11 +17,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* Enough requests in flight for a 200 ms platform to take 5000 sends a second
+ * (bench/README.md, "Senders"). */
+#define WORKER_DEFAULT_IN_FLIGHT 1024
+/* The longest a released token may stay in a sender's memory. */
+#define WORKER_TOKEN_TTL_MAX_MS (5 * 60 * 1000)
+
 struct worker_config {
     const char *sender_id;
     int max_in_flight;
     int query_threads;
     int64_t token_ttl_ms;
+    int vault_threads;
     int result_batch;
     int64_t result_flush_ms;
     const char *ops_addr;
@@ -35,9 +43,19 @@ static void worker_config_read(const struct worker_platform *p, struct worker_co
     gethostname(host, sizeof(host) - 1);
     snprintf(default_id, idlen, "%s:%d", host, (int)getpid());
     c->sender_id = config_str("BCRM_SENDER_ID", default_id);
-    c->max_in_flight = (int)config_int("BCRM_SENDER_MAX_IN_FLIGHT", 256, 1, 65536);
+    c->max_in_flight = (int)config_int("BCRM_SENDER_MAX_IN_FLIGHT", WORKER_DEFAULT_IN_FLIGHT, 1,
+                                       65536);
     c->query_threads = (int)config_int("BCRM_SENDER_QUERY_THREADS", 4, 1, 256);
+    c->vault_threads = (int)config_int("BCRM_SENDER_VAULT_THREADS", 2, 1, 64);
     c->token_ttl_ms = config_duration_ms("BCRM_SENDER_TOKEN_TTL", 30000);
+    if (c->token_ttl_ms < 1 || c->token_ttl_ms > WORKER_TOKEN_TTL_MAX_MS) {
+        /* A token in memory is a token a memory dump can read: the time it may
+         * stay is bounded whatever the operator asks (config.h: exit status 2). */
+        fprintf(stderr,
+                "BCRM_SENDER_TOKEN_TTL: %lld ms is out of range: want 1ms to %lld ms (5m)\n",
+                (long long)c->token_ttl_ms, (long long)WORKER_TOKEN_TTL_MAX_MS);
+        exit(2);
+    }
     c->result_batch = (int)config_int("BCRM_SENDER_RESULT_BATCH", 64, 1, 10000);
     c->result_flush_ms = config_duration_ms("BCRM_SENDER_RESULT_FLUSH", 5);
     c->ops_addr = config_str("BCRM_OPS_ADDR", p->ops_addr_default);
@@ -73,7 +91,7 @@ static int worker_sockets_open(const struct worker_config *c, nng_socket *pull, 
         goto fail;
     }
     what = c->scheduler_query_url;
-    if ((rv = nng_dial(*rep, c->scheduler_query_url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+    if ((rv = bus_dial_more(*rep, c->scheduler_query_url)) != 0) {
         goto fail;
     }
     return 0;
@@ -85,8 +103,12 @@ fail:
 int worker_main(const struct worker_platform *p)
 {
     log_init(p->service);
+    /* Before any token is in memory: no core dumps, no ptrace by the same user. */
+    if (process_harden() != 0) {
+        return 1;
+    }
     shutdown_install();
-    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (sodium_init() < 0 || worker_curl_global_init() != 0) {
         log_fatal("library initialisation failed", NULL);
         return 1;
     }
@@ -122,7 +144,7 @@ int worker_main(const struct worker_platform *p)
     if (worker_sockets_open(&cfg, &pull, &push, &rep) != 0) {
         goto out;
     }
-    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms)) == NULL ||
+    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms, cfg.vault_threads)) == NULL ||
         (results = result_queue_new(push, cfg.sender_id, (size_t)cfg.result_batch,
                                     cfg.result_flush_ms)) == NULL) {
         log_fatal("out of memory", NULL);
@@ -134,9 +156,10 @@ int worker_main(const struct worker_platform *p)
     if ((ops = ops_start(cfg.ops_addr, NULL, NULL)) == NULL) {
         goto out;
     }
-    log_info("sender started", "{s:s, s:s, s:s, s:i, s:i}", "sender_id", cfg.sender_id, "work_url",
-             cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight", cfg.max_in_flight,
-             "query_threads", cfg.query_threads);
+    log_info("sender started", "{s:s, s:s, s:s, s:i, s:i, s:I}", "sender_id", cfg.sender_id,
+             "work_url", cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight",
+             cfg.max_in_flight, "query_threads", cfg.query_threads, "token_ttl_ms",
+             (json_int_t)cfg.token_ttl_ms);
 
     struct send_loop_config loop = {
         .platform = p,

@@ -72,6 +72,10 @@ struct worker_platform {
      * malloc'd data (worker_reply.h); the framework sets request_id and frees it. */
     void (*query)(void *state, CURL *easy, const char *token, const Bcrm__V1__PlatformQuery *query,
                   Bcrm__V1__PlatformReply *reply);
+    /* Optional: false for a query that is answered without the bot's token (the
+     * OAuth code exchange, made before the bot has one); query() then gets a NULL
+     * token and no token is released for it. NULL: every query needs the token. */
+    bool (*query_needs_token)(const Bcrm__V1__PlatformQuery *query);
 };
 
 /* Runs a sender for platform until SIGTERM; returns the process exit status. */

@@ -68,7 +68,7 @@ static json_t *graph_get(const struct messenger_state *s, CURL *easy, const char
     body = NULL;
 out:
     worker_request_free(&req);
-    free(storage);
+    worker_http_storage_free(storage);
     return body;
 }
 

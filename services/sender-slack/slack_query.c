@@ -74,7 +74,7 @@ static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *t
     body = NULL;
 out:
     worker_request_free(&req);
-    free(storage);
+    worker_http_storage_free(storage);
     return body;
 }
 

@@ -217,9 +217,16 @@ static size_t io_write(char *data, size_t size, size_t nmemb, void *userdata)
         while (cap < io->len + n + 1) {
             cap *= 2;
         }
-        char *grown = realloc(io->body, cap);
+        /* Not realloc: an answer may hold a token (oauth.v2.access), and the
+         * block realloc leaves behind would keep it. */
+        char *grown = malloc(cap);
         if (grown == NULL) {
             return 0;
+        }
+        if (io->body != NULL) {
+            memcpy(grown, io->body, io->len);
+            sodium_memzero(io->body, io->cap);
+            free(io->body);
         }
         io->body = grown;
         io->cap = cap;
@@ -241,6 +248,20 @@ static size_t io_header(char *data, size_t size, size_t nitems, void *userdata)
         value[n - (sizeof(name) - 1)] = '\0';
         io->retry_after_ms = worker_parse_retry_after(value, clock_wall_ms());
     }
+    const char *want = io->req->capture_header;
+    size_t want_len = want != NULL ? strlen(want) : 0;
+    if (want_len > 0 && n > want_len && strncasecmp(data, want, want_len) == 0) {
+        size_t start = want_len, end = n;
+        while (start < end && (data[start] == ' ' || data[start] == '\t')) {
+            start++;
+        }
+        while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
+                               data[end - 1] == ' ' || data[end - 1] == '\t')) {
+            end--;
+        }
+        free(io->captured);
+        io->captured = strndup(data + start, end - start);
+    }
     return n;
 }
 
@@ -254,6 +275,8 @@ int transfer_io_setup(CURL *easy, struct transfer_io *io, const struct worker_re
     io->max = max_body;
     io->retry_after_ms = -1;
     io->allow_replay = allow_replay;
+    free(io->captured);
+    io->captured = NULL;
     if (io->body != NULL) {
         io->body[0] = '\0';
     }
@@ -301,11 +324,16 @@ void transfer_io_response(CURL *easy, CURLcode rc, const struct transfer_io *io,
     resp->retry_after_ms = io->retry_after_ms;
     resp->body = io->body != NULL ? io->body : "";
     resp->body_len = io->len;
+    resp->captured = io->captured;
 }
 
 void transfer_io_free(struct transfer_io *io)
 {
+    if (io->body != NULL) {
+        sodium_memzero(io->body, io->cap);
+    }
     free(io->body);
+    free(io->captured);
     memset(io, 0, sizeof(*io));
 }
 
@@ -322,5 +350,34 @@ void worker_http_perform(CURL *easy, const struct worker_request *req, struct wo
     *storage = io.body; /* resp->body points into it */
     if (io.body == NULL) {
         resp->body = "";
+    }
+    /* The captured header goes with the storage: both are freed with
+     * worker_http_storage_free(). */
+    if (io.captured != NULL) {
+        size_t len = strlen(io.captured);
+        char *both = malloc(io.len + 1 + len + 1);
+        if (both == NULL) {
+            resp->captured = NULL;
+        } else {
+            memcpy(both, io.body != NULL ? io.body : "", io.len);
+            both[io.len] = '\0';
+            memcpy(both + io.len + 1, io.captured, len + 1);
+            if (io.body != NULL) {
+                sodium_memzero(io.body, io.cap);
+            }
+            free(io.body);
+            *storage = both;
+            resp->body = both;
+            resp->captured = both + io.len + 1;
+        }
+        free(io.captured);
+    }
+}
+
+void worker_http_storage_free(char *storage)
+{
+    if (storage != NULL) {
+        sodium_memzero(storage, strlen(storage));
+        free(storage);
     }
 }

@@ -48,6 +48,21 @@ Bcrm__V1__PlatformChannel *worker_reply_add_channel(Bcrm__V1__PlatformReply *rep
     return c;
 }
 
+int worker_reply_add_member_id(Bcrm__V1__PlatformReply *reply, const char *id)
+{
+    char *copy = strdup(id);
+    char **grown = copy != NULL ? realloc(reply->member_ids,
+                                          (reply->n_member_ids + 1) * sizeof(*grown))
+                                : NULL;
+    if (grown == NULL) {
+        free(copy);
+        return -1;
+    }
+    grown[reply->n_member_ids++] = copy;
+    reply->member_ids = grown;
+    return 0;
+}
+
 Bcrm__V1__BotIdentity *worker_reply_identity(Bcrm__V1__PlatformReply *reply)
 {
     if (reply->identity == NULL) {
@@ -102,5 +117,12 @@ void worker_reply_clear(Bcrm__V1__PlatformReply *reply)
         free(reply->channels[i]);
     }
     free(reply->channels);
+    for (size_t i = 0; i < reply->n_member_ids; i++) {
+        free(reply->member_ids[i]);
+    }
+    free(reply->member_ids);
+    if (reply->has_sealed_token) {
+        free(reply->sealed_token.data);
+    }
     bcrm__v1__platform_reply__init(reply);
 }

@@ -24,6 +24,7 @@ struct transfer_io {
     char *body; /* malloc'd, NUL-terminated answer */
     size_t len, cap, max;
     int64_t retry_after_ms;
+    char *captured; /* malloc'd value of req->capture_header, or NULL */
 };
 
 /* curl_wipe.c: curl_global_init with an allocator that wipes every block libcurl

@@ -21,6 +21,9 @@ struct worker_request {
     char *body;         /* owned; NULL for none */
     size_t body_len;
     struct curl_slist *headers; /* owned */
+    /* Optional: the name of one response header to keep, lower case with its
+     * colon ("x-oauth-scopes:"); a literal, borrowed. */
+    const char *capture_header;
 };
 
 /* Wipes and frees everything the request owns and zeroes it. */
@@ -44,6 +47,7 @@ struct worker_response {
     int64_t retry_after_ms; /* from Retry-After, -1 when absent */
     const char *body;
     size_t body_len;
+    const char *captured; /* the value of req->capture_header, NULL when absent */
 };
 
 /* Retry-After is either delay-seconds or an HTTP date. Returns milliseconds from
@@ -64,10 +68,12 @@ struct worker_http_limits {
 };
 const struct worker_http_limits *worker_http_limits(void);
 
-/* Performs req on easy (reused across calls for its connection cache) and waits
- * for the answer; used by the query threads. The response body is kept in *storage
- * (free with free(); wipe not needed: it holds platform data, never a token). */
+/* Performs req on easy and waits for the answer; used by the query threads. The
+ * response body (and the captured header) is kept in *storage: free it with
+ * worker_http_storage_free(), which wipes it, since an answer may hold a token
+ * (oauth.v2.access). */
 void worker_http_perform(CURL *easy, const struct worker_request *req, struct worker_response *resp,
                          char **storage);
+void worker_http_storage_free(char *storage);
 
 #endif

@@ -15,7 +15,15 @@ packages=(
     prometheus     # promtool, which checks every service's /metrics
     docker-compose # `docker-compose config` checks docker-compose.yml
     tzdata clang-format
+    chromium nodejs # the dashboard's browser test (tests/e2e/test_dashboard.py)
 )
+# npm drives the browser test's `npm ci` (playwright-core only; it downloads no
+# browser). A Node.js from another repository (nodesource) bundles npm and
+# conflicts with Debian's npm package, so ask for the package only when the
+# command is missing.
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(npm)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -292,11 +292,13 @@ void accounts_me(struct api_req *r)
         api_internal_error(r);
         return;
     }
+    /* The session's CSRF token too, so that a reloaded dashboard page can send it
+     * without keeping it in storage; another origin cannot read this answer. */
     api_json(r, 200,
-             json_pack("{s:o, s:o}", "user",
+             json_pack("{s:o, s:o, s:s}", "user",
                        user_json(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
                                  PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)),
-                       "orgs", orgs));
+                       "orgs", orgs, "csrf_token", r->csrf_token));
     PQclear(res);
 }
 

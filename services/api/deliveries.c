@@ -1,4 +1,5 @@
-/* deliveries.c: a campaign's deliveries, as JSON pages or CSV (Accept: text/csv).
+/* deliveries.c: a campaign's deliveries, as JSON pages or CSV (Accept: text/csv, or
+ * ?format=csv for a plain download link, which cannot set Accept).
  * A delivery names its recipient by platform id only (design.md: no profile data
  * is stored), so nothing here can leak a name or an email. */
 #include "api.h"
@@ -96,6 +97,10 @@ static void csv_cell(struct text_buf *b, const char *s, bool text)
 
 static bool wants_csv(const struct api_req *r)
 {
+    const char *format = http_query(r->http, "format");
+    if (format != NULL && strcmp(format, "csv") == 0) {
+        return true;
+    }
     const char *accept = http_header(r->http, "Accept");
     return accept != NULL && strstr(accept, "text/csv") != NULL;
 }
@@ -186,6 +191,10 @@ void deliveries_list(struct api_req *r)
         if (next != NULL) {
             http_add_header(r->resp, "X-Next-Cursor", next);
         }
+        char disposition[96];
+        snprintf(disposition, sizeof(disposition), "attachment; filename=\"deliveries-%.36s.csv\"",
+                 id);
+        http_add_header(r->resp, "Content-Disposition", disposition);
     } else {
         json_t *list = json_array();
         for (int i = 0; i < rows && i < limit; i++) {

@@ -8,17 +8,21 @@
  * session: a state from another session is a forged or stolen link.
  *
  * Exchanging the code (oauth.v2.access) is not done here: only the senders speak to
- * the platforms, and the client secret is the sender's configuration. The design
- * (docs/architecture.md, "Slack OAuth install") has sender-slack exchange the code
- * and return the token sealed to the vault's public key, which this process
- * forwards to the vault without being able to read it. Until the sender and the
- * vault offer that, the callback answers 501 after checking the state.
+ * the platforms, and the client secret is the sender's configuration. sender-slack
+ * exchanges the code and returns the token sealed to the vault's public key, which
+ * this process forwards to the vault (StoreSealedToken) without being able to read
+ * it (docs/architecture.md, "Slack OAuth install"). The bot row is 'verifying' until
+ * the vault holds the token; any failure removes the row and the vault entry.
  */
 #include "api.h"
 
 #include "auth.h"
+#include "platform.h"
+
+#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
+#include "bcrm/vault_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +170,122 @@ static int consume_state(struct api_req *r, const char *state, char org_id[API_U
     return rv;
 }
 
+/* Removes a bot whose install failed: its vault entry (if any) and its row. */
+static void install_undo(struct api_req *r, const char *org_id, const char *bot_id, bool stored)
+{
+    char err[256];
+    if (stored && vault_destroy_token(r->api->vault, org_id, bot_id, err, sizeof(err)) != 0) {
+        log_error("cannot destroy the token of a failed install", "{s:s, s:s}", "bot_id", bot_id,
+                  "error", err);
+    }
+    PGconn *conn = api_db(r);
+    const char *p[] = {bot_id};
+    if (conn != NULL) {
+        db_exec(conn, "delete failed bot", "DELETE FROM bots WHERE id = $1", 1, p);
+    }
+}
+
+/* Steps 3 and 4 of the install: the bot row, the code exchanged by sender-slack,
+ * the sealed token to the vault, the bot active. Answers in every case. */
+static void oauth_slack_install(struct api_req *r, const char *org_id, const char *code)
+{
+    char bot_id[API_UUID_LEN] = "", err[256], redirect[1024], request_id[33];
+    Bcrm__V1__PlatformReply *reply = NULL;
+    PGresult *res = NULL;
+    bool stored = false;
+    if (r->api->vault == NULL) {
+        api_problem(r, 503, "Service Unavailable", NULL,
+                    "this api has no identity key (BCRM_IDENTITY_KEY_FILE) to reach the vault");
+        return;
+    }
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return;
+    }
+    const char *pi[] = {org_id};
+    res = db_query(conn, "insert bot",
+                   "INSERT INTO bots (org_id, platform, status) VALUES ($1, 'slack', 'verifying')"
+                   " RETURNING id",
+                   1, pi);
+    if (res == NULL) {
+        api_internal_error(r);
+        return;
+    }
+    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    api_db_release(r);
+
+    /* The exchange: only sender-slack knows the client secret. */
+    snprintf(redirect, sizeof(redirect), "%s%s", r->api->public_url, OAUTH_CALLBACK_PATH);
+    bus_new_id(request_id);
+    Bcrm__V1__ExchangeOAuthCode exchange = BCRM__V1__EXCHANGE_OAUTH_CODE__INIT;
+    exchange.code = (char *)code;
+    exchange.redirect_uri = redirect;
+    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+    q.request_id = request_id;
+    q.org_id = (char *)org_id;
+    q.bot_id = bot_id;
+    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE;
+    q.exchange_oauth_code = &exchange;
+    if (platform_call(r, "slack", &q, &reply) != 0) {
+        goto fail;
+    }
+    if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK || !reply->has_sealed_token) {
+        log_info("slack install refused", "{s:s, s:s}", "bot_id", bot_id, "error",
+                 reply->error ? reply->error : "no sealed token");
+        platform_answer_failure(r, "slack", reply, true);
+        goto fail;
+    }
+    /* The seal goes to the vault as is: this process cannot open it. */
+    int vcode = vault_store_sealed_token(
+        r->api->vault, org_id, bot_id, BCRM__V1__PLATFORM__PLATFORM_SLACK, reply->sealed_token.data,
+        reply->sealed_token.len, err, sizeof(err));
+    if (vcode != 0) {
+        log_error("vault refused a sealed token", "{s:s, s:i, s:s}", "bot_id", bot_id, "code",
+                  vcode, "error", err);
+        api_problem(r, 503, "Service Unavailable", NULL, "the vault could not store the token");
+        goto fail;
+    }
+    stored = true;
+    const Bcrm__V1__BotIdentity *id = reply->identity;
+    if ((conn = api_db(r)) == NULL) {
+        goto fail;
+    }
+    const char *pu[] = {bot_id,
+                        id ? id->name : NULL,
+                        id ? id->team_id : NULL,
+                        id ? id->app_id : NULL,
+                        id ? id->bot_user_id : NULL,
+                        id ? id->scopes : NULL};
+    res = db_query(conn, "activate bot",
+                   "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
+                   " bot_user_id = $5, scopes = $6, updated_at = now() WHERE id = $1"
+                   " RETURNING id",
+                   6, pu);
+    if (res == NULL || PQntuples(res) != 1) {
+        api_internal_error(r);
+        goto fail;
+    }
+    log_info("slack bot installed", "{s:s, s:s}", "org_id", org_id, "bot_id", bot_id);
+    /* Back to the dashboard, which shows the new bot. */
+    char location[1200];
+    snprintf(location, sizeof(location), "%s/?installed_bot=%s", r->api->public_url, bot_id);
+    api_json(r, 302,
+             json_pack("{s:s, s:s, s:s, s:s?}", "location", location, "bot_id", bot_id, "org_id",
+                       org_id, "team_id", id ? id->team_id : NULL));
+    http_add_header(r->resp, "Location", location);
+    http_add_header(r->resp, "Cache-Control", "no-store");
+    goto out;
+fail:
+    install_undo(r, org_id, bot_id, stored);
+out:
+    PQclear(res);
+    if (reply != NULL) {
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    }
+}
+
 void oauth_slack_callback(struct api_req *r)
 {
     const char *state = http_query(r->http, "state");
@@ -204,10 +324,5 @@ void oauth_slack_callback(struct api_req *r)
         api_problem(r, 400, "Bad Request", "code", "code is missing");
         return;
     }
-    json_t *extra = json_pack("{s:s}", "org_id", org_id);
-    api_problem_ext(r, 501, "Not Implemented", extra,
-                    "the state is valid, but exchanging the code (oauth.v2.access) needs "
-                    "sender-slack and the vault to support ExchangeOAuthCode and sealed "
-                    "tokens, which they do not yet; connect the bot with its token instead "
-                    "(POST /v1/orgs/{org}/bots)");
+    oauth_slack_install(r, org_id, code);
 }

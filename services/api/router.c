@@ -5,6 +5,7 @@
 #include "bcrm/clock.h"
 #include "bcrm/log.h"
 #include "bcrm/metrics.h"
+#include "dashboard.h"
 #include "db_pool.h"
 #include "idempotency.h"
 
@@ -112,23 +113,24 @@ const int api_route_count = (int)(sizeof(api_routes) / sizeof(api_routes[0]));
 
 enum { CODE_CLASSES = 5 }; /* 1xx..5xx */
 
-/* requests[route][class]; the extra last row counts requests that matched no route. */
+/* requests[route][class]; after the routes, one row counts requests that matched no
+ * route and one the dashboard's files. */
 static struct metric *(*request_counters)[CODE_CLASSES];
 static struct metric *request_seconds;
 
 void router_init(void)
 {
     static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-    request_counters = calloc((size_t)api_route_count + 1, sizeof(*request_counters));
-    for (int i = 0; i <= api_route_count; i++) {
+    request_counters = calloc((size_t)api_route_count + 2, sizeof(*request_counters));
+    for (int i = 0; i <= api_route_count + 1; i++) {
         for (int c = 0; c < CODE_CLASSES; c++) {
             char labels[256];
             if (i < api_route_count) {
                 snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",code=\"%dxx\"",
                          api_routes[i].method, api_routes[i].pattern, c + 1);
             } else {
-                snprintf(labels, sizeof(labels), "method=\"\",route=\"unmatched\",code=\"%dxx\"",
-                         c + 1);
+                snprintf(labels, sizeof(labels), "method=\"\",route=\"%s\",code=\"%dxx\"",
+                         i == api_route_count ? "unmatched" : "dashboard", c + 1);
             }
             request_counters[i][c] = metrics_counter(
                 "bcrm_api_requests_total", "API requests by route and status class.", labels);
@@ -275,32 +277,46 @@ static void no_route(struct api_req *r)
     }
 }
 
-void router_handle(void *ctx, const struct http_request *req, struct http_response *resp)
+/* Matches r against the route table and answers it; returns the route's index, or
+ * api_route_count when none matched. */
+static int serve_api(struct api_req *r)
 {
-    int64_t started = clock_mono_ms();
-    struct api_req r = {.api = ctx, .http = req, .resp = resp};
     int matched = api_route_count;
     for (int i = 0; i < api_route_count; i++) {
-        if (strcmp(api_routes[i].method, req->method) == 0 &&
-            router_match(api_routes[i].pattern, req->path, &r)) {
+        if (strcmp(api_routes[i].method, r->http->method) == 0 &&
+            router_match(api_routes[i].pattern, r->http->path, r)) {
             matched = i;
             break;
         }
     }
     if (matched < api_route_count) {
-        dispatch(&r, &api_routes[matched]);
+        dispatch(r, &api_routes[matched]);
     } else {
-        no_route(&r);
+        no_route(r);
     }
-    api_db_release(&r);
+    api_db_release(r);
+    return matched;
+}
+
+void router_handle(void *ctx, const struct http_request *req, struct http_response *resp)
+{
+    int64_t started = clock_mono_ms();
+    struct api_req r = {.api = ctx, .http = req, .resp = resp};
+    /* The dashboard's files first: none of them lies under /v1/, so no API route is
+     * ever shadowed, and any other path falls through to the table as before. */
+    int row = api_route_count + 1;
+    const char *route_name = "dashboard";
+    if (!dashboard_handle(req, resp)) {
+        row = serve_api(&r);
+        route_name = row < api_route_count ? api_routes[row].pattern : "unmatched";
+    }
 
     int class = resp->status / 100;
     if (class >= 1 && class <= CODE_CLASSES) {
-        metric_inc(request_counters[matched][class - 1]);
+        metric_inc(request_counters[row][class - 1]);
     }
     int64_t elapsed = clock_mono_ms() - started;
     metric_observe(request_seconds, (double)elapsed / 1000.0);
-    log_info("request", "{s:s, s:s, s:s, s:i, s:I}", "method", req->method, "route",
-             matched < api_route_count ? api_routes[matched].pattern : "unmatched", "path",
-             req->path, "status", resp->status, "ms", (json_int_t)elapsed);
+    log_info("request", "{s:s, s:s, s:s, s:i, s:I}", "method", req->method, "route", route_name,
+             "path", req->path, "status", resp->status, "ms", (json_int_t)elapsed);
 }

@@ -146,8 +146,8 @@ int bus_recv(nng_socket sock, const ProtobufCMessageDescriptor *desc, ProtobufCM
     return bus_unpack(m, desc, out);
 }
 
-int bus_call(nng_socket req, const ProtobufCMessage *request, const ProtobufCMessageDescriptor *desc,
-             ProtobufCMessage **reply, int timeout_ms)
+int bus_call(nng_socket req, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **reply, int timeout_ms)
 {
     nng_ctx ctx;
     nng_aio *aio = NULL;

@@ -8,8 +8,9 @@
 
 static void config_fatal(const char *name, const char *value, const char *why)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"invalid configuration\",\"variable\":\"%s\","
-                    "\"value\":\"%s\",\"error\":\"%s\"}\n",
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"msg\":\"invalid configuration\",\"variable\":\"%s\","
+            "\"value\":\"%s\",\"error\":\"%s\"}\n",
             name, value, why);
     exit(2);
 }

@@ -152,9 +152,9 @@ void http_peer(const struct http_request *req, char *out, size_t outlen)
 
 static enum MHD_Result queue_response(struct MHD_Connection *conn, struct http_response *r)
 {
-    struct MHD_Response *mr = MHD_create_response_from_buffer(
-        r->body_len, r->body ? r->body : (char *)"", r->body ? MHD_RESPMEM_MUST_FREE
-                                                             : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *mr =
+        MHD_create_response_from_buffer(r->body_len, r->body ? r->body : (char *)"",
+                                        r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     r->body = NULL; /* now owned by MHD */
     if (mr == NULL) {
         return MHD_NO;
@@ -273,7 +273,8 @@ struct http_server *http_server_start(const struct http_server_opts *opts, http_
         snprintf(err, errlen, "invalid listen address \"%s\" (want host:port)", opts->addr);
         return NULL;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
     char portstr[8];
@@ -286,8 +287,8 @@ struct http_server *http_server_start(const struct http_server_opts *opts, http_
     srv->handler = handler;
     srv->ctx = ctx;
     srv->max_body = opts->max_body;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-                     MHD_USE_TURBO | MHD_USE_ITC;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_TURBO | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -296,8 +297,7 @@ struct http_server *http_server_start(const struct http_server_opts *opts, http_
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 30),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (srv->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s (address in use?)", opts->addr);

@@ -170,21 +170,25 @@ static void render_process(struct render_buf *b)
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    rb_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                 "# TYPE process_resident_memory_bytes gauge\n"
-                 "process_resident_memory_bytes %ld\n",
+    rb_printf(b,
+              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+              "# TYPE process_resident_memory_bytes gauge\n"
+              "process_resident_memory_bytes %ld\n",
               rss_pages * sysconf(_SC_PAGESIZE));
-    rb_printf(b, "# HELP process_max_resident_memory_bytes Peak resident memory in bytes.\n"
-                 "# TYPE process_max_resident_memory_bytes gauge\n"
-                 "process_max_resident_memory_bytes %ld\n",
+    rb_printf(b,
+              "# HELP process_max_resident_memory_bytes Peak resident memory in bytes.\n"
+              "# TYPE process_max_resident_memory_bytes gauge\n"
+              "process_max_resident_memory_bytes %ld\n",
               ru.ru_maxrss * 1024L);
-    rb_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
-                 "# TYPE process_cpu_seconds_total counter\n"
-                 "process_cpu_seconds_total %.6f\n",
+    rb_printf(b,
+              "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
+              "# TYPE process_cpu_seconds_total counter\n"
+              "process_cpu_seconds_total %.6f\n",
               cpu);
-    rb_printf(b, "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
-                 "# TYPE process_start_time_seconds gauge\n"
-                 "process_start_time_seconds %lld\n",
+    rb_printf(b,
+              "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
+              "# TYPE process_start_time_seconds gauge\n"
+              "process_start_time_seconds %lld\n",
               (long long)process_start);
 }
 

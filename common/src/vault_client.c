@@ -203,6 +203,25 @@ int vault_release_token(struct vault_client *vc, const char *org_id, const char 
     return rv;
 }
 
+int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                             Bcrm__V1__Platform platform, const uint8_t *sealed, size_t len,
+                             char *err, size_t errlen)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__StoreSealedToken store = BCRM__V1__STORE_SEALED_TOKEN__INIT;
+    Bcrm__V1__VaultReply *reply;
+    store.org_id = (char *)org_id;
+    store.bot_id = (char *)bot_id;
+    store.platform = platform;
+    store.sealed_token.data = (uint8_t *)sealed;
+    store.sealed_token.len = len;
+    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE_SEALED;
+    call.store_sealed = &store;
+    int rv = vault_call(vc, &call, &reply, err, errlen);
+    vault_box_free_unpacked(reply ? &reply->base : NULL);
+    return rv;
+}
+
 int vault_destroy_token(struct vault_client *vc, const char *org_id, const char *bot_id, char *err,
                         size_t errlen)
 {

@@ -24,8 +24,7 @@ int messenger_request(const struct messenger_state *s, const char *path, const c
     if ((params != NULL && query == NULL) || worker_form_add(&query, "access_token", token) != 0) {
         goto out;
     }
-    if (asprintf(&req->url, "%s/%s?%s", s->graph_url, path, query) < 0) {
-        req->url = NULL;
+    if (worker_format(&req->url, "%s/%s?%s", s->graph_url, path, query) < 0) {
         goto out;
     }
     req->method = body != NULL ? "POST" : "GET";

@@ -14,6 +14,12 @@ extern const struct worker_platform slack_platform;
 struct slack_state {
     char *api_url;                  /* BCRM_SLACK_API_URL without a trailing '/' */
     struct profile_cache *profiles; /* send loop only */
+    /* OAuth (slack_oauth.c): BCRM_SLACK_CLIENT_ID and BCRM_SLACK_CLIENT_SECRET (the
+     * secret in sodium_malloc'd memory), and the vault's key to seal tokens to. */
+    bool oauth_configured;
+    char *client_id;
+    char *client_secret;
+    uint8_t vault_public_key[32];
 };
 
 /* Steps of a send (worker_send.step). */
@@ -46,5 +52,14 @@ enum worker_next slack_classify_send(void *state, struct worker_send *send,
                                      struct worker_outcome *out);
 void slack_query(void *state, CURL *easy, const char *token, const Bcrm__V1__PlatformQuery *query,
                  Bcrm__V1__PlatformReply *reply);
+bool slack_query_needs_token(const Bcrm__V1__PlatformQuery *query);
+/* Performs a query's request (consumed): the body of an ok:true answer, or NULL
+ * with reply's status saying why (slack_query.c). *captured, when not NULL, gets
+ * a malloc'd copy of the header req->capture_header names. */
+json_t *slack_query_perform(CURL *easy, struct worker_request *req, Bcrm__V1__PlatformReply *reply,
+                            char **captured);
+/* ExchangeOAuthCode: oauth.v2.access, the token sealed to the vault (slack_oauth.c). */
+void slack_oauth_exchange(const struct slack_state *s, CURL *easy,
+                          const Bcrm__V1__ExchangeOAuthCode *q, Bcrm__V1__PlatformReply *reply);
 
 #endif

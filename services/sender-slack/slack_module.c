@@ -3,13 +3,45 @@
 #include "slack.h"
 
 #include "bcrm/config.h"
+#include "bcrm/keys.h"
 #include "bcrm/log.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Profiles for personalised messages: enough for a large workspace's campaign. */
 #define SLACK_PROFILE_CACHE_SLOTS 16384
+
+static void slack_fini(void *state);
+
+/* The OAuth client credentials are optional: without them the exchange answers
+ * "oauth_not_configured". 0, or -1 after logging why. */
+static int slack_oauth_init(struct slack_state *s)
+{
+    const char *id = config_str("BCRM_SLACK_CLIENT_ID", "");
+    const char *secret = config_str("BCRM_SLACK_CLIENT_SECRET", "");
+    const char *vault_key = config_str("BCRM_VAULT_PUBLIC_KEY", "");
+    if (id[0] == '\0' || secret[0] == '\0') {
+        return 0;
+    }
+    if (hex_decode(s->vault_public_key, sizeof(s->vault_public_key), vault_key) != 0) {
+        log_fatal("BCRM_VAULT_PUBLIC_KEY: want 64 hex characters", NULL);
+        return -1;
+    }
+    size_t len = strlen(secret);
+    s->client_id = strdup(id);
+    s->client_secret = sodium_malloc(len + 1);
+    if (s->client_id == NULL || s->client_secret == NULL) {
+        log_fatal("slack module: out of memory", NULL);
+        return -1;
+    }
+    memcpy(s->client_secret, secret, len + 1);
+    /* The environment block would keep it (and show it in /proc/<pid>/environ). */
+    sodium_memzero((char *)secret, len);
+    s->oauth_configured = true;
+    return 0;
+}
 
 static void *slack_init(void)
 {
@@ -22,13 +54,15 @@ static void *slack_init(void)
     while (len > 0 && s->api_url[len - 1] == '/') {
         s->api_url[--len] = '\0';
     }
+    if (slack_oauth_init(s) != 0) {
+        slack_fini(s);
+        return NULL;
+    }
     int64_t ttl = config_duration_ms("BCRM_SENDER_PROFILE_TTL", 5 * 60 * 1000);
     s->profiles = profile_cache_new(SLACK_PROFILE_CACHE_SLOTS, ttl);
     if (s->api_url == NULL || s->profiles == NULL) {
         log_fatal("slack module: out of memory", NULL);
-        profile_cache_free(s->profiles);
-        free(s->api_url);
-        free(s);
+        slack_fini(s);
         return NULL;
     }
     return s;
@@ -39,6 +73,8 @@ static void slack_fini(void *state)
     struct slack_state *s = state;
     profile_cache_free(s->profiles);
     free(s->api_url);
+    free(s->client_id);
+    sodium_free(s->client_secret);
     free(s);
 }
 
@@ -59,4 +95,5 @@ const struct worker_platform slack_platform = {
     .build_send = slack_build_send,
     .classify_send = slack_classify_send,
     .query = slack_query,
+    .query_needs_token = slack_query_needs_token,
 };

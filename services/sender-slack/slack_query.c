@@ -1,5 +1,6 @@
-/* slack_query.c: live reads for the api and the scheduler: auth.test, users.list
- * and conversations.list. Nothing read here is stored or logged. */
+/* slack_query.c: live reads for the api and the scheduler: auth.test, users.list,
+ * conversations.list and conversations.members. Nothing read here is stored or
+ * logged. The OAuth code exchange is in slack_oauth.c. */
 #include "slack.h"
 
 #include "bcrm/worker_reply.h"
@@ -12,21 +13,17 @@
 #define SLACK_PAGE_DEFAULT 200
 #define SLACK_PAGE_MAX 1000
 
-/* Calls method with form (consumed) and returns the body of an ok:true answer, or
- * NULL with the reply's status saying why. */
-static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *token,
-                          const char *method, char *form, Bcrm__V1__PlatformReply *reply)
+/* Performs req (consumed) and returns the body of an ok:true answer, or NULL with
+ * the reply's status saying why. *captured, when not NULL, gets a copy of the
+ * header req->capture_header names (free with free()). */
+json_t *slack_query_perform(CURL *easy, struct worker_request *req, Bcrm__V1__PlatformReply *reply,
+                            char **captured)
 {
-    struct worker_request req = {0};
     struct worker_response resp;
     char *storage = NULL;
     json_t *body = NULL;
     char code[WORKER_ERROR_MAX];
-    if (slack_request(s, method, token, &req) != 0 || slack_request_form(&req, form) != 0) {
-        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
-        goto out;
-    }
-    worker_http_perform(easy, &req, &resp, &storage);
+    worker_http_perform(easy, req, &resp, &storage);
     struct worker_outcome transport;
     worker_outcome_init(&transport);
     if (worker_classify_transport(&resp, &transport)) {
@@ -46,6 +43,9 @@ static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *t
     }
     body = slack_parse(&resp);
     if (body != NULL && json_is_true(json_object_get(body, "ok"))) {
+        if (captured != NULL && resp.captured != NULL) {
+            *captured = strdup(resp.captured);
+        }
         goto out;
     }
     const char *error = json_string_value(json_object_get(body, "error"));
@@ -65,7 +65,9 @@ static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *t
             reply->retry_after_ms = resp.retry_after_ms >= 0 ? resp.retry_after_ms : 1000;
         } else if (rule != NULL && rule->outcome != BCRM__V1__OUTCOME__OUTCOME_FAILED) {
             status = BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE;
-        } else if (strcmp(error, "invalid_cursor") == 0 || strcmp(error, "invalid_limit") == 0) {
+        } else if (strcmp(error, "invalid_cursor") == 0 || strcmp(error, "invalid_limit") == 0 ||
+                   strcmp(error, "invalid_code") == 0 || strcmp(error, "bad_redirect_uri") == 0 ||
+                   strcmp(error, "channel_not_found") == 0) {
             status = BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
         }
         worker_reply_status(reply, status, error);
@@ -73,9 +75,24 @@ static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *t
     json_decref(body);
     body = NULL;
 out:
-    worker_request_free(&req);
+    worker_request_free(req);
     worker_http_storage_free(storage);
     return body;
+}
+
+/* Calls method with the bot's token and form (consumed); see slack_query_perform. */
+static json_t *slack_call(const struct slack_state *s, CURL *easy, const char *token,
+                          const char *method, char *form, Bcrm__V1__PlatformReply *reply,
+                          const char *capture_header, char **captured)
+{
+    struct worker_request req = {0};
+    if (slack_request(s, method, token, &req) != 0 || slack_request_form(&req, form) != 0) {
+        worker_request_free(&req);
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
+        return NULL;
+    }
+    req.capture_header = capture_header;
+    return slack_query_perform(easy, &req, reply, captured);
 }
 
 /* Adds cursor and limit to a list call's form. 0 or -1. */
@@ -102,7 +119,9 @@ static void set_next_cursor(Bcrm__V1__PlatformReply *reply, const json_t *body)
 static void verify_bot(const struct slack_state *s, CURL *easy, const char *token,
                        Bcrm__V1__PlatformReply *reply)
 {
-    json_t *body = slack_call(s, easy, token, "auth.test", NULL, reply);
+    /* Slack names the token's scopes in a header of every Web API answer. */
+    char *scopes = NULL;
+    json_t *body = slack_call(s, easy, token, "auth.test", NULL, reply, "x-oauth-scopes:", &scopes);
     if (body == NULL) {
         return;
     }
@@ -114,7 +133,10 @@ static void verify_bot(const struct slack_state *s, CURL *easy, const char *toke
         id->bot_id = worker_json_strdup(body, "bot_id");
         id->url = worker_json_strdup(body, "url");
         id->app_id = worker_json_strdup(body, "app_id");
+        id->scopes = scopes;
+        scopes = NULL;
     }
+    free(scopes);
     json_decref(body);
 }
 
@@ -132,7 +154,7 @@ static void list_users(const struct slack_state *s, CURL *easy, const char *toke
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
         return;
     }
-    json_t *body = slack_call(s, easy, token, "users.list", form, reply);
+    json_t *body = slack_call(s, easy, token, "users.list", form, reply, NULL, NULL);
     if (body == NULL) {
         return;
     }
@@ -185,7 +207,7 @@ static void list_channels(const struct slack_state *s, CURL *easy, const char *t
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
         return;
     }
-    json_t *body = slack_call(s, easy, token, "conversations.list", form, reply);
+    json_t *body = slack_call(s, easy, token, "conversations.list", form, reply, NULL, NULL);
     if (body == NULL) {
         return;
     }
@@ -217,6 +239,35 @@ static void list_channels(const struct slack_state *s, CURL *easy, const char *t
     json_decref(body);
 }
 
+static void list_channel_members(const struct slack_state *s, CURL *easy, const char *token,
+                                 const Bcrm__V1__ListChannelMembers *q,
+                                 Bcrm__V1__PlatformReply *reply)
+{
+    char *form = NULL;
+    if (page_form(&form, q->cursor, q->has_limit, q->limit) != 0 ||
+        worker_form_add(&form, "channel", q->channel_id) != 0) {
+        free(form);
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
+        return;
+    }
+    json_t *body = slack_call(s, easy, token, "conversations.members", form, reply, NULL, NULL);
+    if (body == NULL) {
+        return;
+    }
+    size_t i;
+    json_t *member;
+    json_array_foreach(json_object_get(body, "members"), i, member)
+    {
+        const char *id = json_string_value(member);
+        if (id != NULL && worker_reply_add_member_id(reply, id) != 0) {
+            worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
+            break;
+        }
+    }
+    set_next_cursor(reply, body);
+    json_decref(body);
+}
+
 void slack_query(void *state, CURL *easy, const char *token, const Bcrm__V1__PlatformQuery *query,
                  Bcrm__V1__PlatformReply *reply)
 {
@@ -230,6 +281,12 @@ void slack_query(void *state, CURL *easy, const char *token, const Bcrm__V1__Pla
         break;
     case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS:
         list_channels(s, easy, token, query->list_channels, reply);
+        break;
+    case BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS:
+        list_channel_members(s, easy, token, query->list_channel_members, reply);
+        break;
+    case BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE:
+        slack_oauth_exchange(s, easy, query->exchange_oauth_code, reply);
         break;
     default:
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "unknown_query");

@@ -46,6 +46,8 @@ const char *vault_op_name(Bcrm__V1__VaultCall__OpCase op)
         return "config";
     case BCRM__V1__VAULT_CALL__OP_AUDIT:
         return "audit";
+    case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
+        return "store_sealed";
     default:
         return "unknown";
     }
@@ -215,6 +217,44 @@ static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
     }
 }
 
+/* A token sealed to our identity key (crypto_box_seal) by a sender: opened into
+ * locked memory and stored as StoreToken stores it. */
+static void do_store_sealed(struct call_info *ci, const Bcrm__V1__StoreSealedToken *ss,
+                            const struct call_target *t, struct vault_answer *ans)
+{
+    size_t sealed_len = ss->sealed_token.len;
+    if (sealed_len <= crypto_box_SEALBYTES || sealed_len - crypto_box_SEALBYTES > TOKEN_MAX_BYTES) {
+        audit_call(ci, "bad_request", 0, NULL);
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST,
+               "sealed_token: want a seal of 1 to %d "
+               "bytes",
+               TOKEN_MAX_BYTES);
+        return;
+    }
+    size_t len = sealed_len - crypto_box_SEALBYTES;
+    uint8_t *plain = sodium_malloc(len);
+    if (plain == NULL) {
+        fail_internal(ci, ans, "out of secure memory");
+        return;
+    }
+    if (crypto_box_seal_open(plain, ss->sealed_token.data, sealed_len, ci->v->identity.public_key,
+                             ci->v->identity.secret_key) != 0) {
+        sodium_free(plain);
+        audit_call(ci, "bad_request", 0, "seal does not open");
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST,
+               "sealed_token: does not open with the vault's key");
+        return;
+    }
+    Bcrm__V1__StoreToken st = BCRM__V1__STORE_TOKEN__INIT;
+    st.org_id = ss->org_id;
+    st.bot_id = ss->bot_id;
+    st.platform = ss->platform;
+    st.token.data = plain;
+    st.token.len = len;
+    do_store(ci, &st, t, ans);
+    sodium_free(plain); /* wipes */
+}
+
 static void do_release(struct call_info *ci, const struct call_target *t, struct vault_answer *ans)
 {
     struct token_row row;
@@ -370,6 +410,11 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         org_id = call->destroy->org_id;
         bot_id = call->destroy->bot_id;
         break;
+    case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
+        org_id = call->store_sealed->org_id;
+        bot_id = call->store_sealed->bot_id;
+        platform = call->store_sealed->platform;
+        break;
     default:
         break;
     }
@@ -412,6 +457,7 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         return;
     }
     bool about_a_bot = call->op_case == BCRM__V1__VAULT_CALL__OP_STORE ||
+                       call->op_case == BCRM__V1__VAULT_CALL__OP_STORE_SEALED ||
                        call->op_case == BCRM__V1__VAULT_CALL__OP_RELEASE ||
                        call->op_case == BCRM__V1__VAULT_CALL__OP_DESTROY;
     if (about_a_bot &&
@@ -434,6 +480,9 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
             return;
         }
         do_store(&ci, call->store, &t, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
+        do_store_sealed(&ci, call->store_sealed, &t, ans);
         break;
     case BCRM__V1__VAULT_CALL__OP_RELEASE:
         do_release(&ci, &t, ans);

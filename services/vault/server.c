@@ -22,7 +22,8 @@
 /* The most calls the vault remembers within two replay windows. */
 #define REPLAY_CAPACITY 65536
 
-#define OP_COUNT 9   /* store, release, destroy, status, rotate, rewrap, config, audit, unknown */
+/* store, release, destroy, status, rotate, rewrap, config, audit, unknown, store_sealed */
+#define OP_COUNT 10
 #define CODE_COUNT 6 /* ok, denied, not_found, bad_request, internal, key_retired */
 
 struct worker {
@@ -64,6 +65,8 @@ static int op_index(Bcrm__V1__VaultCall__OpCase op)
         return 6;
     case BCRM__V1__VAULT_CALL__OP_AUDIT:
         return 7;
+    case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
+        return 9;
     default:
         return 8;
     }
@@ -72,11 +75,11 @@ static int op_index(Bcrm__V1__VaultCall__OpCase op)
 static void metrics_init(struct vault_server *srv)
 {
     static const Bcrm__V1__VaultCall__OpCase ops[OP_COUNT] = {
-        BCRM__V1__VAULT_CALL__OP_STORE,   BCRM__V1__VAULT_CALL__OP_RELEASE,
-        BCRM__V1__VAULT_CALL__OP_DESTROY, BCRM__V1__VAULT_CALL__OP_STATUS,
-        BCRM__V1__VAULT_CALL__OP_ROTATE,  BCRM__V1__VAULT_CALL__OP_REWRAP,
-        BCRM__V1__VAULT_CALL__OP_CONFIG,  BCRM__V1__VAULT_CALL__OP_AUDIT,
-        BCRM__V1__VAULT_CALL__OP__NOT_SET};
+        BCRM__V1__VAULT_CALL__OP_STORE,    BCRM__V1__VAULT_CALL__OP_RELEASE,
+        BCRM__V1__VAULT_CALL__OP_DESTROY,  BCRM__V1__VAULT_CALL__OP_STATUS,
+        BCRM__V1__VAULT_CALL__OP_ROTATE,   BCRM__V1__VAULT_CALL__OP_REWRAP,
+        BCRM__V1__VAULT_CALL__OP_CONFIG,   BCRM__V1__VAULT_CALL__OP_AUDIT,
+        BCRM__V1__VAULT_CALL__OP__NOT_SET, BCRM__V1__VAULT_CALL__OP_STORE_SEALED};
     for (int o = 0; o < OP_COUNT; o++) {
         for (int c = 0; c < CODE_COUNT; c++) {
             char labels[96];

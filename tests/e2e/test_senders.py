@@ -14,14 +14,18 @@ vault does not know are FAILED with bot_token_invalid; the live queries
 (VerifyBot, ListUsers paged to the end, ListChannels); metrics; and SIGTERM
 drains in-flight sends and exits 0.
 
-There is no Messenger simulator yet, so sender-messenger is run against a small
-stand-in for the Graph API written here (FakeGraph): enough to check the module's
-requests (token in the query string, the JSON body, the profile lookup), its
-classification of Graph errors, the 24 h window refused before sending, and the
-page queries with cursor paging.
+sender-messenger runs against the real messenger-sim: the Send API's outcomes
+(sent, person unavailable, outside the 24 h window both as judged by Meta and as
+refused before sending, tags, rate limits, temporary errors, a dropped answer),
+personalisation, the page queries with cursor paging, and the token cache.
+
+Also here, for Slack: conversations.members (ListChannelMembers), the scopes of
+VerifyBot from X-OAuth-Scopes, a query rate limit remembered instead of hammering
+the platform, the OAuth code exchange answering a token sealed to the vault, and
+the token's lifetime in the sender's memory, read from /proc/<pid>/mem.
 """
 
-import http.server
+import http.client
 import json
 import os
 import signal
@@ -41,6 +45,37 @@ sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR',
 from stack import Stack  # noqa: E402
 
 REPLICAS = 2
+# slack-sim's OAuth app (sim/README.md).
+SIM_CLIENT_ID = '1111111111.2222222222'
+SIM_CLIENT_SECRET = 'sim-client-secret'
+# Larger mappings are skipped when reading a process's memory: ASan's shadow memory
+# spans terabytes of untouched pages; tokens live in the heap, stacks and
+# sodium_malloc's small mappings.
+MAX_MAPPING = 1 << 30
+
+
+def memory_holds(pid, needle):
+    """Whether needle occurs in any readable mapping of process pid (as root;
+    /proc/<pid>/mem of a non-dumpable process is readable by root only)."""
+    with open(f'/proc/{pid}/maps') as f:
+        maps = f.read().splitlines()
+    with open(f'/proc/{pid}/mem', 'rb', 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if 'r' not in fields[1] or (len(fields) > 5 and fields[5] in ('[vvar]',
+                                                                           '[vsyscall]')):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split('-'))
+            if end - start > MAX_MAPPING:
+                continue
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if needle in data:
+                return True
+    return False
 
 
 STACK = None
@@ -158,8 +193,12 @@ class SenderTest(DriverMixin, unittest.TestCase):
         cls.users = body['users']
         cls.people = [u for u in cls.users if u['kind'] == 'person' and not u['deleted']]
         for replica in range(REPLICAS):
-            STACK.start('sender-slack', replica=replica,
-                        env={'BCRM_SENDER_ID': f'slack-{replica}'})
+            STACK.start('sender-slack', replica=replica, env=cls.sender_env(replica))
+
+    @staticmethod
+    def sender_env(replica):
+        return {'BCRM_SENDER_ID': f'slack-{replica}', 'BCRM_SLACK_CLIENT_ID': SIM_CLIENT_ID,
+                'BCRM_SLACK_CLIENT_SECRET': SIM_CLIENT_SECRET}
 
     def setUp(self):
         self.s.sim('POST', '/_sim/reset', {})
@@ -320,6 +359,186 @@ class SenderTest(DriverMixin, unittest.TestCase):
             cursor = q['next_cursor']
         self.assertEqual(got, expected)
 
+    def test_list_channel_members(self):
+        _, _, body = self.s.sim('GET', f'/_sim/channels?team_id={self.team}')
+        channel = next(c for c in body['channels'] if c['bot_member'] and not c['is_archived'])
+        _, _, sim_members = self.s.sim('GET', f'/_sim/channels?team_id={self.team}')
+        ids, cursor = [], ''
+        for _ in range(100):
+            q = self.query('members', self.org, self.bot, cursor, '50', channel['id'])
+            self.assertEqual(q['status'], 'QUERY_OK', q)
+            ids += q['member_ids']
+            cursor = q['next_cursor'] or ''
+            if not cursor:
+                break
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertGreater(len(ids), 0)
+        self.assertTrue(all(i.startswith(('U', 'W')) for i in ids))
+        if 'members' in channel:
+            self.assertEqual(sorted(ids), sorted(channel['members']))
+        elif 'num_members' in channel:
+            self.assertEqual(len(ids), channel['num_members'])
+        q = self.query('members', self.org, self.bot, '', '50', 'C0NOTACHANNEL')
+        self.assertEqual((q['status'], q['error']), ('QUERY_BAD_REQUEST', 'channel_not_found'))
+
+    def test_query_rate_limit_is_remembered(self):
+        """A 429 is answered QUERY_RATE_LIMITED with retry_after_ms, and the same
+        query for the same bot is not sent to the platform again until then."""
+        bot = str(uuid.uuid4())
+        self.vault_store(self.org, bot, self.token)
+        self.s.sim('DELETE', '/_sim/requests')
+        self.faults(ratelimit_storm_seconds=20)
+        try:
+            first = self.query('users', self.org, bot, '', '10')
+            self.assertEqual(first['status'], 'QUERY_RATE_LIMITED', first)
+            self.assertGreater(first['retry_after_ms'], 0)
+            for _ in range(8):
+                again = self.query('users', self.org, bot, '', '10')
+                self.assertEqual(again['status'], 'QUERY_RATE_LIMITED', again)
+                self.assertGreater(again['retry_after_ms'], 0)
+            # Each replica remembers its own 429s: at most one request per replica.
+            _, _, log = self.s.sim('GET', '/_sim/requests?method=users.list')
+            self.assertLessEqual(len(log['requests']), REPLICAS, 'the platform was hammered')
+        finally:
+            self.faults(ratelimit_storm_seconds=0)
+
+    def test_oauth_exchange_seals_the_token(self):
+        conn = http.client.HTTPConnection(*self.s.sim_addrs['slack-sim'].rsplit(':', 1),
+                                          timeout=30)
+        conn.request('GET', '/oauth/v2/authorize?client_id=' + SIM_CLIENT_ID +
+                     '&redirect_uri=http%3A%2F%2Fcrm.test%2Fcb&state=s1&scope=chat%3Awrite')
+        resp = conn.getresponse()
+        resp.read()
+        location = resp.getheader('Location') or ''
+        conn.close()
+        self.assertIn(resp.status, (302, 303), location)
+        code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))['code']
+        q = self.query('oauth', self.org, str(uuid.uuid4()), code, '0', 'http://crm.test/cb')
+        self.assertEqual(q['status'], 'QUERY_OK', q)
+        self.assertEqual(q['identity']['team_id'], self.team)
+        self.assertEqual(q['identity']['bot_user_id'], self.bot_user_id)
+        self.assertIn('chat:write', q['identity']['scopes'])
+        # crypto_box_seal: 48 bytes of overhead around the token, which is not in it.
+        sealed = bytes.fromhex(q['sealed_token_hex'])
+        self.assertEqual(len(sealed), 48 + len(self.token))
+        self.assertNotIn(self.token.encode(), sealed)
+        self.assertNotIn(self.token, json.dumps(q))
+        # A code is good once.
+        q = self.query('oauth', self.org, str(uuid.uuid4()), code, '0', 'http://crm.test/cb')
+        self.assertEqual((q['status'], q['error']), ('QUERY_BAD_REQUEST', 'invalid_code'))
+        self.assertNotIn('sealed_token_hex', q)
+        # The exchange released no token from the vault.
+        self.assertFalse(any(SIM_CLIENT_SECRET in self.s.log('sender-slack', r)
+                             for r in range(REPLICAS)))
+
+    def own_sender(self, replica, env):
+        """A sender-slack replica on bus addresses of its own, so that the jobs of a
+        test reach it alone. Returns (process, the driver's environment)."""
+        urls = {var: f'tcp://127.0.0.1:{self.s.free_port()}' for var in (
+            'BCRM_SCHEDULER_WORK_SLACK_URL', 'BCRM_SCHEDULER_RESULTS_URL',
+            'BCRM_SCHEDULER_QUERY_SLACK_URL', 'BCRM_API_QUERY_SLACK_URL')}
+        proc = self.s.start('sender-slack', replica=replica, env=urls | env)
+        return proc, self.env() | urls
+
+    def test_slow_vault_holds_up_only_uncached_bots(self):
+        """Token releases run off the send loop: while the vault does not answer,
+        the bots whose token is cached keep sending."""
+        proc, env = self.own_sender(6, {'BCRM_SENDER_ID': 'slack-vault'})
+        vault = self.s.procs['vault'].popen.pid
+        try:
+            cached, cold = str(uuid.uuid4()), str(uuid.uuid4())
+            self.vault_store(self.org, cached, self.token)
+            self.vault_store(self.org, cold, self.token)
+            jobs = [self.job(self.people[0]['id'], 'warm', bot=cached)]
+            fd, path = tempfile.mkstemp(suffix='.json', dir=STACK.work_dir)
+            with os.fdopen(fd, 'w') as f:
+                json.dump(jobs, f)
+            res = subprocess.run([self.tool('sender_driver'), 'send', path, '1', '30000'],
+                                 env=env, capture_output=True, text=True, timeout=60)
+            self.assertIn('OUTCOME_SENT', res.stdout, res.stderr)
+            os.kill(vault, signal.SIGSTOP)
+            jobs = []
+            for i in range(5):
+                jobs.append(self.job(self.people[i + 1]['id'], f'cold {i}', bot=cold))
+                jobs.append(self.job(self.people[i + 1]['id'], f'cached {i}', bot=cached))
+            with open(path, 'w') as f:
+                json.dump(jobs, f)
+            driver = subprocess.Popen([self.tool('sender_driver'), 'send', path, '1', '60000'],
+                                      env=env, stdout=subprocess.PIPE, text=True)
+            lines = []
+            reader = threading.Thread(target=lambda: lines.extend(driver.stdout))
+            reader.start()
+            deadline = time.monotonic() + 10
+            cached_ids = {j['delivery_id'] for j in jobs if j['bot_id'] == cached}
+            while time.monotonic() < deadline:
+                got = {json.loads(x)['delivery_id'] for x in list(lines)}
+                if cached_ids <= got:
+                    break
+                time.sleep(0.1)
+            got = [json.loads(x) for x in list(lines)]
+            self.assertEqual({r['delivery_id'] for r in got}, cached_ids,
+                             'the cached bot waited for the vault, or the cold one did not')
+            self.assertTrue(all(r['outcome'] == 'OUTCOME_SENT' for r in got), got)
+        finally:
+            os.kill(vault, signal.SIGCONT)
+        driver.wait(timeout=90)
+        reader.join()
+        results = [json.loads(x) for x in lines]
+        self.assertEqual(len(results), len(jobs))
+        for r in results:
+            self.assertIn((r['outcome'], r['error']), {('OUTCOME_SENT', ''),
+                                                      ('OUTCOME_RETRY', 'vault_unavailable')}, r)
+        self.s.kill('sender-slack', 6, signal.SIGTERM)
+
+    def test_token_ttl_is_capped(self):
+        """A TTL over 5 minutes is refused at start (exit status 2, one clear line)."""
+        env = self.s.process_env('sender-slack', 8, {'BCRM_SENDER_TOKEN_TTL': '10m'})
+        res = subprocess.run([self.s.binary('sender-slack')], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn('BCRM_SENDER_TOKEN_TTL', res.stderr)
+        self.assertIn('5m', res.stderr)
+
+    def test_token_leaves_memory_after_ttl(self):
+        """The sender holds a token no longer than BCRM_SENDER_TOKEN_TTL: after the
+        TTL and a sweep, no readable byte of the process holds it; while cached, it
+        does (so this test can fail)."""
+        replica = 7  # a sender of its own, on its own bus addresses
+        urls = {var: f'tcp://127.0.0.1:{self.s.free_port()}' for var in (
+            'BCRM_SCHEDULER_WORK_SLACK_URL', 'BCRM_SCHEDULER_RESULTS_URL',
+            'BCRM_SCHEDULER_QUERY_SLACK_URL', 'BCRM_API_QUERY_SLACK_URL')}
+        proc = self.s.start('sender-slack', replica=replica,
+                            env=urls | {'BCRM_SENDER_TOKEN_TTL': '3s',
+                                        'BCRM_SENDER_ID': 'slack-memory'})
+        try:
+            org, bot = str(uuid.uuid4()), str(uuid.uuid4())
+            self.vault_store(org, bot, self.token)
+            pid = proc.popen.pid
+            needle = self.token.encode()
+            self.assertFalse(memory_holds(pid, needle), 'token in memory before any send')
+            env = self.env() | urls
+            jobs = [self.job(u['id'], f'memory {i}', bot=bot) | {'org_id': org}
+                    for i, u in enumerate(self.people[:5])]
+            jobs.append(self.job(self.people[5]['id'], 'Hi {{first_name}}', bot=bot)
+                        | {'org_id': org})
+            fd, path = tempfile.mkstemp(suffix='.json', dir=STACK.work_dir)
+            with os.fdopen(fd, 'w') as f:
+                json.dump(jobs, f)
+            res = subprocess.run([self.tool('sender_driver'), 'send', path, '1', '30000', '10'],
+                                 env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertTrue(all(json.loads(line)['outcome'] == 'OUTCOME_SENT'
+                                for line in res.stdout.splitlines()), res.stdout)
+            res = subprocess.run([self.tool('sender_driver'), 'query', 'verify', org, bot],
+                                 env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(json.loads(res.stdout)['status'], 'QUERY_OK', res.stdout)
+            self.assertTrue(memory_holds(pid, needle), 'the cached token is not in memory: '
+                                                       'this test cannot see it')
+            time.sleep(3 + 1 + 1.5)  # TTL, the sweep's period, a margin
+            self.assertFalse(memory_holds(pid, needle), 'token still in memory after its TTL')
+        finally:
+            self.s.kill('sender-slack', replica, signal.SIGTERM)
+
     # ---- shutdown ------------------------------------------------------------
 
     def test_z_sigterm_drains_in_flight(self):
@@ -347,177 +566,136 @@ class SenderTest(DriverMixin, unittest.TestCase):
         results = self.finish_driver(proc, jobs)
         for r in results.values():
             self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
-        self.s.start('sender-slack', replica=busy, env={'BCRM_SENDER_ID': f'slack-{busy}'})
-
-
-class FakeGraph(http.server.ThreadingHTTPServer):
-    """A stand-in for the Graph API of one page (PAGE1) with three subscribers.
-    Recipients named P_<CODE> answer that Graph error code."""
-
-    daemon_threads = True
-    page_token = 'EAAG-page-token+/='
-
-    def __init__(self):
-        super().__init__(('127.0.0.1', 0), FakeGraphHandler)
-        self.sent = []
-        self.requests = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self):
-        return f'http://127.0.0.1:{self.server_address[1]}/v19.0'
-
-
-class FakeGraphHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def error(self, code, subcode=None):
-        err = {'message': 'x', 'type': 'OAuthException', 'code': code, 'fbtrace_id': 'F'}
-        if subcode:
-            err['error_subcode'] = subcode
-        self.answer(400, {'error': err})
-
-    def route(self, method):
-        url = urllib.parse.urlsplit(self.path)
-        q = dict(urllib.parse.parse_qsl(url.query))
-        length = int(self.headers.get('Content-Length') or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        with self.server.lock:
-            self.server.requests.append((method, url.path, q))
-        if q.get('access_token') != self.server.page_token:
-            return self.error(190)
-        path = url.path[len('/v19.0'):]
-        if method == 'POST' and path == '/me/messages':
-            recipient = body['recipient']['id']
-            if recipient.startswith('P_'):
-                code, _, sub = recipient[2:].partition('_')
-                return self.error(int(code), int(sub) if sub else None)
-            with self.server.lock:
-                self.server.sent.append(body)
-                mid = f'm_{len(self.server.sent)}'
-            return self.answer(200, {'recipient_id': recipient, 'message_id': mid})
-        if method == 'GET' and path == '/me':
-            return self.answer(200, {'id': 'PAGE1', 'name': 'Test Page'})
-        if method == 'GET' and path == '/me/conversations':
-            page = {'data': [], 'paging': {'cursors': {'before': 'b', 'after': 'c2'}}}
-            people = ['P1', 'P2'] if q.get('after') != 'c2' else ['P3']
-            for p in people:
-                page['data'].append({'id': f't_{p}', 'updated_time': '2026-01-01T00:00:00+0000',
-                                     'participants': {'data': [
-                                         {'id': p, 'name': f'Person {p}'},
-                                         {'id': 'PAGE1', 'name': 'Test Page'}]}})
-            if q.get('after') != 'c2':
-                page['paging']['next'] = 'https://graph.example/next'
-            return self.answer(200, page)
-        if method == 'GET' and path == '/P1':
-            return self.answer(200, {'id': 'P1', 'first_name': 'Lin', 'last_name': 'Ma'})
-        return self.answer(404, {'error': {'message': 'unknown path', 'code': 803}})
-
-    def do_GET(self):
-        self.route('GET')
-
-    def do_POST(self):
-        self.route('POST')
+        self.s.start('sender-slack', replica=busy, env=self.sender_env(busy))
 
 
 class MessengerSenderTest(DriverMixin, unittest.TestCase):
+    """sender-messenger against the real messenger-sim (sim/README.md)."""
+
     platform = 'messenger'
 
     @classmethod
     def setUpClass(cls):
-        cls.graph = FakeGraph()
-        threading.Thread(target=cls.graph.serve_forever, daemon=True).start()
+        STACK.start('messenger-sim')
+        page = STACK.msim('GET', '/_sim/pages')[2]['pages'][0]
+        cls.page_id, cls.page_token = page['page_id'], page['token']
         cls.org, cls.bot = str(uuid.uuid4()), str(uuid.uuid4())
-        cls.vault_store(cls.org, cls.bot, FakeGraph.page_token)
+        cls.vault_store(cls.org, cls.bot, cls.page_token)
         # A short token lifetime, to see a cached token expire while idle.
-        STACK.start('sender-messenger', env={'BCRM_GRAPH_API_URL': cls.graph.url,
-                                             'BCRM_SENDER_ID': 'messenger-0',
+        STACK.start('sender-messenger', env={'BCRM_SENDER_ID': 'messenger-0',
                                              'BCRM_SENDER_TOKEN_TTL': '1s'})
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.graph.shutdown()
+    def setUp(self):
+        STACK.msim('POST', '/_sim/reset', {})
+
+    def people(self):
+        users = STACK.msim('GET', f'/_sim/users?page_id={self.page_id}')[2]['users']
+        return [u for u in users if not u['unavailable']], users
+
+    def sim_messages(self):
+        return STACK.msim('GET', '/_sim/messages')[2]['messages']
 
     def test_outcomes(self):
+        reachable, users = self.people()
+        day = [u for u in reachable if u['in_window']]
+        old = [u for u in reachable if not u['human_agent_window']]
+        gone = [u for u in users if u['unavailable']][0]
         now_ms = int(time.time() * 1000)
         jobs = {
-            'plain': self.job('P1', 'Hello page fans'),
-            'personal': self.job('P1', 'Hi {{first_name|there}}'),
-            'gone': self.job('P_551', 'x'),
-            'window': self.job('P_10_2018278', 'x'),
-            'limit': self.job('P_613', 'x'),
-            'stale': self.job('P2', 'too late', last_message_at_ms=now_ms - 25 * 3600 * 1000),
-            'tagged': self.job('P2', 'event moved', last_message_at_ms=now_ms - 25 * 3600 * 1000,
+            'plain': self.job(day[0]['psid'], 'Hello page fans'),
+            'personal': self.job(day[1]['psid'], 'Hi {{first_name|there}}'),
+            'gone': self.job(gone['psid'], 'x'),
+            # The simulator's own clock says the window closed; the sender was
+            # not told, so the Send API refuses.
+            'window': self.job(old[0]['psid'], 'x'),
+            'unknown_psid': self.job('999999', 'x'),
+            # Told: refused before anything leaves the sender.
+            'stale': self.job(old[1]['psid'], 'too late',
+                              last_message_at_ms=now_ms - 25 * 3600 * 1000),
+            'tagged': self.job(old[2]['psid'], 'event moved',
+                               last_message_at_ms=now_ms - 25 * 3600 * 1000,
                                messaging_type='MESSAGE_TAG', tag='CONFIRMED_EVENT_UPDATE'),
         }
         results = self.send(list(jobs.values()))
         r = {name: results[j['delivery_id']] for name, j in jobs.items()}
-        self.assertEqual(r['plain']['outcome'], 'OUTCOME_SENT')
+        self.assertEqual(r['plain']['outcome'], 'OUTCOME_SENT', r['plain'])
         self.assertTrue(r['plain']['platform_message_id'].startswith('m_'))
-        self.assertEqual(r['personal']['outcome'], 'OUTCOME_SENT')
+        self.assertEqual(r['personal']['outcome'], 'OUTCOME_SENT', r['personal'])
         self.assertEqual((r['gone']['outcome'], r['gone']['error']),
                          ('OUTCOME_FAILED', 'person_unavailable'))
         self.assertEqual((r['window']['outcome'], r['window']['error']),
                          ('OUTCOME_FAILED', 'outside_24h_window'))
-        self.assertEqual(r['limit']['outcome'], 'OUTCOME_RETRY')
-        self.assertTrue(r['limit']['rate_limited'])
+        self.assertEqual(r['unknown_psid']['outcome'], 'OUTCOME_FAILED')
         self.assertEqual((r['stale']['outcome'], r['stale']['error']),
                          ('OUTCOME_FAILED', 'outside_24h_window'))
-        self.assertEqual(r['tagged']['outcome'], 'OUTCOME_SENT')
+        self.assertEqual(r['tagged']['outcome'], 'OUTCOME_SENT', r['tagged'])
         self.assertEqual(r['tagged']['sender_id'], 'messenger-0')
 
-        texts = {b['message']['text']: b for b in self.graph.sent}
-        self.assertIn('Hi Lin', texts)
+        texts = {m['text']: m for m in self.sim_messages()}
+        self.assertIn(f"Hi {day[1]['first_name']}", texts)
         self.assertEqual(texts['Hello page fans']['messaging_type'], 'UPDATE')
-        self.assertEqual(texts['event moved']['tag'], 'CONFIRMED_EVENT_UPDATE')
         self.assertEqual(texts['event moved']['messaging_type'], 'MESSAGE_TAG')
-        # The stale job was refused before anything left the sender.
         self.assertNotIn('too late', texts)
+        self.assertEqual(len(texts), 3)
+
+    def test_faults(self):
+        day = [u for u in self.people()[0] if u['in_window']]
+        STACK.msim('POST', '/_sim/faults', {'ratelimit_storm_seconds': 30,
+                                            'ratelimit_code': 613})
+        try:
+            r = self.send_one(self.job(day[0]['psid'], 'too fast'))
+            self.assertEqual(r['outcome'], 'OUTCOME_RETRY')
+            self.assertTrue(r['rate_limited'])
+        finally:
+            STACK.msim('POST', '/_sim/faults', {'clear': True})
+        STACK.msim('POST', '/_sim/faults', {'error_rate': 1.0, 'error_code': 1200})
+        try:
+            r = self.send_one(self.job(day[0]['psid'], 'temporary'))
+            self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'temporary_send_error'))
+        finally:
+            STACK.msim('POST', '/_sim/faults', {'clear': True})
+        STACK.msim('POST', '/_sim/faults', {'drop_rate': 1.0})
+        try:
+            r = self.send_one(self.job(day[1]['psid'], 'dropped'))
+            self.assertEqual(r['outcome'], 'OUTCOME_UNKNOWN', r)
+        finally:
+            STACK.msim('POST', '/_sim/faults', {'clear': True})
+        self.assertEqual([m['text'] for m in self.sim_messages()], ['dropped'])
 
     def test_page_queries(self):
         q = self.query('verify', self.org, self.bot)
         self.assertEqual(q['status'], 'QUERY_OK', q)
-        self.assertEqual(q['identity']['page_id'], 'PAGE1')
-        self.assertEqual(q['identity']['name'], 'Test Page')
+        self.assertEqual(q['identity']['page_id'], self.page_id)
         ids, cursor = [], ''
-        for _ in range(5):
-            q = self.query('users', self.org, self.bot, cursor, '2')
+        for _ in range(200):
+            q = self.query('users', self.org, self.bot, cursor, '100')
             self.assertEqual(q['status'], 'QUERY_OK', q)
             ids += [u['id'] for u in q['users']]
             cursor = q['next_cursor'] or ''
             if not cursor:
                 break
-        self.assertEqual(ids, ['P1', 'P2', 'P3'])
+        self.assertEqual(sorted(ids), sorted(u['psid'] for u in self.people()[1]))
         q = self.query('channels', self.org, self.bot)
         self.assertEqual(q['status'], 'QUERY_BAD_REQUEST')
 
     def test_token_cache_expires(self):
         org, bot = str(uuid.uuid4()), str(uuid.uuid4())
-        self.vault_store(org, bot, FakeGraph.page_token)
-        results = self.send([self.job('P1', f'cached {i}', bot=bot) | {'org_id': org}
+        self.vault_store(org, bot, self.page_token)
+        day = [u for u in self.people()[0] if u['in_window']]
+        results = self.send([self.job(day[i]['psid'], f'cached {i}', bot=bot) | {'org_id': org}
                              for i in range(5)])
-        self.assertTrue(all(r['outcome'] == 'OUTCOME_SENT' for r in results.values()))
+        self.assertTrue(all(r['outcome'] == 'OUTCOME_SENT' for r in results.values()), results)
         self.assertEqual(release_count(bot), 1)
         time.sleep(2.5)  # past BCRM_SENDER_TOKEN_TTL: wiped, so asked again
-        self.assertEqual(self.send_one(self.job('P1', 'again', bot=bot) | {'org_id': org})
-                         ['outcome'], 'OUTCOME_SENT')
+        self.assertEqual(self.send_one(self.job(day[5]['psid'], 'again', bot=bot)
+                                       | {'org_id': org})['outcome'], 'OUTCOME_SENT')
         self.assertEqual(release_count(bot), 2)
 
     def test_wrong_token_is_token_invalid(self):
         org, bot = str(uuid.uuid4()), str(uuid.uuid4())
         self.vault_store(org, bot, 'EAAG-not-the-page-token')
-        r = self.send_one(self.job('P1', 'x', bot=bot) | {'org_id': org})
+        day = [u for u in self.people()[0] if u['in_window']]
+        r = self.send_one(self.job(day[0]['psid'], 'x', bot=bot) | {'org_id': org})
         self.assertEqual(r['outcome'], 'OUTCOME_FAILED')
         self.assertTrue(r['bot_token_invalid'])
         self.assertEqual(self.query('verify', org, bot)['status'], 'QUERY_TOKEN_INVALID')

@@ -8,9 +8,11 @@
  *       messaging_type, tag, last_message_at_ms}) in SendBatches of BATCH jobs
  *       (default 10), each with a fresh lease id, and prints one JSON line per
  *       result until every job has one or TIMEOUT_MS passed (default 30000).
- *   sender_driver query KIND ORG BOT [CURSOR [LIMIT]]
+ *   sender_driver query KIND ORG BOT [CURSOR [LIMIT [ARG]]]
  *       listens on the scheduler's query URL (REQ), asks one PlatformQuery
- *       (KIND: verify, users, channels) and prints the reply as JSON.
+ *       (KIND: verify, users, channels, members (ARG: the channel id), oauth
+ *       (CURSOR: the code, ARG: the redirect URI)) and prints the reply as JSON
+ *       (a sealed token as its length and hex).
  *
  * BCRM_DRIVER_PLATFORM (slack or messenger, default slack) picks the URLs:
  * BCRM_SCHEDULER_WORK_<P>_URL, BCRM_SCHEDULER_RESULTS_URL and
@@ -202,6 +204,9 @@ static int cmd_query(int argc, char **argv)
     Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
     Bcrm__V1__ListUsers users = BCRM__V1__LIST_USERS__INIT;
     Bcrm__V1__ListChannels channels = BCRM__V1__LIST_CHANNELS__INIT;
+    Bcrm__V1__ListChannelMembers members = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
+    Bcrm__V1__ExchangeOAuthCode oauth = BCRM__V1__EXCHANGE_OAUTH_CODE__INIT;
+    char *arg = argc > 7 ? argv[7] : "";
     char request_id[33];
     bus_new_id(request_id);
     q.request_id = request_id;
@@ -218,6 +223,18 @@ static int cmd_query(int argc, char **argv)
         users.has_limit = limit > 0;
         users.limit = limit;
         q.list_users = &users;
+    } else if (strcmp(argv[2], "members") == 0) {
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
+        members.channel_id = arg;
+        members.cursor = cursor;
+        members.has_limit = limit > 0;
+        members.limit = limit;
+        q.list_channel_members = &members;
+    } else if (strcmp(argv[2], "oauth") == 0) {
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE;
+        oauth.code = cursor != NULL ? cursor : "";
+        oauth.redirect_uri = arg;
+        q.exchange_oauth_code = &oauth;
     } else {
         q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS;
         channels.cursor = cursor;
@@ -247,10 +264,22 @@ static int cmd_query(int argc, char **argv)
     if (reply->identity != NULL) {
         Bcrm__V1__BotIdentity *id = reply->identity;
         json_object_set_new(o, "identity",
-                            json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "name",
+                            json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "name",
                                       id->name, "team_id", id->team_id, "bot_user_id",
                                       id->bot_user_id, "bot_id", id->bot_id, "url", id->url,
-                                      "page_id", id->page_id, "app_id", id->app_id));
+                                      "page_id", id->page_id, "app_id", id->app_id, "scopes",
+                                      id->scopes));
+    }
+    json_t *ids = json_array();
+    for (size_t i = 0; i < reply->n_member_ids; i++) {
+        json_array_append_new(ids, json_string(reply->member_ids[i]));
+    }
+    json_object_set_new(o, "member_ids", ids);
+    if (reply->has_sealed_token) {
+        char *hex = malloc(reply->sealed_token.len * 2 + 1);
+        hex_encode(hex, reply->sealed_token.data, reply->sealed_token.len);
+        json_object_set_new(o, "sealed_token_hex", json_string(hex));
+        free(hex);
     }
     json_t *list = json_array();
     for (size_t i = 0; i < reply->n_users; i++) {
@@ -286,6 +315,7 @@ int main(int argc, char **argv)
         return cmd_query(argc, argv);
     }
     fprintf(stderr, "usage: sender_driver send JOBS.json [PEERS [TIMEOUT_MS [BATCH]]]\n"
-                    "       sender_driver query verify|users|channels ORG BOT [CURSOR [LIMIT]]\n");
+                    "       sender_driver query verify|users|channels|members|oauth ORG BOT "
+                    "[CURSOR [LIMIT [ARG]]]\n");
     return 2;
 }

@@ -279,8 +279,8 @@ static void *release_loop(void *p)
             if (f < 5) {
                 pthread_mutex_lock(&st->lock);
                 snprintf(st->first_failures[f], sizeof(st->first_failures[f]),
-                         "failure %s bot %.64s: %.400s", code < 0 ? "error" : code_name(code), t->bot,
-                         code == 0 ? "token differs" : err);
+                         "failure %s bot %.64s: %.400s", code < 0 ? "error" : code_name(code),
+                         t->bot, code == 0 ? "token differs" : err);
                 pthread_mutex_unlock(&st->lock);
             }
         }

@@ -42,8 +42,8 @@ int bus_recv(nng_socket sock, const ProtobufCMessageDescriptor *desc, ProtobufCM
 /* One request/reply exchange on its own context of a REQ socket, so many threads
  * may share the socket. The request is resent by NNG if no reply comes within
  * resend_ms, so handlers must be idempotent; gives up after timeout_ms. */
-int bus_call(nng_socket req, const ProtobufCMessage *request, const ProtobufCMessageDescriptor *desc,
-             ProtobufCMessage **reply, int timeout_ms);
+int bus_call(nng_socket req, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **reply, int timeout_ms);
 /* The fd that polls readable when a message can be received (NNG_OPT_RECVFD). */
 int bus_recv_fd(nng_socket sock, int *fd);
 

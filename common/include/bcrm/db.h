@@ -33,8 +33,7 @@ int db_exec(PGconn *conn, const char *what, const char *sql, int nparams,
  * prepared again. db_prepare returns 0 or -1; db_query_prepared behaves like
  * db_query, the statement's name standing in for "what" in the log. */
 int db_prepare(PGconn *conn, const char *name, const char *sql, int nparams);
-PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams,
-                            const char *const *params);
+PGresult *db_query_prepared(PGconn *conn, const char *name, int nparams, const char *const *params);
 
 /* BEGIN / COMMIT / ROLLBACK. 0 or -1. */
 int db_begin(PGconn *conn);

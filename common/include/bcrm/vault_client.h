@@ -40,6 +40,12 @@ void vault_client_close(struct vault_client *vc);
 int vault_store_token(struct vault_client *vc, const char *org_id, const char *bot_id,
                       Bcrm__V1__Platform platform, const uint8_t *token, size_t len, char *err,
                       size_t errlen);
+/* A token sealed to the vault's public key (crypto_box_seal) by a sender that
+ * exchanged an OAuth code: the caller (the api) cannot open it and forwards it as
+ * is; the vault opens and stores it as vault_store_token does. */
+int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                             Bcrm__V1__Platform platform, const uint8_t *sealed, size_t len,
+                             char *err, size_t errlen);
 /* On VAULT_OK, *out holds the token; free it with secret_free(). */
 int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
                         Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen);

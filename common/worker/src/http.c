@@ -33,12 +33,38 @@ void worker_request_free(struct worker_request *req)
     memset(req, 0, sizeof(*req));
 }
 
+/* vasprintf into a block of the exact size: vasprintf grows and shrinks its
+ * buffer with realloc, which may leave copies of a token in freed blocks. */
+static int format_exact(char **out, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (*out == NULL) {
+        va_end(again);
+        return -1;
+    }
+    vsnprintf(*out, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return n;
+}
+
+int worker_format(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = format_exact(out, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
 int worker_request_header(struct worker_request *req, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *line = NULL;
-    int n = vasprintf(&line, fmt, ap);
+    int n = format_exact(&line, fmt, ap);
     va_end(ap);
     if (n < 0) {
         return -1;
@@ -75,9 +101,16 @@ int worker_form_add(char **form, const char *name, const char *value)
     }
     size_t old = *form != NULL ? strlen(*form) : 0;
     size_t add = (old > 0 ? 1 : 0) + strlen(ename) + 1 + strlen(evalue);
-    char *grown = realloc(*form, old + add + 1);
+    /* Not realloc: the form may already hold a secret (an OAuth code), and the
+     * block realloc leaves behind would keep it. */
+    char *grown = malloc(old + add + 1);
     if (grown == NULL) {
         goto out;
+    }
+    if (*form != NULL) {
+        memcpy(grown, *form, old);
+        sodium_memzero(*form, old);
+        free(*form);
     }
     snprintf(grown + old, add + 1, "%s%s=%s", old > 0 ? "&" : "", ename, evalue);
     *form = grown;

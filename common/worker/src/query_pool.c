@@ -16,11 +16,23 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* How often an idle thread looks at the stop flag. */
 #define QUERY_POLL_MS 200
+/* Bots and query kinds remembered as rate limited at once. */
+#define QUERY_LIMITS 256
+
+/* A platform's rate limits are per method and per bot (Slack's tiers): after a 429,
+ * the same query for the same bot is answered QUERY_RATE_LIMITED here until the
+ * Retry-After has passed, rather than asking the platform again and again. */
+struct query_limit {
+    char bot_id[64];
+    int kind; /* PlatformQuery's query_case */
+    int64_t until_mono_ms;
+};
 
 struct query_thread {
     struct query_pool *pool;
@@ -38,6 +50,8 @@ struct query_pool {
     struct worker_metrics *metrics;
     CURLSH *share; /* connections and DNS answers, shared by the threads' handles */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    pthread_mutex_t limits_lock;
+    struct query_limit limits[QUERY_LIMITS];
     atomic_bool stop;
     int count;
     struct query_thread *threads;
@@ -61,6 +75,49 @@ static const char *query_kind(const Bcrm__V1__PlatformQuery *q)
     }
 }
 
+/* Milliseconds the (bot, kind) must still wait, or 0. */
+static int64_t limit_remaining(struct query_pool *pool, const Bcrm__V1__PlatformQuery *q,
+                               int64_t now)
+{
+    int64_t left = 0;
+    pthread_mutex_lock(&pool->limits_lock);
+    for (int i = 0; i < QUERY_LIMITS; i++) {
+        struct query_limit *l = &pool->limits[i];
+        if (l->until_mono_ms > now && l->kind == (int)q->query_case &&
+            strcmp(l->bot_id, q->bot_id) == 0) {
+            left = l->until_mono_ms - now;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool->limits_lock);
+    return left;
+}
+
+/* Remembers a 429 for (bot, kind): in the slot of the same pair, else an expired
+ * one, else the one that ends soonest. */
+static void limit_note(struct query_pool *pool, const Bcrm__V1__PlatformQuery *q, int64_t now,
+                       int64_t retry_after_ms)
+{
+    pthread_mutex_lock(&pool->limits_lock);
+    struct query_limit *slot = &pool->limits[0];
+    for (int i = 0; i < QUERY_LIMITS; i++) {
+        struct query_limit *l = &pool->limits[i];
+        if (l->kind == (int)q->query_case && strcmp(l->bot_id, q->bot_id) == 0) {
+            slot = l;
+            break;
+        }
+        if (l->until_mono_ms < slot->until_mono_ms) {
+            slot = l;
+        }
+    }
+    snprintf(slot->bot_id, sizeof(slot->bot_id), "%s", q->bot_id);
+    slot->kind = (int)q->query_case;
+    if (now + retry_after_ms > slot->until_mono_ms) {
+        slot->until_mono_ms = now + retry_after_ms;
+    }
+    pthread_mutex_unlock(&pool->limits_lock);
+}
+
 /* Answers one query into reply (never fails: a problem becomes a status). */
 static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *q,
                          Bcrm__V1__PlatformReply *reply)
@@ -68,6 +125,14 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
     struct query_pool *pool = t->pool;
     if (q->query_case == BCRM__V1__PLATFORM_QUERY__QUERY__NOT_SET) {
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST, "no_query");
+        return;
+    }
+    int64_t now = clock_mono_ms();
+    int64_t wait = limit_remaining(pool, q, now);
+    if (wait > 0) {
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED, "ratelimited");
+        reply->has_retry_after_ms = true;
+        reply->retry_after_ms = wait;
         return;
     }
     if (pool->platform->query_needs_token != NULL && !pool->platform->query_needs_token(q)) {
@@ -93,6 +158,11 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
     token_copy_wipe(&token);
     if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
         token_cache_forget(pool->tokens, q->bot_id);
+    }
+    if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED) {
+        limit_note(pool, q, clock_mono_ms(),
+                   reply->has_retry_after_ms && reply->retry_after_ms > 0 ? reply->retry_after_ms
+                                                                          : 1000);
     }
 }
 
@@ -218,6 +288,7 @@ struct query_pool *query_pool_start(const struct worker_platform *platform, void
     pool->tokens = tokens;
     pool->metrics = metrics;
     pool->count = threads;
+    pthread_mutex_init(&pool->limits_lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
         pthread_mutex_init(&pool->share_locks[i], NULL);
     }
@@ -284,5 +355,6 @@ void query_pool_stop(struct query_pool *pool)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
         pthread_mutex_destroy(&pool->share_locks[i]);
     }
+    pthread_mutex_destroy(&pool->limits_lock);
     free(pool);
 }

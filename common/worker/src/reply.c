@@ -51,9 +51,9 @@ Bcrm__V1__PlatformChannel *worker_reply_add_channel(Bcrm__V1__PlatformReply *rep
 int worker_reply_add_member_id(Bcrm__V1__PlatformReply *reply, const char *id)
 {
     char *copy = strdup(id);
-    char **grown = copy != NULL ? realloc(reply->member_ids,
-                                          (reply->n_member_ids + 1) * sizeof(*grown))
-                                : NULL;
+    char **grown = copy != NULL
+                       ? realloc(reply->member_ids, (reply->n_member_ids + 1) * sizeof(*grown))
+                       : NULL;
     if (grown == NULL) {
         free(copy);
         return -1;

@@ -58,13 +58,14 @@ struct send_loop {
     const struct send_loop_config *cfg;
     CURLM *multi;
     int epfd;
-    int wake_fd;               /* eventfd: a token arrived */
-    int pull_fd;               /* readable while a SendBatch waits */
-    int64_t curl_deadline_ms;  /* curl's timer, -1 when none */
-    int in_flight;             /* requests on the multi handle */
-    int parked;                /* jobs waiting for a token */
+    int wake_fd;              /* eventfd: a token arrived */
+    int pull_fd;              /* readable while a SendBatch waits */
+    int64_t curl_deadline_ms; /* curl's timer, -1 when none */
+    int in_flight;            /* requests on the multi handle */
+    int parked;               /* jobs waiting for a token */
     struct transfer *parked_head;
     uint64_t token_generation; /* of the token cache when the parked list was tried */
+    bool parked_ready;         /* some parked transfers may have their token now */
     struct job_batch *current; /* jobs still to start, or NULL */
     bool pull_open;
     bool pull_watched;
@@ -128,7 +129,8 @@ static enum build_result transfer_build(struct transfer *t, struct worker_outcom
         break;
     }
     worker_request_free(&t->req);
-    enum worker_next next = cfg->platform->build_send(cfg->state, &t->send, token.data, &t->req, out);
+    enum worker_next next =
+        cfg->platform->build_send(cfg->state, &t->send, token.data, &t->req, out);
     token_copy_wipe(&token);
     return next == WORKER_REQUEST ? BUILD_REQUEST : BUILD_FINAL;
 }
@@ -199,21 +201,33 @@ static void transfer_advance(struct send_loop *loop, struct transfer *t)
     transfer_free(t);
 }
 
-/* Tries the parked transfers again once the token cache has news. */
+/* Tries the parked transfers again once the token cache has news, as many as
+ * there is room for in flight; the rest wait for room (parked_ready stays set). */
 static void unpark(struct send_loop *loop)
 {
     uint64_t generation = token_cache_generation(loop->cfg->tokens);
-    if (loop->parked_head == NULL || generation == loop->token_generation) {
+    if (generation != loop->token_generation) {
+        loop->token_generation = generation;
+        loop->parked_ready = true;
+    }
+    if (loop->parked_head == NULL || !loop->parked_ready) {
         return;
     }
-    loop->token_generation = generation;
     struct transfer *t = loop->parked_head;
     loop->parked_head = NULL;
     loop->parked = 0;
-    while (t != NULL) {
+    while (t != NULL && loop->in_flight < loop->cfg->max_in_flight) {
         struct transfer *next = t->next_parked;
         t->next_parked = NULL;
-        transfer_advance(loop, t);
+        transfer_advance(loop, t); /* may park it again: its token is still coming */
+        t = next;
+    }
+    loop->parked_ready = t != NULL;
+    while (t != NULL) {
+        struct transfer *next = t->next_parked;
+        t->next_parked = loop->parked_head;
+        loop->parked_head = t;
+        loop->parked++;
         t = next;
     }
 }
@@ -539,8 +553,12 @@ static void loop_events(struct send_loop *loop, const struct epoll_event *events
 
 int send_loop_run(const struct send_loop_config *cfg)
 {
-    struct send_loop loop = {
-        .cfg = cfg, .epfd = -1, .wake_fd = -1, .pull_fd = -1, .curl_deadline_ms = -1, .pull_open = true};
+    struct send_loop loop = {.cfg = cfg,
+                             .epfd = -1,
+                             .wake_fd = -1,
+                             .pull_fd = -1,
+                             .curl_deadline_ms = -1,
+                             .pull_open = true};
     int rv = 1;
     if (loop_open(&loop) != 0) {
         goto out;

@@ -33,9 +33,9 @@
 #define TOKEN_UNAVAILABLE_MS 1000
 
 enum fetch_state {
-    FETCH_NONE,     /* an answer (status is final until it expires) */
-    FETCH_WAITING,  /* pending: no fetch thread has taken it yet */
-    FETCH_RUNNING,  /* pending: a fetch thread is asking the vault */
+    FETCH_NONE,    /* an answer (status is final until it expires) */
+    FETCH_WAITING, /* pending: no fetch thread has taken it yet */
+    FETCH_RUNNING, /* pending: a fetch thread is asking the vault */
 };
 
 struct token_entry {
@@ -50,7 +50,7 @@ struct token_entry {
 
 struct token_cache {
     pthread_mutex_t lock;
-    pthread_cond_t work; /* a pending entry is waiting, or stop */
+    pthread_cond_t work;        /* a pending entry is waiting, or stop */
     struct vault_client *vault; /* borrowed */
     Bcrm__V1__Platform platform;
     int64_t ttl_ms;
@@ -215,8 +215,7 @@ static struct token_entry *entry_new(const char *org_id, const char *bot_id)
 
 /* Asks the vault (no lock held) about e's bot and fills ans (status, token and
  * expiry) with the answer; e itself is only read. */
-static void entry_fetch(struct token_cache *c, const struct token_entry *e,
-                        struct token_entry *ans)
+static void entry_fetch(struct token_cache *c, const struct token_entry *e, struct token_entry *ans)
 {
     struct secret released = {0};
     char err[256] = "";
@@ -288,8 +287,8 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
     return status;
 }
 
-enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
-                                  const char *bot_id, struct token_copy *out)
+enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
+                                  struct token_copy *out)
 {
     out->len = 0;
     int64_t now = clock_mono_ms();

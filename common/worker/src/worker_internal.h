@@ -76,8 +76,8 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
                                   struct token_copy *out);
 /* Never blocks: on a miss, a fetch thread asks the vault, and TOKEN_PENDING says
  * to try again after the next notify (the send loop). */
-enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
-                                  const char *bot_id, struct token_copy *out);
+enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
+                                  struct token_copy *out);
 /* Drops the bot's entry (the platform said its token is invalid). */
 void token_cache_forget(struct token_cache *cache, const char *bot_id);
 /* Wipes and frees expired entries; returns how many remain. */

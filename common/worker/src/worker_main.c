@@ -43,8 +43,8 @@ static void worker_config_read(const struct worker_platform *p, struct worker_co
     gethostname(host, sizeof(host) - 1);
     snprintf(default_id, idlen, "%s:%d", host, (int)getpid());
     c->sender_id = config_str("BCRM_SENDER_ID", default_id);
-    c->max_in_flight = (int)config_int("BCRM_SENDER_MAX_IN_FLIGHT", WORKER_DEFAULT_IN_FLIGHT, 1,
-                                       65536);
+    c->max_in_flight =
+        (int)config_int("BCRM_SENDER_MAX_IN_FLIGHT", WORKER_DEFAULT_IN_FLIGHT, 1, 65536);
     c->query_threads = (int)config_int("BCRM_SENDER_QUERY_THREADS", 4, 1, 256);
     c->vault_threads = (int)config_int("BCRM_SENDER_VAULT_THREADS", 2, 1, 64);
     c->token_ttl_ms = config_duration_ms("BCRM_SENDER_TOKEN_TTL", 30000);
@@ -144,7 +144,8 @@ int worker_main(const struct worker_platform *p)
     if (worker_sockets_open(&cfg, &pull, &push, &rep) != 0) {
         goto out;
     }
-    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms, cfg.vault_threads)) == NULL ||
+    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms, cfg.vault_threads)) ==
+            NULL ||
         (results = result_queue_new(push, cfg.sender_id, (size_t)cfg.result_batch,
                                     cfg.result_flush_ms)) == NULL) {
         log_fatal("out of memory", NULL);
@@ -157,9 +158,8 @@ int worker_main(const struct worker_platform *p)
         goto out;
     }
     log_info("sender started", "{s:s, s:s, s:s, s:i, s:i, s:I}", "sender_id", cfg.sender_id,
-             "work_url", cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight",
-             cfg.max_in_flight, "query_threads", cfg.query_threads, "token_ttl_ms",
-             (json_int_t)cfg.token_ttl_ms);
+             "work_url", cfg.work_url, "ops_addr", cfg.ops_addr, "max_in_flight", cfg.max_in_flight,
+             "query_threads", cfg.query_threads, "token_ttl_ms", (json_int_t)cfg.token_ttl_ms);
 
     struct send_loop_config loop = {
         .platform = p,

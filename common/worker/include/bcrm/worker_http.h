@@ -31,6 +31,10 @@ void worker_request_free(struct worker_request *req);
 /* Appends one "Name: value" header built from a printf format. 0 or -1. */
 int worker_request_header(struct worker_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Like asprintf, into a malloc'd block of the exact size (never realloc'd, so no
+ * copy of what it holds is left behind: use it for anything holding a token).
+ * Returns the length, or -1 with *out NULL. */
+int worker_format(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets the body to the compact JSON text of body (borrowed) with a JSON content
  * type. 0 or -1. */
 int worker_request_json(struct worker_request *req, const json_t *body);

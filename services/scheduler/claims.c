@@ -72,6 +72,7 @@ static const char SURVEY_SQL[] =
     "   ORDER BY coalesce(d.next_attempt_at, d.due_at) LIMIT $1) due),"
     " (SELECT ceil(extract(epoch FROM coalesce(d.next_attempt_at, d.due_at) - now()) * 1000)"
     "   ::bigint FROM deliveries d WHERE d.campaign_id = c.id AND d.status = 'pending'"
+    "     AND coalesce(d.next_attempt_at, d.due_at) > now()"
     "   ORDER BY coalesce(d.next_attempt_at, d.due_at) LIMIT 1),"
     " ceil(extract(epoch FROM p.paused_until - now()) * 1000)::bigint"
     " FROM campaigns c JOIN bots b ON b.id = c.bot_id"
@@ -459,16 +460,20 @@ static int survey(struct scheduler *s, int64_t now, struct pace_campaign **out)
     int n = 0;
     for (int i = 0; i < rows; i++) {
         struct pace_campaign *c = &cs[n];
-        if (PQgetisnull(res, i, SV_NEXT_DUE)) {
+        c->due = atoi(PQgetvalue(res, i, SV_DUE));
+        if (c->due == 0 && PQgetisnull(res, i, SV_NEXT_DUE)) {
             continue; /* nothing pending: completion is lifecycle's business */
         }
         snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, i, SV_ID));
         snprintf(c->bot_id, sizeof(c->bot_id), "%s", PQgetvalue(res, i, SV_BOT));
         c->platform = sched_platform_from_name(PQgetvalue(res, i, SV_PLATFORM));
         c->throttle_per_minute = atoi(PQgetvalue(res, i, SV_THROTTLE));
-        c->due = atoi(PQgetvalue(res, i, SV_DUE));
-        long long next_in = atoll(PQgetvalue(res, i, SV_NEXT_DUE));
-        c->next_due = now + (next_in > 0 ? next_in : DUE_NOW_RECHECK_MS);
+        if (PQgetisnull(res, i, SV_NEXT_DUE)) {
+            c->next_due = SCHED_NEVER;
+        } else {
+            long long next_in = atoll(PQgetvalue(res, i, SV_NEXT_DUE));
+            c->next_due = now + (next_in > 0 ? next_in : DUE_NOW_RECHECK_MS);
+        }
         c->bot_paused_until =
             PQgetisnull(res, i, SV_PAUSED) ? 0 : now + atoll(PQgetvalue(res, i, SV_PAUSED));
         n++;

@@ -104,13 +104,14 @@ static void load_config(struct sched_config *c)
     c->messenger_per_second =
         (double)config_int("BCRM_MESSENGER_RATE_PER_SECOND", 300, 0, 10000000);
     c->messenger_burst = (double)config_int("BCRM_MESSENGER_BURST", 30, 1, 1000000);
-    c->bot_in_flight_ms = config_duration_ms("BCRM_SCHEDULER_BOT_IN_FLIGHT", 10000);
+    c->bot_in_flight_ms = config_duration_ms("BCRM_SCHEDULER_BOT_IN_FLIGHT", 500);
+    c->bot_min_in_flight = (int)config_int("BCRM_SCHEDULER_BOT_MIN_IN_FLIGHT", 8, 1, 1000000);
 }
 
-/* The per-bot limits of each platform. A bot may have bot_in_flight_ms of its rate in
- * flight (at least its burst): with the 60 s lease and 10 s of work in flight, senders
- * could slow down sixfold before a lease ran out. Unlimited rates leave the global
- * in-flight bound alone. */
+/* The per-bot limits of each platform (pacing.h). In flight, a bot has what its senders
+ * complete in bot_in_flight_ms (half a second), at least the floor: a pause takes effect
+ * within a second, and the 60 s lease has a wide margin. Enough to keep a platform busy
+ * while its answers take less than that (Little's law: in flight = rate x latency). */
 static struct pacer *make_pacer(const struct sched_config *c)
 {
     struct pace_limit limits[SCHED_PLATFORMS];
@@ -120,13 +121,9 @@ static struct pacer *make_pacer(const struct sched_config *c)
     for (int p = 0; p < SCHED_PLATFORMS; p++) {
         limits[p].per_ms = per_ms[p];
         limits[p].burst = burst[p];
-        double in_flight = per_ms[p] * (double)c->bot_in_flight_ms;
-        if (in_flight < burst[p]) {
-            in_flight = burst[p];
-        }
-        limits[p].max_in_flight = per_ms[p] <= 0 || in_flight > c->max_in_flight
-                                      ? c->max_in_flight
-                                      : (int)in_flight;
+        limits[p].max_in_flight = c->max_in_flight;
+        limits[p].min_in_flight = c->bot_min_in_flight;
+        limits[p].drain_ms = c->bot_in_flight_ms;
     }
     return pacer_new(limits, SCHED_PLATFORMS);
 }

@@ -25,7 +25,7 @@ struct pacer {
     struct pace_throttle *throttles;
     size_t nthrottles, capthrottles;
     uint64_t generation;
-    size_t rotate_bots, rotate_campaigns;
+    size_t rotate_bots;
     bool in_flight_blocked; /* the last plan left due rows for want of in-flight room */
 };
 
@@ -133,7 +133,7 @@ void pacer_free(struct pacer *p)
 
 static const struct pace_limit *limit_of(const struct pacer *p, int platform)
 {
-    static const struct pace_limit none = {0, 1, INT32_MAX};
+    static const struct pace_limit none = {0, 1, INT32_MAX, 1, 0};
     return platform >= 0 && platform < p->platforms ? &p->limits[platform] : &none;
 }
 
@@ -171,6 +171,7 @@ static struct pace_bot *bot_get(struct pacer *p, const char *bot_id, int platfor
     const struct pace_limit *lim = limit_of(p, platform);
     pace_bucket_init(&bot->bucket, lim->per_ms, lim->burst, now);
     bot->seen = now;
+    bot->window_start = now;
     p->bots[p->nbots++] = bot;
     return bot;
 }
@@ -269,6 +270,36 @@ void pace_share(const int *demand, int *out, size_t n, int capacity, size_t *rot
     (*rotate)++;
 }
 
+/* Closes the counting window when a second has passed; a window of idleness counts as
+ * nothing done. */
+static void measure(struct pace_bot *bot, int64_t now)
+{
+    int64_t elapsed = now - bot->window_start;
+    if (elapsed >= 1000) {
+        bot->done_per_s = elapsed < 2000 ? bot->window_done * 1000.0 / (double)elapsed : 0;
+        bot->window_done = 0;
+        bot->window_start = now;
+    }
+}
+
+int pacer_in_flight_cap(struct pacer *p, struct pace_bot *bot, int64_t now)
+{
+    const struct pace_limit *lim = limit_of(p, bot->platform);
+    if (lim->drain_ms <= 0) {
+        return lim->max_in_flight;
+    }
+    measure(bot, now);
+    /* The better of the last whole second and the one under way. */
+    double partial =
+        now > bot->window_start ? bot->window_done * 1000.0 / (double)(now - bot->window_start) : 0;
+    double rate = bot->done_per_s > partial ? bot->done_per_s : partial;
+    double cap = rate * (double)lim->drain_ms / 1000.0;
+    if (cap < lim->min_in_flight) {
+        cap = lim->min_in_flight;
+    }
+    return cap > lim->max_in_flight ? lim->max_in_flight : (int)cap;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
@@ -305,9 +336,8 @@ int pacer_plan(struct pacer *p, struct pace_campaign *cs, size_t n, int room, in
         if (c->bot_paused_until > c->bot->paused_until) {
             c->bot->paused_until = c->bot_paused_until;
         }
-        c->throttle = c->throttle_per_minute > 0
-                          ? throttle_get(p, c->id, c->throttle_per_minute, now)
-                          : NULL;
+        c->throttle =
+            c->throttle_per_minute > 0 ? throttle_get(p, c->id, c->throttle_per_minute, now) : NULL;
         int cap = c->due;
         if (c->throttle != NULL) {
             cap = min_int(cap, pace_bucket_available(c->throttle, now));
@@ -317,11 +347,10 @@ int pacer_plan(struct pacer *p, struct pace_campaign *cs, size_t n, int room, in
     /* Each bot's cap: its bucket and its in-flight bound, nothing while paused. */
     for (size_t b = 0; b < p->nbots; b++) {
         struct pace_bot *bot = p->bots[b];
-        const struct pace_limit *lim = limit_of(p, bot->platform);
         if (bot->paused_until > now) {
             bot->cap = 0;
         } else {
-            int room_in_flight = lim->max_in_flight - bot->in_flight;
+            int room_in_flight = pacer_in_flight_cap(p, bot, now) - bot->in_flight;
             bot->cap = min_int(pace_bucket_available(&bot->bucket, now),
                                room_in_flight > 0 ? room_in_flight : 0);
         }
@@ -350,7 +379,8 @@ int pacer_plan(struct pacer *p, struct pace_campaign *cs, size_t n, int room, in
         if (k == 0) {
             continue;
         }
-        pace_share(sub_demand, sub_out, k, bot->cap, &p->rotate_campaigns);
+        size_t turn = bot->rotate;
+        pace_share(sub_demand, sub_out, k, bot->cap, &turn);
         for (size_t j = 0; j < k; j++) {
             demand[index[j]] = sub_out[j];
             bot->demand += sub_out[j];
@@ -372,7 +402,9 @@ int pacer_plan(struct pacer *p, struct pace_campaign *cs, size_t n, int room, in
         if (k == 0) {
             continue;
         }
-        pace_share(sub_demand, sub_out, k, bot_share[b], &p->rotate_campaigns);
+        /* The same turn as above, then the next plan starts with the next campaign. */
+        size_t turn = bot->rotate++;
+        pace_share(sub_demand, sub_out, k, bot_share[b], &turn);
         for (size_t j = 0; j < k; j++) {
             cs[index[j]].want = sub_out[j];
             total += sub_out[j];
@@ -382,28 +414,29 @@ int pacer_plan(struct pacer *p, struct pace_campaign *cs, size_t n, int room, in
     free(sub_out);
     free(index);
 
-    /* When could a plan give more? */
+    /* When could a plan give more? The next row to fall due, and, for rows due now
+     * that this plan left, whatever holds them back. */
     for (size_t i = 0; i < n; i++) {
         struct pace_campaign *c = &cs[i];
         if (c->bot == NULL) {
             continue;
         }
-        int64_t at;
-        if (c->due == 0) {
-            at = c->next_due;
-        } else if (c->want >= c->due) {
-            continue; /* all of it goes now; the next survey says what follows */
-        } else if (c->bot->paused_until > now) {
-            at = c->bot->paused_until;
-        } else if (c->throttle != NULL && pace_bucket_available(c->throttle, now) <= c->want) {
-            at = pace_bucket_ready_at(c->throttle, c->want + 1, now);
-        } else if (pace_bucket_available(&c->bot->bucket, now) <= c->bot->demand) {
-            at = pace_bucket_ready_at(&c->bot->bucket, c->bot->demand + 1, now);
-        } else if (c->bot->in_flight + c->bot->demand >= limit_of(p, c->bot->platform)->max_in_flight) {
-            p->in_flight_blocked = true; /* a result frees room, and results wake the loop */
-            continue;
-        } else {
-            at = now; /* the batch was full: claim again at once */
+        int64_t at = c->next_due;
+        if (c->want < c->due) {
+            int64_t held;
+            if (c->bot->paused_until > now) {
+                held = c->bot->paused_until;
+            } else if (c->throttle != NULL && pace_bucket_available(c->throttle, now) <= c->want) {
+                held = pace_bucket_ready_at(c->throttle, c->want + 1, now);
+            } else if (pace_bucket_available(&c->bot->bucket, now) <= c->bot->demand) {
+                held = pace_bucket_ready_at(&c->bot->bucket, c->bot->demand + 1, now);
+            } else if (c->bot->in_flight + c->bot->demand >= pacer_in_flight_cap(p, c->bot, now)) {
+                p->in_flight_blocked = true; /* a result frees room, and results wake the loop */
+                held = PACE_NEVER;
+            } else {
+                held = now; /* the batch was full: claim again at once */
+            }
+            at = min64(at, held);
         }
         if (c->bot->paused_until > at) {
             at = c->bot->paused_until;
@@ -442,6 +475,16 @@ void pacer_done(struct pacer *p, const char *bot_id, int n)
         if (bot->in_flight < 0) {
             bot->in_flight = 0;
         }
+    }
+}
+
+void pacer_completed(struct pacer *p, const char *bot_id, int n, int64_t now)
+{
+    struct pace_bot *bot = pacer_bot(p, bot_id);
+    if (bot != NULL) {
+        measure(bot, now);
+        bot->window_done += n;
+        pacer_done(p, bot_id, n);
     }
 }
 

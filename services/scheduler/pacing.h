@@ -8,8 +8,12 @@
  *     a Messenger bot one page): BCRM_SLACK_RATE_PER_MINUTE / BCRM_SLACK_BURST and
  *     BCRM_MESSENGER_RATE_PER_SECOND / BCRM_MESSENGER_BURST;
  *   - the campaign's throttle_per_minute, on top;
- *   - at most a few seconds of the bot's rate in flight (BCRM_SCHEDULER_BOT_IN_FLIGHT_S),
- *     so that a backlog handed out under real limits can always be sent within its lease.
+ *   - in flight per bot, at most what the bot's senders complete in
+ *     BCRM_SCHEDULER_BOT_IN_FLIGHT (500 ms), as measured from its results (never below
+ *     a floor, so a bot starts and a slow platform still gets work). Work handed out is
+ *     therefore done within about a second whatever the platform's speed: a pause stops
+ *     the sends within a second, and a lease (60 s) is never outrun. The measure grows
+ *     by itself: in-flight over latency is the throughput, which sets the next bound.
  *
  * A 429 pauses its bot, and only its bot, until Retry-After has passed (every campaign
  * of the bot; other bots go on), and empties the bot's bucket so it resumes gently.
@@ -52,7 +56,9 @@ void pace_bucket_empty(struct pace_bucket *b, int64_t now);
 struct pace_limit {
     double per_ms;
     double burst;
-    int max_in_flight; /* per bot */
+    int max_in_flight; /* per bot, whatever the measure says */
+    int min_in_flight; /* per bot, whatever the measure says */
+    int64_t drain_ms;  /* in flight: what the bot completes in this long (0: no measure) */
 };
 
 struct pace_bot {
@@ -62,7 +68,11 @@ struct pace_bot {
     int in_flight;
     int64_t paused_until; /* a 429's Retry-After; 0: not paused */
     int64_t seen;         /* the last survey that listed it */
+    int64_t window_start; /* results counted per second for the in-flight bound */
+    int window_done;
+    double done_per_s;      /* results per second over the last whole window */
     int demand, cap, share; /* planning scratch */
+    size_t rotate;          /* whose turn it is among its campaigns when tokens are few */
 };
 
 /* One running campaign as the survey found it (claims.c fills id .. next_due). */
@@ -70,12 +80,12 @@ struct pace_campaign {
     char id[40];
     char bot_id[40];
     int platform;
-    int throttle_per_minute;   /* 0: none */
-    int due;                   /* claimable rows now, counted up to a batch */
-    int64_t next_due;          /* when the next pending row falls due (monotonic ms) */
-    int64_t bot_paused_until;  /* monotonic ms, from the database (another scheduler saw a 429) */
-    int want;                  /* the plan: rows to claim now */
-    struct pace_bot *bot;      /* planning: its bot */
+    int throttle_per_minute;  /* 0: none */
+    int due;                  /* claimable rows now, counted up to a batch */
+    int64_t next_due;         /* when the next pending row falls due (monotonic ms) */
+    int64_t bot_paused_until; /* monotonic ms, from the database (another scheduler saw a 429) */
+    int want;                 /* the plan: rows to claim now */
+    struct pace_bot *bot;     /* planning: its bot */
     struct pace_bucket *throttle;
 };
 
@@ -98,8 +108,13 @@ bool pacer_in_flight_blocked(const struct pacer *p);
 /* Records what a claim took for a campaign (tokens and in-flight of its bot). */
 void pacer_claimed(struct pacer *p, const char *campaign_id, const char *bot_id, int platform,
                    int n, int64_t now);
-/* A result came back for a bot: one fewer in flight. */
+/* Deliveries of a bot no longer in flight without having been sent (put back). */
 void pacer_done(struct pacer *p, const char *bot_id, int n);
+/* Results came back for a bot: fewer in flight, and they count towards its measured
+ * throughput. */
+void pacer_completed(struct pacer *p, const char *bot_id, int n, int64_t now);
+/* The bot's in-flight bound now (for tests and metrics). */
+int pacer_in_flight_cap(struct pacer *p, struct pace_bot *bot, int64_t now);
 /* A 429: the bot rests until now + retry_after_ms. Returns true if this starts a pause
  * (the bot was not already paused that long). */
 bool pacer_rate_limited(struct pacer *p, const char *bot_id, int platform, int64_t retry_after_ms,

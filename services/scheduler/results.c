@@ -237,9 +237,10 @@ static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
     }
     bool rate_limited = r->has_rate_limited && r->rate_limited;
     if (rate_limited && sched_looks_like_uuid(r->bot_id)) {
-        note_rate_limited(a, r->bot_id, r->has_retry_after_ms && r->retry_after_ms > 0
-                                            ? r->retry_after_ms
-                                            : RATE_LIMIT_DEFAULT_PAUSE_MS);
+        note_rate_limited(a, r->bot_id,
+                          r->has_retry_after_ms && r->retry_after_ms > 0
+                              ? r->retry_after_ms
+                              : RATE_LIMIT_DEFAULT_PAUSE_MS);
     }
     if (token_invalid && sched_looks_like_uuid(r->bot_id)) {
         pgarray_add_str(&a->invalid_bots, r->bot_id, 64);
@@ -300,12 +301,13 @@ static void apply(struct scheduler *s, struct result_arrays *a)
         return;
     }
     int applied = PQntuples(res);
+    int64_t now = clock_mono_ms();
     bool retried = false;
     for (int i = 0; i < applied; i++) {
         const char *status = PQgetvalue(res, i, 0);
         if (PQgetvalue(res, i, 1)[0] == 't') {
             s->in_flight--;
-            pacer_done(s->pacer, PQgetvalue(res, i, 3), 1);
+            pacer_completed(s->pacer, PQgetvalue(res, i, 3), 1, now);
         }
         if (strcmp(status, "sent") == 0 && !PQgetisnull(res, i, 2)) {
             metric_observe(sched_metrics.lateness, atof(PQgetvalue(res, i, 2)));

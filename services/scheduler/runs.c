@@ -430,7 +430,8 @@ static int run_row_parse(struct run_row *r, char *err, size_t errlen)
 
 static bool pass_in_progress(const struct run_row *r)
 {
-    return r->horizon != NO_INSTANT && (r->loaded_until == NO_INSTANT || r->horizon > r->loaded_until);
+    return r->horizon != NO_INSTANT &&
+           (r->loaded_until == NO_INSTANT || r->horizon > r->loaded_until);
 }
 
 /* The recipients of one page, ready for the INSERT. */

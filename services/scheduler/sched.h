@@ -1,18 +1,41 @@
 /* sched.h: the scheduler's shared state and the entry points of its modules.
  *
  * The scheduler is one thread running one poll() loop (main.c). Each turn of the loop
- * calls the modules below in order; none of them blocks for long except a platform
- * query while an audience loads (bounded by BCRM_SCHEDULER_QUERY_TIMEOUT). The
- * database holds the truth: a crash at any point loses nothing, because every state
- * change is one transaction and every bus message names rows under a lease.
+ * calls the modules below in order; none of them blocks on anything but the database
+ * (a platform query while an audience loads runs on NNG's threads and wakes the loop
+ * when its answer is in). The database holds the truth: a crash at any point loses
+ * nothing, because every state change is one transaction and every bus message names
+ * rows under a lease.
  *
- *   leader.c     the LISTEN connection: leadership (advisory lock), notifications
- *   runs.c       campaign runs: creating them when due, loading audiences page by page
- *   audience.c   which platform users a campaign's audience filter takes
- *   claims.c     claiming due deliveries under a lease and pushing SendBatch messages
- *   results.c    applying ResultBatch messages, fenced by lease
- *   lifecycle.c  lease expiry, completion, cancellation, gauges, the next wake-up
- *   schedule.c   due-time computation (pure)
+ *   leader.c         the LISTEN connection: leadership (advisory lock), notifications
+ *   runs.c           campaign runs: creating them when due, reading audiences in passes
+ *   audience_call.c  the asynchronous ListUsers call behind runs.c
+ *   audience.c       which platform users a campaign's audience filter takes
+ *   claims.c         survey, plan and claim due deliveries; push SendBatch messages
+ *   pacing.c         per-bot token buckets, 429 pauses, in-flight bounds, fair shares
+ *   results.c        applying ResultBatch messages, fenced by lease
+ *   lifecycle.c      lease expiry, completion, cancellation, gauges
+ *   schedule.c       due-time computation (pure)
+ *   window.c         send windows (pure)
+ *
+ * Decisions (issue 5):
+ *   - Pacing: Slack 600 messages a minute per bot with a burst of 10 (platforms.md:
+ *     "several hundred per minute" per workspace and app; about 1/s per channel, which
+ *     a campaign never meets since it writes to each DM once), Messenger 300 a second
+ *     per page; throttle_per_minute on top; a 429's Retry-After pauses the bot. See
+ *     pacing.h.
+ *   - Send windows: due_at stays the schedule's instant; a delivery due outside the
+ *     recipient's window gets next_attempt_at = the opening, and lateness counts from
+ *     there (deliveries.lateness_from); one whose window closes before it goes is held
+ *     for the next opening. See window.h.
+ *   - Staleness: a delivery later than max_lateness_minutes, or, for a campaign without
+ *     one, later than BCRM_SCHEDULER_STALE_AFTER (24 h), is 'skipped' (last_error
+ *     'max_lateness' or 'stale'), so a system back from a long outage does not fire
+ *     stale campaigns.
+ *   - Audience: read live in passes, nobody earlier than BCRM_SCHEDULER_LOAD_AHEAD (26 h)
+ *     before their due time (runs.c).
+ *   - High availability: senders dial every scheduler (comma-separated URL lists,
+ *     bus_dial); only the leader claims, every scheduler applies the results it gets.
  *
  * Who does what with campaign status (agreed with the api):
  *   - schedule: the api sets 'scheduled' and NOTIFYs bcrm_campaigns; the scheduler
@@ -66,7 +89,8 @@ struct sched_config {
     /* Per-bot platform limits (pacing.h); a rate of 0 is no limit. */
     double slack_per_minute, slack_burst;
     double messenger_per_second, messenger_burst;
-    int64_t bot_in_flight_ms; /* at most this long of a bot's rate in flight */
+    int64_t bot_in_flight_ms; /* in flight per bot: what it completes in this long */
+    int bot_min_in_flight;    /* ... but at least this many */
 };
 
 struct run_holdoff;
@@ -96,16 +120,16 @@ struct scheduler {
     bool leader;
     int64_t next_leader_try; /* monotonic ms */
 
-    struct pacer *pacer;          /* per-bot buckets and fair shares (pacing.h) */
-    int in_flight;                /* deliveries in 'sending' (resynchronised by lifecycle) */
-    bool claim_waits_for_results; /* due rows wait for in-flight room: a result re-plans */
-    bool campaigns_dirty;         /* a notification came: look for runs to create at once */
-    int64_t next_scan;            /* monotonic ms: the next look for runs to create */
-    int64_t next_tick;            /* monotonic ms: the next lifecycle tick */
-    int64_t next_gauges;          /* monotonic ms: the next backlog count */
-    int64_t next_due;             /* monotonic ms: the next claim could give something */
-    int64_t next_load;            /* monotonic ms: the next audience page to load (runs.c) */
-    struct run_holdoff *holdoffs; /* runs.c: runs waiting after a failed page */
+    struct pacer *pacer;                 /* per-bot buckets and fair shares (pacing.h) */
+    int in_flight;                       /* deliveries in 'sending' (resynchronised by lifecycle) */
+    bool claim_waits_for_results;        /* due rows wait for in-flight room: a result re-plans */
+    bool campaigns_dirty;                /* a notification came: look for runs to create at once */
+    int64_t next_scan;                   /* monotonic ms: the next look for runs to create */
+    int64_t next_tick;                   /* monotonic ms: the next lifecycle tick */
+    int64_t next_gauges;                 /* monotonic ms: the next backlog count */
+    int64_t next_due;                    /* monotonic ms: the next claim could give something */
+    int64_t next_load;                   /* monotonic ms: the next audience page to load (runs.c) */
+    struct run_holdoff *holdoffs;        /* runs.c: runs waiting after a failed page */
     struct audience_call *audience_call; /* runs.c: the ListUsers call in flight, if any */
     struct run_row *calling;             /* runs.c: the run that call is for */
 

@@ -80,7 +80,8 @@ void sched_metrics_bot_paused(const char *bot_id)
     char labels[64];
     snprintf(labels, sizeof(labels), "bot_id=\"%s\"", bot_id);
     snprintf(series[nseries].bot_id, sizeof(series[nseries].bot_id), "%s", bot_id);
-    series[nseries].m = metrics_counter("bcrm_scheduler_bot_pauses_total",
-                                        "Pauses of a bot after a 429 (Retry-After), by bot.", labels);
+    series[nseries].m =
+        metrics_counter("bcrm_scheduler_bot_pauses_total",
+                        "Pauses of a bot after a 429 (Retry-After), by bot.", labels);
     metric_inc(series[nseries++].m);
 }

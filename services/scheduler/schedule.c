@@ -458,7 +458,8 @@ int schedule_recipient_due(const struct schedule *s, const struct schedule_run *
         *due_ms = now_ms;
         return 1;
     case IF_PASSED_NEXT_DAY: {
-        struct schedule_date next = schedule_civil_from_days(schedule_days_from_civil(run->date) + 1);
+        struct schedule_date next =
+            schedule_civil_from_days(schedule_days_from_civil(run->date) + 1);
         if (recipient_wall_time(s, next, zone, &due) != 0) {
             return -1;
         }
@@ -492,8 +493,8 @@ int schedule_zone_to_utc(const struct schedule_zone *zone, struct schedule_date 
                          int minute_of_day, int64_t *out_ms)
 {
     if (zone->fixed) {
-        *out_ms = date_midnight_ms(date) + minute_of_day * MS_PER_MINUTE -
-                  (int64_t)zone->offset_s * 1000;
+        *out_ms =
+            date_midnight_ms(date) + minute_of_day * MS_PER_MINUTE - (int64_t)zone->offset_s * 1000;
         return 0;
     }
     return schedule_local_to_utc(zone->tzid, date, minute_of_day, out_ms);

@@ -132,8 +132,8 @@ int window_next_after(const struct send_window *w, int64_t closed_ms, int64_t no
                       int64_t *opens_ms, int64_t *closes_ms)
 {
     int64_t utc_minute = ((closed_ms % MS_PER_DAY) + MS_PER_DAY) % MS_PER_DAY / MS_PER_MINUTE;
-    int east = (int)(((w->end_minute - utc_minute) % MINUTES_PER_DAY + MINUTES_PER_DAY) %
-                     MINUTES_PER_DAY);
+    int east =
+        (int)(((w->end_minute - utc_minute) % MINUTES_PER_DAY + MINUTES_PER_DAY) % MINUTES_PER_DAY);
     if (east >= 14 * 60) {
         east -= MINUTES_PER_DAY;
     }

@@ -44,10 +44,10 @@ int window_place(const struct send_window *w, const struct schedule_zone *zone, 
 
 /* The window, open at now_ms or the next to open, of a delivery whose last window closed
  * at closed_ms, with only that instant to go on (the zone is not stored): the
- * recipient's offset is read back from the window's end time. Offsets from +12:00 to +13:59 are taken as east of UTC, +14:00 as
- * -10:00 (Hawaii rather than Kiritimati), which can put a window restricted to some
- * days on the neighbouring day for the few people at -12:00 to -10:01 or +14:00. The
- * offset is held fixed, so a window after a DST change may open an hour off. */
+ * recipient's offset is read back from the window's end time. Offsets from +12:00 to +13:59 are
+ * taken as east of UTC, +14:00 as -10:00 (Hawaii rather than Kiritimati), which can put a window
+ * restricted to some days on the neighbouring day for the few people at -12:00 to -10:01 or +14:00.
+ * The offset is held fixed, so a window after a DST change may open an hour off. */
 int window_next_after(const struct send_window *w, int64_t closed_ms, int64_t now_ms,
                       int64_t *opens_ms, int64_t *closes_ms);
 

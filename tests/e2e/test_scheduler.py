@@ -77,13 +77,14 @@ def is_leader(s, replica):
 class World:
     """A running stack with a signed-up owner and a connected Slack bot."""
 
-    def __init__(self, stack, scheduler_env=None, sender_replicas=2):
+    def __init__(self, stack, scheduler_env=None, sender_replicas=2, sim_env=None):
         self.s = s = stack
         s.start_postgres()
         s.make_keys()
-        started = [s.start('slack-sim', env={'SLACK_SIM_USERS': str(USERS),
-                                             'SLACK_SIM_SEED': str(SEED),
-                                             'SLACK_SIM_WORKSPACES': '1'}, wait=False),
+        started = [s.start('slack-sim', env=dict({'SLACK_SIM_USERS': str(USERS),
+                                                  'SLACK_SIM_SEED': str(SEED),
+                                                  'SLACK_SIM_WORKSPACES': '1'}, **(sim_env or {})),
+                           wait=False),
                    s.start('vault', wait=False),
                    s.start('scheduler', env=scheduler_env, wait=False),
                    s.start('api', wait=False)]
@@ -336,7 +337,8 @@ class SchedulerSystemTest(unittest.TestCase):
             saved, USERS = USERS, 10000
             try:
                 w = World(s, {'BCRM_SLACK_RATE_PER_MINUTE': '60000', 'BCRM_SLACK_BURST': '50',
-                              'BCRM_SCHEDULER_LEASE': '20s'}, sender_replicas=2)
+                              'BCRM_SCHEDULER_LEASE': '20s'}, sender_replicas=2,
+                          sim_env={'SLACK_SIM_THREADS': '64'})
             finally:
                 USERS = saved
             w.slow_down(50)

@@ -27,7 +27,7 @@ import zoneinfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_scheduler import World, as_list, message_recipient  # noqa: E402
+from test_scheduler import World, as_list  # noqa: E402
 from stack import Stack  # noqa: E402  (test_scheduler put scripts/ on the path)
 
 TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '120'))
@@ -44,17 +44,9 @@ class Paced(World):
         import test_scheduler
         saved = test_scheduler.USERS
         test_scheduler.USERS = users
-        original_start = stack.start
-
-        def start(name, replica=0, env=None, wait=True):
-            if name == 'slack-sim' and sim_env:
-                env = dict(env or {}, **sim_env)
-            return original_start(name, replica, env=env, wait=wait)
-        stack.start = start
         try:
-            super().__init__(stack, scheduler_env, sender_replicas)
+            super().__init__(stack, scheduler_env, sender_replicas, sim_env)
         finally:
-            stack.start = original_start
             test_scheduler.USERS = saved
 
     def messages(self):
@@ -313,7 +305,7 @@ class PacingTest(unittest.TestCase):
                 due = datetime.datetime.combine(target.date(), target.time(), tzinfo=zone)
                 if due.timestamp() > int(run[1]):
                     self.assertNotIn(uid, loaded, (uid, tz))
-                elif due.timestamp() > run[2] - 1:
+                elif due.timestamp() > int(run[2]) - 1:
                     self.assertIn(uid, loaded, (uid, tz))
             self.assertTrue(any((u.get('tz') or 'UTC') in ('UTC', 'Etc/UTC', 'Europe/London')
                                 or not u.get('tz') for u in w.expected.values()))

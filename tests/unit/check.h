@@ -20,7 +20,7 @@ static int check_failures;
     do {                                                                                           \
         const char *ca_ = (a), *cb_ = (b);                                                         \
         if (ca_ == NULL || cb_ == NULL || strcmp(ca_, cb_) != 0) {                                 \
-            fprintf(stderr, "%s:%d: CHECK_STR failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__,    \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__,     \
                     ca_ ? ca_ : "(null)", cb_ ? cb_ : "(null)");                                   \
             check_failures++;                                                                      \
         }                                                                                          \

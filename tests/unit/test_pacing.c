@@ -59,7 +59,7 @@ static void test_share(void)
 }
 
 /* Slack-like: 600 a minute (10/s), burst 10, 100 in flight at most per bot. */
-static const struct pace_limit slack_like = {10 / 1000.0, 10, 100};
+static const struct pace_limit slack_like = {10 / 1000.0, 10, 100, 100, 0};
 
 static void test_rate_per_bot(void)
 {
@@ -90,7 +90,7 @@ static void test_rate_per_bot(void)
 
 static void test_fair_between_bots_and_campaigns(void)
 {
-    const struct pace_limit unlimited = {0, 1, 1000000};
+    const struct pace_limit unlimited = {0, 1, 1000000, 1, 0};
     struct pacer *p = pacer_new(&unlimited, 1);
     int64_t wake;
     /* Bot A has a huge campaign and a small one; bot B one medium campaign. */
@@ -98,10 +98,32 @@ static void test_fair_between_bots_and_campaigns(void)
                                   campaign("medium", "B", 500, 0)};
     int n = pacer_plan(p, cs, 3, 100, 0, &wake);
     CHECK(n == 100);
-    CHECK(cs[1].want == 3);                    /* the small campaign is not starved */
-    CHECK(cs[2].want == 50);                   /* each bot half the batch */
-    CHECK(cs[0].want == 47);                   /* the huge one gets the rest of A's half */
-    CHECK(wake == 0);                          /* more is due: claim again at once */
+    CHECK(cs[1].want == 3);  /* the small campaign is not starved */
+    CHECK(cs[2].want == 50); /* each bot half the batch */
+    CHECK(cs[0].want == 47); /* the huge one gets the rest of A's half */
+    CHECK(wake == 0);        /* more is due: claim again at once */
+    pacer_free(p);
+}
+
+/* One token a turn, two campaigns of one bot: they take turns, neither starves. */
+static void test_turns_when_tokens_are_few(void)
+{
+    const struct pace_limit one_per_100ms = {10 / 1000.0, 1, 1000, 1, 0};
+    struct pacer *p = pacer_new(&one_per_100ms, 1);
+    int64_t wake;
+    struct pace_campaign cs[2] = {campaign("big", "b", 500, 0), campaign("small", "b", 3, 0)};
+    int got[2] = {0, 0};
+    for (int64_t now = 0; now < 1000; now += 100) {
+        CHECK(pacer_plan(p, cs, 2, 500, now, &wake) == 1);
+        for (int i = 0; i < 2; i++) {
+            if (cs[i].want > 0) {
+                got[i] += cs[i].want;
+                pacer_claimed(p, cs[i].id, "b", 0, cs[i].want, now);
+                pacer_done(p, "b", cs[i].want);
+            }
+        }
+    }
+    CHECK(got[0] == 5 && got[1] == 5);
     pacer_free(p);
 }
 
@@ -153,7 +175,7 @@ static void test_rate_limited_pauses_one_bot(void)
 
 static void test_in_flight_bound(void)
 {
-    const struct pace_limit limit = {0, 1, 20}; /* no rate, 20 in flight */
+    const struct pace_limit limit = {0, 1, 20, 20, 0}; /* no rate, 20 in flight */
     struct pacer *p = pacer_new(&limit, 1);
     int64_t wake;
     struct pace_campaign cs[1] = {campaign("c", "b", 500, 0)};
@@ -169,14 +191,45 @@ static void test_in_flight_bound(void)
     pacer_free(p);
 }
 
+/* In flight follows the measured throughput: a second's worth of what the bot's
+ * senders complete, between the floor and the ceiling. */
+static void test_in_flight_follows_throughput(void)
+{
+    const struct pace_limit limit = {0, 1, 5000, 32, 1000};
+    struct pacer *p = pacer_new(&limit, 1);
+    int64_t wake;
+    struct pace_campaign cs[1] = {campaign("c", "b", 100000, 0)};
+    /* Nothing measured yet: the floor. */
+    CHECK(pacer_plan(p, cs, 1, 100000, 0, &wake) == 32);
+    pacer_claimed(p, "c", "b", 0, 32, 0);
+    /* Senders complete 400 a second (everything in flight every 80 ms). */
+    int64_t now = 0;
+    for (int step = 0; step < 50; step++) {
+        now += 80;
+        struct pace_bot *bot = pacer_bot(p, "b");
+        int done = bot->in_flight < 32 ? bot->in_flight : 32;
+        pacer_completed(p, "b", done, now);
+        int n = pacer_plan(p, cs, 1, 100000, now, &wake);
+        pacer_claimed(p, "c", "b", 0, n, now);
+    }
+    struct pace_bot *bot = pacer_bot(p, "b");
+    int cap = pacer_in_flight_cap(p, bot, now);
+    CHECK(cap >= 360 && cap <= 460); /* 400 a second, give or take a window's phase */
+    /* Idle for a while: back to the floor. */
+    CHECK(pacer_in_flight_cap(p, bot, now + 5000) == 32);
+    pacer_free(p);
+}
+
 int main(void)
 {
     test_bucket();
     test_share();
     test_rate_per_bot();
     test_fair_between_bots_and_campaigns();
+    test_turns_when_tokens_are_few();
     test_throttle();
     test_rate_limited_pauses_one_bot();
     test_in_flight_bound();
+    test_in_flight_follows_throughput();
     CHECK_DONE();
 }

@@ -223,24 +223,27 @@ static void test_more_zones(void)
 {
     /* London: GMT in winter, BST in summer; 01:00-02:00 missing on 2026-03-29 and twice
      * on 2026-10-25. */
-    CHECK(local_utc("Europe/London", 2026, 12, 10, 9, 0) == 1796893200 * S); /* 09:00Z */
-    CHECK(local_utc("Europe/London", 2026, 7, 1, 9, 0) == 1782892800 * S);   /* 08:00Z */
-    CHECK(local_utc("Europe/London", 2026, 3, 29, 1, 30) == 1774747800 * S); /* gap: 01:30Z */
-    CHECK(local_utc("Europe/London", 2026, 3, 29, 2, 0) == 1774746000 * S);  /* 01:00Z */
+    CHECK(local_utc("Europe/London", 2026, 12, 10, 9, 0) == 1796893200 * S);  /* 09:00Z */
+    CHECK(local_utc("Europe/London", 2026, 7, 1, 9, 0) == 1782892800 * S);    /* 08:00Z */
+    CHECK(local_utc("Europe/London", 2026, 3, 29, 1, 30) == 1774747800 * S);  /* gap: 01:30Z */
+    CHECK(local_utc("Europe/London", 2026, 3, 29, 2, 0) == 1774746000 * S);   /* 01:00Z */
     CHECK(local_utc("Europe/London", 2026, 10, 25, 1, 30) == 1792888200 * S); /* first: 00:30Z */
     /* Lord Howe: +11 in summer, +10:30 in winter; 01:30-02:00 twice on 2026-04-05. */
-    CHECK(local_utc("Australia/Lord_Howe", 2026, 12, 10, 9, 0) == 1796853600 * S); /* 12-09 22:00Z */
-    CHECK(local_utc("Australia/Lord_Howe", 2026, 7, 1, 9, 0) == 1782858600 * S);   /* 06-30 22:30Z */
-    CHECK(local_utc("Australia/Lord_Howe", 2026, 4, 5, 1, 45) == 1775313900 * S);  /* 04-04 14:45Z */
-    CHECK(local_utc("Australia/Lord_Howe", 2026, 4, 5, 9, 0) == 1775341800 * S);   /* 04-04 22:30Z */
+    CHECK(local_utc("Australia/Lord_Howe", 2026, 12, 10, 9, 0) ==
+          1796853600 * S);                                                        /* 12-09 22:00Z */
+    CHECK(local_utc("Australia/Lord_Howe", 2026, 7, 1, 9, 0) == 1782858600 * S);  /* 06-30 22:30Z */
+    CHECK(local_utc("Australia/Lord_Howe", 2026, 4, 5, 1, 45) == 1775313900 * S); /* 04-04 14:45Z */
+    CHECK(local_utc("Australia/Lord_Howe", 2026, 4, 5, 9, 0) == 1775341800 * S);  /* 04-04 22:30Z */
     /* Kathmandu: +05:45 all year. */
     CHECK(local_utc("Asia/Kathmandu", 2026, 7, 1, 9, 0) == 1782875700 * S); /* 03:15Z */
     /* Chatham: +13:45 in summer, +12:45 in winter; 02:45-03:45 missing on 2026-09-27
      * and twice on 2026-04-05. */
     CHECK(local_utc("Pacific/Chatham", 2026, 12, 10, 9, 0) == 1796843700 * S); /* 12-09 19:15Z */
     CHECK(local_utc("Pacific/Chatham", 2026, 7, 1, 9, 0) == 1782850500 * S);   /* 06-30 20:15Z */
-    CHECK(local_utc("Pacific/Chatham", 2026, 9, 27, 3, 0) == 1790432100 * S); /* gap: 09-26 14:15Z */
-    CHECK(local_utc("Pacific/Chatham", 2026, 4, 5, 3, 15) == 1775309400 * S); /* first: 04-04 13:30Z */
+    CHECK(local_utc("Pacific/Chatham", 2026, 9, 27, 3, 0) ==
+          1790432100 * S); /* gap: 09-26 14:15Z */
+    CHECK(local_utc("Pacific/Chatham", 2026, 4, 5, 3, 15) ==
+          1775309400 * S); /* first: 04-04 13:30Z */
 }
 
 /* Recurring runs across a DST change: the wall time stays, the UTC instant moves. */
@@ -259,13 +262,16 @@ static void test_recurring_across_dst(void)
     struct recipient_zone chatham = {"Pacific/Chatham", false, 0};
     struct recipient_zone none = {NULL, false, 0};
     CHECK(schedule_next_run(&s, t0, -1, t0, &run) == 1);
-    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 && due == 1772460000 * S); /* 14:00Z */
+    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 &&
+          due == 1772460000 * S); /* 14:00Z */
     CHECK(schedule_recipient_due(&s, &run, &none, t0, &due) == 1 &&
           due == 1772442000 * S); /* the fallback, UTC: 09:00Z */
     CHECK(schedule_next_run(&s, t0, run.occurrence_ms, t0, &run) == 1);
-    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 && due == 1773061200 * S); /* 13:00Z */
+    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 &&
+          due == 1773061200 * S); /* 13:00Z */
     CHECK(schedule_next_run(&s, t0, run.occurrence_ms, t0, &run) == 1);
-    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 && due == 1773666000 * S); /* 13:00Z */
+    CHECK(schedule_recipient_due(&s, &run, &ny, t0, &due) == 1 &&
+          due == 1773666000 * S); /* 13:00Z */
 
     /* London, not local: everyone at 09:00 London; BST starts 2026-03-29. */
     CHECK(parse("{\"mode\":\"recurring\",\"rrule\":\"FREQ=WEEKLY;BYDAY=MO\",\"time\":\"09:00\","

@@ -6,7 +6,7 @@ slack-sim) does what a bot owner does: connects a bot with its token, lists the
 workspace's users and channels through the api, and runs two campaigns, one to a
 few users with personalised text and blocks, one to a channel. slack-sim records
 every Web API call as it received it (GET /_sim/requests), and each one is then
-checked against the method's parameters in ../shared/reference/
+checked against the method's parameters in tests/reference/
 slack_web_openapi_v2.json:
 
 * the method exists, and the body's media type is one the method consumes;
@@ -33,7 +33,7 @@ from stack import Stack  # noqa: E402
 
 SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..',
                                                             '..'))
-SPEC_PATH = os.path.join(SOURCE_DIR, '..', 'shared', 'reference', 'slack_web_openapi_v2.json')
+SPEC_PATH = os.path.join(SOURCE_DIR, 'tests', 'reference', 'slack_web_openapi_v2.json')
 CAMPAIGN_TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '120'))
 
 # Parameters Slack added after the 2020 snapshot of its document.

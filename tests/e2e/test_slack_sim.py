@@ -2,7 +2,7 @@
 """System tests of sim/slack-sim, the Slack Web API simulator.
 
 Every answer of the Web API is validated against the response schemas of
-Slack's own OpenAPI description (shared/reference/slack_web_openapi_v2.json),
+Slack's own OpenAPI description (tests/reference/slack_web_openapi_v2.json),
 twice: as the document is written, and "strictly". The 2020 document puts lists
 under "items" in places that are not arrays (objs_user, objs_conversation, tz,
 bot_id...), which JSON Schema ignores, so as written those parts validate
@@ -36,7 +36,7 @@ BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file
                                                           'build'))
 SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
 SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'slack-sim', 'slack-sim')
-SPEC_PATH = os.path.join(SOURCE_DIR, '..', 'shared', 'reference', 'slack_web_openapi_v2.json')
+SPEC_PATH = os.path.join(SOURCE_DIR, 'tests', 'reference', 'slack_web_openapi_v2.json')
 
 # Error codes Slack added after the 2020 snapshot of the document, or that it
 # answers for methods whose list in the document is incomplete.

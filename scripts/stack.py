@@ -349,6 +349,9 @@ class Stack:
                          and k not in ('BCRM_BUILD_DIR', 'BCRM_SOURCE_DIR',
                                        'BCRM_KEEP_STACK')}
         self.env = {}
+        # Variables for one process only (the sandbox's secrets, wire_sandbox); the
+        # environment's BCRM_* variables still win in 'run' mode.
+        self.proc_env = {}
         self._assign_addresses()
         atexit.register(self._atexit)
 
@@ -503,6 +506,44 @@ class Stack:
                 if var in self.external:
                     self.env[var] = self.external[var]
 
+    def wire_sandbox(self):
+        """make run's sandbox: the simulators sign their webhooks with secrets that
+        the api knows and post them to the api (Slack events; Messenger messages,
+        deliveries and reads), and slack-sim is the Slack app of "Add to Slack"
+        (OAuth). Each secret is made once and kept in keys/ (mode 0600); the api reads
+        its secrets from those files (NAME_FILE), never from its environment."""
+        def secret(name, make=lambda: secrets.token_hex(16)):
+            return _secret_file(os.path.join(self.keys_dir, name), make)
+
+        def add(name, **variables):
+            self.proc_env.setdefault(name, {}).update(variables)
+
+        api = self.api_url
+        if self.uses_simulator('slack-sim'):
+            signing = secret('slack-signing-secret')
+            client_id = secret('slack-client-id', lambda: f'{secrets.randbelow(10**10):010d}.'
+                                                          f'{secrets.randbelow(10**10):010d}')
+            client_secret = secret('slack-client-secret')
+            add('slack-sim', SLACK_SIM_SIGNING_SECRET=signing,
+                SLACK_SIM_EVENTS_URL=f'{api}/v1/webhooks/slack/events',
+                SLACK_SIM_CLIENT_ID=client_id, SLACK_SIM_CLIENT_SECRET=client_secret)
+            add('api', BCRM_SLACK_SIGNING_SECRET_FILE=os.path.join(self.keys_dir,
+                                                                   'slack-signing-secret'),
+                BCRM_SLACK_CLIENT_ID=client_id,
+                BCRM_SLACK_OAUTH_AUTHORIZE_URL=f'{self.sim_url}/oauth/v2/authorize')
+            add('sender-slack', BCRM_SLACK_CLIENT_ID=client_id,
+                BCRM_SLACK_CLIENT_SECRET=client_secret)
+        if self.uses_simulator('messenger-sim'):
+            app_secret = secret('messenger-app-secret')
+            verify = secret('messenger-verify-token')
+            add('messenger-sim', MESSENGER_SIM_APP_SECRET=app_secret,
+                MESSENGER_SIM_VERIFY_TOKEN=verify,
+                MESSENGER_SIM_WEBHOOK_URL=f'{api}/v1/webhooks/messenger')
+            add('api', BCRM_MESSENGER_APP_SECRET_FILE=os.path.join(self.keys_dir,
+                                                                   'messenger-app-secret'),
+                BCRM_MESSENGER_VERIFY_TOKEN_FILE=os.path.join(self.keys_dir,
+                                                              'messenger-verify-token'))
+
     # ---- processes ----------------------------------------------------------
 
     def binary(self, name):
@@ -533,6 +574,8 @@ class Stack:
                 env['BCRM_DATABASE_URL'] = self.pg.url(user=DB_ROLES[name])
             elif name in SENDERS:
                 env.pop('BCRM_DATABASE_URL', None)
+        env.update({k: v for k, v in self.proc_env.get(name, {}).items()
+                    if k not in self.external and k.removesuffix('_FILE') not in self.external})
         env.update(extra or {})
         return env
 
@@ -882,8 +925,42 @@ def _demo_messenger_page(s, org_id):
     return bot['id']
 
 
-def run(argv):
+DEMO_WAIT_S = 120
+
+
+def _demo_wait(s, info):
+    """Waits until the demo campaign has ended (or DEMO_WAIT_S) and says how it went."""
+    if 'campaign_id' not in info:
+        return None
+    path = f'/v1/orgs/{info["org_id"]}/campaigns/{info["campaign_id"]}'
+    deadline = time.monotonic() + DEMO_WAIT_S
+    campaign = {}
+    while time.monotonic() < deadline:
+        status, _, campaign = s.api('GET', path)
+        if status == 200 and campaign.get('status') in ('completed', 'cancelled'):
+            break
+        time.sleep(0.5)
+    stats = campaign.get('stats', {})
+    parts = ', '.join(f'{stats[k]} {k}' for k in ('sent', 'failed', 'unknown', 'skipped',
+                                                   'pending') if stats.get(k))
+    return f'{campaign.get("status", "unknown")} ({parts or "no recipients"})'
+
+
+def _parse_run_args(argv):
+    """run [--var-dir DIR]: DIR holds the state (default ./var of the checkout)."""
     work_dir = os.path.join(SOURCE_DIR, 'var')
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == '--var-dir' and rest:
+            work_dir = os.path.abspath(rest.pop(0))
+        else:
+            raise StackError(f'run: unknown argument {arg!r} (usage: run [--var-dir DIR])')
+    return work_dir
+
+
+def run(argv):
+    work_dir = _parse_run_args(argv)
     os.makedirs(work_dir, exist_ok=True)
     s = Stack(work_dir=work_dir, mode='run')
     stopping = []
@@ -900,6 +977,7 @@ def run(argv):
         print('bcrm: starting PostgreSQL', flush=True)
         s.start_postgres()
         s.make_keys()
+        s.wire_sandbox()
         print('bcrm: starting the services', flush=True)
         msim = os.access(s.binary('messenger-sim'), os.X_OK)
         if not msim and s.uses_simulator('messenger-sim'):
@@ -907,10 +985,13 @@ def run(argv):
                   'Messenger simulator', flush=True)
         s.start_all(sender_replicas=1, messenger_sim=msim)
         info = _demo_setup(s)
+        print('bcrm: sending the demo campaign', flush=True)
+        demo_outcome = _demo_wait(s, info)
         pgdir = s.pg.base_dir if s.pg else '(external)'
         lines = [
             '',
             'bcrm is running.',
+            f'  dashboard      {s.api_url}/',
             f'  API            {s.api_url}   (OpenAPI: {s.api_url}/v1/openapi.json)',
             f'  login          {DEMO_EMAIL} / {info["password"]}',
             f'                 (password kept in {os.path.join(work_dir, "demo-password")})',
@@ -921,7 +1002,7 @@ def run(argv):
             lines += [
                 f'  Slack sim      {s.sim_url}   (messages: {s.sim_url}/_sim/messages)',
                 f'  demo bot       {info["bot_id"]}',
-                f'  demo campaign  {info["campaign_id"]}, check it with:',
+                f'  demo campaign  {info["campaign_id"]}: {demo_outcome}; check it with:',
                 f'    curl -s -H "Authorization: Bearer $(cat {work_dir}/demo-api-key)" '
                 f'{s.api_url}/v1/orgs/{org}/campaigns/{info["campaign_id"]}',
             ]
@@ -929,7 +1010,9 @@ def run(argv):
             lines.append(f'  Slack API      {s.env["BCRM_SLACK_API_URL"]} (no simulator)')
         if 'page_bot_id' in info:
             lines += [f'  Messenger sim  {s.msim_url}   (pages: {s.msim_url}/_sim/pages)',
-                      f'  demo page      {info["page_bot_id"]}']
+                      f'  demo page      {info["page_bot_id"]}; a person writes to it with:',
+                      f'    curl -s -X POST -d \'{{"psid":"<PSID from /_sim/users>"}}\' '
+                      f'{s.msim_url}/_sim/inbound']
         lines += [
             f'  logs           {s.logs_dir}/',
             f'  PostgreSQL     {pgdir}',

@@ -9,7 +9,9 @@
 #include "bcrm/metrics.h"
 #include "bcrm/v1/send.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +136,49 @@ static void test_bus_roundtrip(void)
     nng_close(pull);
 }
 
+/* BCRM_BUS_MAX_MSG is enforced on the receiving socket: a larger message never
+ * reaches the handler (NNG drops the connection that carried it), and a message
+ * within the limit still gets through afterwards (the dialer reconnects). Over
+ * IPC, since inproc does not apply NNG_OPT_RECVMAXSZ. */
+static void test_bus_size_limit(void)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "ipc:///tmp/bcrm-test-bus-limit-%d.ipc", (int)getpid());
+    setenv("BCRM_BUS_MAX_MSG", "4096", 1);
+    nng_socket push, pull;
+    CHECK(bus_listen(&pull, BUS_PULL, url) == 0);
+    CHECK(bus_dial(&push, BUS_PUSH, url) == 0);
+    unsetenv("BCRM_BUS_MAX_MSG");
+    nng_socket_set_ms(pull, NNG_OPT_RECVTIMEO, 1000);
+
+    static char big[8192];
+    memset(big, 'x', sizeof(big) - 1);
+    Bcrm__V1__SendJob job = BCRM__V1__SEND_JOB__INIT;
+    job.org_id = "org";
+    job.bot_id = "bot";
+    job.recipient_id = "U1";
+    job.text = big;
+    CHECK(bus_send(push, &job.base, 0) == 0);
+    ProtobufCMessage *got = NULL;
+    CHECK(bus_recv(pull, &bcrm__v1__send_job__descriptor, &got, 0) == NNG_ETIMEDOUT);
+    CHECK(got == NULL);
+
+    job.text = "small";
+    int rv = NNG_ETIMEDOUT;
+    for (int i = 0; i < 20 && rv == NNG_ETIMEDOUT; i++) {
+        CHECK(bus_send(push, &job.base, 0) == 0);
+        rv = bus_recv(pull, &bcrm__v1__send_job__descriptor, &got, 0);
+    }
+    CHECK(rv == 0);
+    if (got != NULL) {
+        CHECK_STR(((Bcrm__V1__SendJob *)got)->text, "small");
+        protobuf_c_message_free_unpacked(got, NULL);
+    }
+    nng_close(push);
+    nng_close(pull);
+    unlink(url + strlen("ipc://"));
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -144,5 +189,6 @@ int main(void)
     test_metrics();
     test_http_addr();
     test_bus_roundtrip();
+    test_bus_size_limit();
     CHECK_DONE();
 }

@@ -406,6 +406,16 @@ class VaultTest(unittest.TestCase):
         self.assertIn('readable by group or others', res.stdout)
         self.assertIn('BCRM_VAULT_MASTER_KEY_FILE', res.stdout)
 
+    def test_refuses_missing_master_key(self):
+        path = os.path.join(self.s.work_dir, 'no-such-master.key')
+        res = self.run_vault({'BCRM_VAULT_MASTER_KEY_FILE': path})
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn('BCRM_VAULT_MASTER_KEY_FILE', res.stdout)
+        self.assertIn(path, res.stdout)
+        res = self.run_vault({'BCRM_VAULT_MASTER_KEY_FILE': ''})
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn('BCRM_VAULT_MASTER_KEY_FILE', res.stdout)
+
     def test_refuses_wrong_master_key(self):
         path = os.path.join(self.s.work_dir, 'other-master.key')
         subprocess.run([self.s.bcrmctl_path(), 'masterkey', path], check=True)

@@ -4,6 +4,7 @@
 
 #include "bcrm/bus.h"
 #include "bcrm/config.h"
+#include "bcrm/harden.h"
 #include "bcrm/http.h"
 #include "bcrm/keys.h"
 #include "bcrm/metrics.h"
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,6 +182,18 @@ static void test_bus_size_limit(void)
     unlink(url + strlen("ipc://"));
 }
 
+/* process_harden(): no core file, and not dumpable (so no ptrace by other users'
+ * processes and /proc/<pid>/mem readable only with CAP_SYS_PTRACE). Last, since it
+ * hardens this test process too. */
+static void test_process_harden(void)
+{
+    CHECK(process_harden() == 0);
+    struct rlimit core;
+    CHECK(getrlimit(RLIMIT_CORE, &core) == 0);
+    CHECK(core.rlim_cur == 0 && core.rlim_max == 0);
+    CHECK(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -190,5 +205,6 @@ int main(void)
     test_http_addr();
     test_bus_roundtrip();
     test_bus_size_limit();
+    test_process_harden();
     CHECK_DONE();
 }

@@ -17,6 +17,8 @@ rewrapped, retired, restarted):
   does not open, and the failure is audited;
 * d: rotate and rewrap while tokens are released continuously and others stored:
   no release fails, no store is lost, no row is left on an old version;
+* dz: a rewrap killed in the middle of its pass leaves every token readable and
+  finishes when run again;
 * e: min_decryption_version: refused while tokens would become unreadable,
   then a ciphertext of a retired version (an old backup restored) is refused
   clearly and audited, and rewrap leaves it alone;
@@ -316,6 +318,39 @@ class VaultKeysTest(unittest.TestCase):
         self.assertIn(f'key version: {first + 2}', res.stdout)
         self.assertRegex(res.stdout, rf'\n  {first + 2} +current +{N_TOKENS} ')
         self.assertRegex(res.stdout, rf'\n  {first} +active +0 ')
+
+    def test_dz_rewrap_killed_midway_resumes(self):
+        """The database is the rewrap's progress record: bcrmctl killed in the middle
+        of a pass leaves every token readable (half on the new version, half on the
+        old), and running it again finishes the job."""
+        old = self.current_version()
+        self.assertEqual(self.ctl('vault', 'rotate').returncode, 0)
+        new = old + 1
+        env = self.s._base_env()
+        env['BCRM_IDENTITY_KEY_FILE'] = self.key('ops')
+        # One token per batch, so that the pass lasts long enough to be cut.
+        proc = subprocess.Popen([self.s.bcrmctl_path(), 'vault', 'rewrap', '--batch', '1'],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        moved = 0
+        deadline = time.monotonic() + 120
+        while moved < 50 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            moved = int(self.s.sql(f'SELECT count(*) FROM bot_tokens'
+                                   f' WHERE key_version = {new}')[0][0])
+        proc.kill()
+        proc.wait()
+        rows = dict(self.s.sql('SELECT key_version, count(*) FROM bot_tokens GROUP BY 1'))
+        behind = sum(int(n) for v, n in rows.items() if v != str(new))
+        self.assertGreater(int(rows.get(str(new), 0)), 0, rows)
+        self.assertGreater(behind, 0, f'the pass was not cut: {rows}')
+        self.assertEqual(self.release_all(), [], 'a token unreadable after the cut')
+
+        res = self.ctl('vault', 'rewrap', '--batch', '64')
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn('0 still behind', res.stdout)
+        self.assertEqual(self.s.sql(f'SELECT count(*) FROM bot_tokens'
+                                    f' WHERE key_version <> {new}'), [('0',)])
+        self.assertEqual(self.release_all(), [])
 
     # ---- e: retirement --------------------------------------------------------
 

@@ -9,8 +9,10 @@
  * sample go into the answer and are forgotten.
  *
  * Filters that list channels are counted from the filter itself (one delivery per
- * channel). members_of needs conversations.members, which no sender can be asked
- * yet: answered 501.
+ * channel). members_of first reads the members of its channels (ListChannelMembers,
+ * page by page) into a member set, as the scheduler does (audience.h, member_set.h):
+ * a channel the bot cannot see adds nobody, and more than PREVIEW_MAX_MEMBERS members
+ * is too large to preview (422).
  */
 #include "api.h"
 
@@ -30,6 +32,8 @@
 #define PREVIEW_MAX_PAGES 200
 #define PREVIEW_SAMPLE_DEFAULT 10
 #define PREVIEW_SAMPLE_MAX 50
+/* The scheduler's default bound (BCRM_SCHEDULER_MEMBERS_MAX). */
+#define PREVIEW_MAX_MEMBERS 200000
 
 struct preview_bot {
     char segment_id[API_UUID_LEN];
@@ -109,15 +113,95 @@ static json_t *preview_answer(const struct preview_bot *b, const char *kind, lon
                      "pages_read", pages, "read_at", now);
 }
 
+/* Reads the members of the audience's members_of channels into set, page by page.
+ * Adds the pages read to *pages. 0, or -1 after answering the failure. */
+static int read_members(struct api_req *r, const struct preview_bot *b,
+                        const struct audience *audience, struct member_set *set, int *pages)
+{
+    size_t i;
+    json_t *channel;
+    json_array_foreach(audience->members_of, i, channel)
+    {
+        char cursor[1024] = "";
+        for (;;) {
+            char request_id[33];
+            bus_new_id(request_id);
+            Bcrm__V1__ListChannelMembers list = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
+            list.channel_id = (char *)json_string_value(channel);
+            list.cursor = cursor[0] ? cursor : NULL;
+            list.has_limit = true;
+            list.limit = PREVIEW_PAGE_LIMIT;
+            Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+            q.request_id = request_id;
+            q.org_id = (char *)r->org_id;
+            q.bot_id = (char *)b->bot_id;
+            q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
+            q.list_channel_members = &list;
+            Bcrm__V1__PlatformReply *reply = NULL;
+            if (platform_call(r, b->platform, &q, &reply) != 0) {
+                return -1;
+            }
+            char err[160];
+            enum audience_members_page got = audience_add_members(set, reply, err, sizeof(err));
+            if (got == MEMBERS_PAGE_REFUSED) {
+                if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+                    platform_mark_token_invalid(r, b->bot_id);
+                }
+                platform_answer_failure(r, b->platform, reply, false);
+                protobuf_c_message_free_unpacked(&reply->base, NULL);
+                return -1;
+            }
+            if (got == MEMBERS_PAGE_TOO_MANY) {
+                protobuf_c_message_free_unpacked(&reply->base, NULL);
+                api_problem(r, 422, "Unprocessable Content", "filter.members_of",
+                            "%s; too large to preview", err);
+                return -1;
+            }
+            (*pages)++;
+            bool more = got == MEMBERS_PAGE_ADDED && reply->next_cursor != NULL &&
+                        reply->next_cursor[0] != '\0' &&
+                        strlen(reply->next_cursor) < sizeof(cursor);
+            if (more) {
+                snprintf(cursor, sizeof(cursor), "%s", reply->next_cursor);
+            }
+            protobuf_c_message_free_unpacked(&reply->base, NULL);
+            if (!more) {
+                break;
+            }
+            if (*pages >= PREVIEW_MAX_PAGES) {
+                api_problem(r, 422, "Unprocessable Content", "filter.members_of",
+                            "the channels have more than %d pages of members; too large to "
+                            "preview",
+                            PREVIEW_MAX_PAGES);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Reads every page of the bot's users and counts those the audience accepts.
  * Answers either the preview or the failure. */
-static void preview_users(struct api_req *r, const struct preview_bot *b,
-                          const struct audience *audience, int sample_size)
+static void preview_users(struct api_req *r, const struct preview_bot *b, struct audience *audience,
+                          int sample_size)
 {
     char cursor[1024] = "";
     long long count = 0;
     int pages = 0;
+    struct member_set *members = NULL;
     json_t *sample = json_array();
+    if (audience->members_of != NULL) {
+        members = member_set_new(PREVIEW_MAX_MEMBERS);
+        if (members == NULL) {
+            api_internal_error(r);
+            goto fail;
+        }
+        if (read_members(r, b, audience, members, &pages) != 0) {
+            goto fail;
+        }
+        audience->members = members;
+    }
+    int member_pages = pages;
     for (;;) {
         char request_id[33];
         bus_new_id(request_id);
@@ -162,7 +246,7 @@ static void preview_users(struct api_req *r, const struct preview_bot *b,
         if (!more) {
             break;
         }
-        if (pages >= PREVIEW_MAX_PAGES) {
+        if (pages - member_pages >= PREVIEW_MAX_PAGES) {
             log_warn("segment preview stopped at the page limit", "{s:s, s:i}", "segment_id",
                      b->segment_id, "pages", pages);
             api_problem(r, 422, "Unprocessable Content", NULL,
@@ -172,8 +256,10 @@ static void preview_users(struct api_req *r, const struct preview_bot *b,
         }
     }
     api_json(r, 200, preview_answer(b, "users", count, sample, pages));
+    member_set_free(members);
     return;
 fail:
+    member_set_free(members);
     json_decref(sample);
 }
 
@@ -191,12 +277,6 @@ void segments_preview(struct api_req *r)
     json_t *audience_json = NULL;
     if (strcmp(b.status, "active") != 0) {
         api_problem(r, 409, "Conflict", NULL, "the segment's bot is %s, not active", b.status);
-        goto out;
-    }
-    if (json_object_get(filter, "members_of") != NULL) {
-        api_problem(r, 501, "Not Implemented", "filter.members_of",
-                    "previewing members_of needs conversations.members, which the senders "
-                    "cannot be asked yet");
         goto out;
     }
     json_t *channels = json_object_get(filter, "channel_ids");

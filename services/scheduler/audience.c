@@ -49,15 +49,19 @@ int audience_parse(const json_t *audience, bool needs_zones, struct audience *ou
         snprintf(err, errlen, "audience: not an object");
         return -1;
     }
-    if (json_object_get(audience, "segment_id") != NULL) {
-        return fail(err, errlen, "segment_id", "segments are not supported by the scheduler yet");
+    /* A segment's campaign carries segment_id next to the filter copied from it: only
+     * the filter counts (a later change to the segment changes no campaign). */
+    const json_t *segment = json_object_get(audience, "segment_id");
+    if (segment != NULL && !json_is_string(segment)) {
+        return fail(err, errlen, "segment_id", "not a string");
     }
     const json_t *filter = json_object_get(audience, "filter");
     if (!json_is_object(filter)) {
         return fail(err, errlen, "filter", "missing or not an object");
     }
-    if (json_object_get(filter, "members_of") != NULL) {
-        return fail(err, errlen, "filter.members_of", "not supported by the scheduler yet");
+    const json_t *members_of = json_object_get(filter, "members_of");
+    if (members_of != NULL && (!string_array(members_of) || json_array_size(members_of) == 0)) {
+        return fail(err, errlen, "filter.members_of", "not a non-empty array of channel ids");
     }
     const json_t *channels = json_object_get(filter, "channel_ids");
     if (channels != NULL) {
@@ -91,13 +95,15 @@ int audience_parse(const json_t *audience, bool needs_zones, struct audience *ou
     if (domain != NULL && !json_is_string(domain)) {
         return fail(err, errlen, "filter.email_domain", "not a string");
     }
-    if (all == NULL && user_ids == NULL && zones == NULL && is_admin == NULL && domain == NULL) {
+    if (all == NULL && user_ids == NULL && zones == NULL && is_admin == NULL && domain == NULL &&
+        members_of == NULL) {
         return fail(err, errlen, "filter", "has no condition");
     }
     if (json_is_false(all)) {
         return fail(err, errlen, "filter.all", "false selects nobody");
     }
-    bool only_ids = user_ids != NULL && zones == NULL && is_admin == NULL && domain == NULL;
+    bool only_ids = user_ids != NULL && zones == NULL && is_admin == NULL && domain == NULL &&
+                    members_of == NULL;
     if (only_ids && !needs_zones) {
         out->source = AUDIENCE_LISTED_USERS;
         out->listed = user_ids;
@@ -108,6 +114,7 @@ int audience_parse(const json_t *audience, bool needs_zones, struct audience *ou
     out->timezones = zones;
     out->is_admin = is_admin == NULL ? -1 : json_is_true(is_admin);
     out->email_domain = json_string_value(domain);
+    out->members_of = members_of;
     return 0;
 }
 
@@ -143,5 +150,37 @@ bool audience_accepts(const struct audience *a, const Bcrm__V1__PlatformUser *us
     if (a->email_domain != NULL && !email_in_domain(user->email, a->email_domain)) {
         return false;
     }
+    if (a->members_of != NULL && !member_set_has(a->members, user->id)) {
+        return false;
+    }
     return true;
+}
+
+enum audience_members_page audience_add_members(struct member_set *set,
+                                                const Bcrm__V1__PlatformReply *reply, char *err,
+                                                size_t errlen)
+{
+    if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST && reply->error != NULL &&
+        strcmp(reply->error, "channel_not_found") == 0) {
+        return MEMBERS_PAGE_CHANNEL_GONE;
+    }
+    if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
+        return MEMBERS_PAGE_REFUSED;
+    }
+    for (size_t i = 0; i < reply->n_member_ids; i++) {
+        enum member_add rv = member_set_add(set, reply->member_ids[i]);
+        if (rv == MEMBER_FULL) {
+            snprintf(err, errlen,
+                     "audience.filter.members_of: the channels have more than %zu members",
+                     member_set_max(set));
+            return MEMBERS_PAGE_TOO_MANY;
+        }
+        if (rv == MEMBER_NO_MEMORY) {
+            snprintf(err, errlen, "audience.filter.members_of: out of memory after %zu members",
+                     member_set_count(set));
+            return MEMBERS_PAGE_TOO_MANY;
+        }
+        /* MEMBER_BAD_ID: not a user id, so never a recipient either; skipped. */
+    }
+    return MEMBERS_PAGE_ADDED;
 }

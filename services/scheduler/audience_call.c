@@ -1,4 +1,4 @@
-/* audience_call.c: an asynchronous ListUsers call (see audience_call.h). */
+/* audience_call.c: an asynchronous platform query (see audience_call.h). */
 #include "audience_call.h"
 
 #include "bcrm/log.h"

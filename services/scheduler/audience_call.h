@@ -1,4 +1,5 @@
-/* audience_call.h: one ListUsers query to a sender, without blocking the loop.
+/* audience_call.h: one platform query to a sender (ListUsers, ListChannelMembers),
+ * without blocking the loop.
  *
  * A page of users can take seconds (a slow platform, a tier-2 rate limit), and the
  * scheduler is one thread: a blocking call would stop claims and results meanwhile.

@@ -3,7 +3,7 @@
  * A claim round has three steps:
  *
  *   1. survey: one statement lists the running campaigns of active bots on open
- *      platforms, each with how many of its rows are due now (counted up to a batch),
+ *      platforms, each with how many of its rows are due now (counted up to a batch and one),
  *      when its next pending row falls due, and whether its bot is paused by a 429
  *      (scheduler_bot_pauses). Two index probes per campaign (deliveries_campaign_due_idx):
  *      the cost does not grow with the backlog, and paused campaigns are not read at all.
@@ -443,8 +443,11 @@ static int survey(struct scheduler *s, int64_t now, struct pace_campaign **out)
     *out = NULL;
     struct pgarray platforms;
     claims_open_platforms(s, now, &platforms);
+    /* Counted up to one more than a batch: a campaign with exactly a batch due and one
+     * with more must differ, or a plan that takes a whole batch would think it took
+     * everything and wait for the next tick instead of claiming again. */
     char bound[16];
-    snprintf(bound, sizeof(bound), "%d", s->cfg.batch);
+    snprintf(bound, sizeof(bound), "%d", s->cfg.batch + 1);
     const char *params[] = {bound, pgarray_text(&platforms)};
     PGresult *res = db_query_prepared(s->work, "survey", 2, params);
     pgarray_free(&platforms);
@@ -505,8 +508,14 @@ void claims_run(struct scheduler *s)
             s->next_due = 0;
         }
         int room = s->cfg.max_in_flight - s->in_flight;
-        s->claim_waits_for_results = room <= 0;
-        if (now < s->next_due || !any_open || room <= 0) {
+        if (room <= 0) {
+            s->claim_waits_for_results = true;
+            return;
+        }
+        /* An early return leaves claim_waits_for_results as the last plan set it: a turn
+         * of the loop between a plan blocked on in-flight room and the results that free
+         * it must not make those results forget to ask for a new plan. */
+        if (now < s->next_due || !any_open) {
             return;
         }
         struct pace_campaign *cs = NULL;

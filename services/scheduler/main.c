@@ -85,6 +85,7 @@ static void load_config(struct sched_config *c)
     c->max_in_flight = (int)config_int("BCRM_SCHEDULER_MAX_IN_FLIGHT", 5000, 1, 1000000);
     c->max_attempts = (int)config_int("BCRM_SCHEDULER_MAX_ATTEMPTS", 5, 1, 100);
     c->page_limit = (int)config_int("BCRM_SCHEDULER_PAGE_SIZE", 200, 1, 1000);
+    c->members_max = (int)config_int("BCRM_SCHEDULER_MEMBERS_MAX", 200000, 1, 50000000);
     c->lease_ms = config_duration_ms("BCRM_SCHEDULER_LEASE", 60000);
     c->load_ahead_ms = config_duration_ms("BCRM_SCHEDULER_LOAD_AHEAD", 26 * 3600000LL);
     c->load_pass_ms = config_duration_ms("BCRM_SCHEDULER_LOAD_PASS", 3600000LL);

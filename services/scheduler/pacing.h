@@ -81,7 +81,7 @@ struct pace_campaign {
     char bot_id[40];
     int platform;
     int throttle_per_minute;  /* 0: none */
-    int due;                  /* claimable rows now, counted up to a batch */
+    int due;                  /* claimable rows now, counted up to a batch and one */
     int64_t next_due;         /* when the next pending row falls due (monotonic ms) */
     int64_t bot_paused_until; /* monotonic ms, from the database (another scheduler saw a 429) */
     int want;                 /* the plan: rows to claim now */

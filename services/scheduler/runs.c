@@ -25,6 +25,14 @@
  * 'loaded'. Deliveries get their send window here (window.h): one due outside it waits
  * for the opening.
  *
+ * A members_of audience first reads the members of its channels (ListChannelMembers,
+ * page by page) into a member set, then its users as above, each kept only if a member
+ * (audience.h). The set holds ids only, lives for one pass of one run, and is bounded by
+ * BCRM_SCHEDULER_MEMBERS_MAX (member_set.h): Slack lists members and users in no
+ * common order, so the ids of one side must be at hand while the other is read, and
+ * the members side (ids without profiles) is the smaller. It is not saved: after a
+ * crash it is read again before the users resume at audience_cursor.
+ *
  * A page that fails waits and is tried again (backing off up to a minute, or as long
  * as the platform's Retry-After says). A bot whose token is invalid has its
  * campaigns paused: nothing can be loaded or sent until someone fixes the bot and
@@ -54,6 +62,19 @@
 #define HOLDOFF_MIN_MS 1000
 #define HOLDOFF_MAX_MS 60000
 #define LOADING_RUNS_MAX 32
+/* A run whose channels have more members than the set may hold waits this long before
+ * it is tried again (the bound changes only with a restart). */
+#define MEMBERS_TOO_MANY_WAIT_MS 3600000
+
+/* The members of a members_of run's channels, read for one pass (see above). */
+struct members_load {
+    char run_id[40];
+    int64_t horizon; /* the pass they are read for */
+    struct member_set *set;
+    size_t channel; /* the index in members_of being read */
+    char *cursor;   /* that channel's next page; NULL: its first */
+    bool complete;  /* every channel read */
+};
 
 /* A run whose last page failed, and when it may be tried again. */
 struct run_holdoff {
@@ -236,12 +257,38 @@ static void holdoff_prune(struct scheduler *s, const PGresult *loading)
 
 static void run_row_free(struct run_row *r);
 
+static void members_free(struct scheduler *s)
+{
+    if (s->members == NULL) {
+        return;
+    }
+    member_set_free(s->members->set);
+    free(s->members->cursor);
+    free(s->members);
+    s->members = NULL;
+}
+
+/* Forgets the member set of a run no longer loading. */
+static void members_prune(struct scheduler *s, const PGresult *loading)
+{
+    if (s->members == NULL) {
+        return;
+    }
+    for (int i = 0; i < PQntuples(loading); i++) {
+        if (strcmp(PQgetvalue(loading, i, RUN_ID), s->members->run_id) == 0) {
+            return;
+        }
+    }
+    members_free(s);
+}
+
 void runs_free(struct scheduler *s)
 {
     audience_call_free(s->audience_call);
     s->audience_call = NULL;
     run_row_free(s->calling);
     s->calling = NULL;
+    members_free(s);
     while (s->holdoffs != NULL) {
         struct run_holdoff *next = s->holdoffs->next;
         free(s->holdoffs);
@@ -340,6 +387,7 @@ struct run_row {
     int64_t occurrence;
     int64_t horizon, loaded_until; /* this pass takes due times in (loaded_until, horizon] */
     int64_t next_pass_in;          /* ms until the next pass may start (may be negative) */
+    bool members_call;             /* the call in flight reads channel members, not users */
     json_t *audience_json;
     struct schedule schedule;
     struct schedule_run run;
@@ -632,9 +680,9 @@ static void on_query_failure(struct scheduler *s, const struct run_row *r,
              (json_int_t)(h != NULL ? h->until - clock_mono_ms() : 0));
 }
 
-/* Asks a sender for a page of the platform's users (ListUsers); the reply comes back
- * through runs_load_step. Takes ownership of r. */
-static void start_platform_page(struct scheduler *s, struct run_row *r)
+/* Sends query for r on its platform's query socket; the reply comes back through
+ * runs_load_step. Takes ownership of r. */
+static void start_query(struct scheduler *s, struct run_row *r, Bcrm__V1__PlatformQuery *query)
 {
     if (r->platform < 0) {
         holdoff_set(s, r->run_id, HOLDOFF_MAX_MS);
@@ -651,17 +699,10 @@ static void start_platform_page(struct scheduler *s, struct run_row *r)
     }
     char request_id[33];
     bus_new_id(request_id);
-    Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
-    list.cursor = r->cursor;
-    list.has_limit = true;
-    list.limit = s->cfg.page_limit;
-    Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
-    query.request_id = request_id;
-    query.org_id = r->org_id;
-    query.bot_id = r->bot_id;
-    query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
-    query.list_users = &list;
-    int rv = audience_call_start(s->audience_call, s->query_sock[r->platform], &query,
+    query->request_id = request_id;
+    query->org_id = r->org_id;
+    query->bot_id = r->bot_id;
+    int rv = audience_call_start(s->audience_call, s->query_sock[r->platform], query,
                                  (int)s->cfg.query_timeout_ms, request_id);
     if (rv != 0) {
         on_query_failure(s, r, NULL, nng_strerror(rv));
@@ -669,6 +710,121 @@ static void start_platform_page(struct scheduler *s, struct run_row *r)
         return;
     }
     s->calling = r;
+}
+
+/* Asks a sender for a page of the platform's users (ListUsers). Takes ownership of r. */
+static void start_platform_page(struct scheduler *s, struct run_row *r)
+{
+    Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
+    list.cursor = r->cursor;
+    list.has_limit = true;
+    list.limit = s->cfg.page_limit;
+    Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
+    query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
+    query.list_users = &list;
+    r->members_call = false;
+    start_query(s, r, &query);
+}
+
+/* Asks a sender for the next page of members of the channel m is at
+ * (ListChannelMembers). Takes ownership of r. */
+static void start_members_page(struct scheduler *s, struct run_row *r, const struct members_load *m)
+{
+    Bcrm__V1__ListChannelMembers list = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
+    list.channel_id = (char *)json_string_value(json_array_get(r->audience.members_of, m->channel));
+    list.cursor = m->cursor;
+    list.has_limit = true;
+    list.limit = s->cfg.page_limit;
+    Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
+    query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
+    query.list_channel_members = &list;
+    r->members_call = true;
+    start_query(s, r, &query);
+}
+
+/* The member set for r's pass: the one being read, or a new one (a new run or a new
+ * pass reads the members again, live). NULL when out of memory. */
+static struct members_load *members_for(struct scheduler *s, const struct run_row *r)
+{
+    struct members_load *m = s->members;
+    if (m != NULL && strcmp(m->run_id, r->run_id) == 0 && m->horizon == r->horizon) {
+        return m;
+    }
+    members_free(s);
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->set = member_set_new((size_t)s->cfg.members_max)) == NULL) {
+        free(m);
+        return NULL;
+    }
+    snprintf(m->run_id, sizeof(m->run_id), "%s", r->run_id);
+    m->horizon = r->horizon;
+    s->members = m;
+    return m;
+}
+
+/* The reply to start_members_page's call: its ids go into the set; then the channel's
+ * next page, the next channel, or (all read) the users. */
+static void finish_members_page(struct scheduler *s, struct run_row *r, int rv,
+                                Bcrm__V1__PlatformReply *reply, const char *request_id)
+{
+    if (rv != 0) {
+        on_query_failure(s, r, NULL, nng_strerror(rv));
+        return;
+    }
+    struct members_load *m = s->members;
+    if (m == NULL || strcmp(m->run_id, r->run_id) != 0 || m->horizon != r->horizon) {
+        return; /* the run moved on meanwhile: the next turn starts again */
+    }
+    metric_inc(sched_metrics.audience_pages);
+    if (strcmp(reply->request_id, request_id) != 0) {
+        on_query_failure(s, r, NULL, "the reply is for another request");
+        return;
+    }
+    const char *channel = json_string_value(json_array_get(r->audience.members_of, m->channel));
+    char err[160];
+    switch (audience_add_members(m->set, reply, err, sizeof(err))) {
+    case MEMBERS_PAGE_REFUSED:
+        on_query_failure(s, r, reply,
+                         reply->error != NULL ? reply->error : "the sender refused the query");
+        return;
+    case MEMBERS_PAGE_TOO_MANY:
+        members_free(s);
+        holdoff_set(s, r->run_id, MEMBERS_TOO_MANY_WAIT_MS);
+        log_error("run cannot be loaded", "{s:s, s:s, s:s, s:s}", "campaign_id", r->campaign_id,
+                  "run_id", r->run_id, "error", err, "hint",
+                  "raise BCRM_SCHEDULER_MEMBERS_MAX and restart the scheduler");
+        return;
+    case MEMBERS_PAGE_CHANNEL_GONE:
+        log_warn("members_of channel not visible: no members from it", "{s:s, s:s}", "campaign_id",
+                 r->campaign_id, "channel_id", channel);
+        break; /* and no further page of it: next is NULL below */
+    case MEMBERS_PAGE_ADDED:
+        break;
+    }
+    holdoff_clear(s, r->run_id);
+    const char *next = reply->status == BCRM__V1__QUERY_STATUS__QUERY_OK &&
+                               reply->next_cursor != NULL && reply->next_cursor[0] != '\0'
+                           ? reply->next_cursor
+                           : NULL;
+    if (next != NULL && m->cursor != NULL && strcmp(next, m->cursor) == 0) {
+        on_query_failure(s, r, NULL, "the platform returned the same cursor again");
+        return;
+    }
+    free(m->cursor);
+    m->cursor = NULL;
+    if (next != NULL) {
+        if ((m->cursor = strdup(next)) == NULL) {
+            members_free(s); /* read again from the start */
+        }
+        return;
+    }
+    m->channel++;
+    if (m->channel >= json_array_size(r->audience.members_of)) {
+        m->complete = true;
+        log_info("channel members read", "{s:s, s:s, s:i, s:I}", "campaign_id", r->campaign_id,
+                 "run_id", r->run_id, "channels", (int)m->channel, "members",
+                 (json_int_t)member_set_count(m->set));
+    }
 }
 
 /* The reply to start_platform_page's call: the page is filtered and written. */
@@ -708,6 +864,9 @@ static void finish_platform_page(struct scheduler *s, struct run_row *r, int rv,
     }
     if (write_page(s, r, &page, next) == 0) {
         holdoff_clear(s, r->run_id);
+        if (next == NULL) {
+            members_free(s); /* the pass is over: its member set is no longer needed */
+        }
         log_debug("audience page loaded", "{s:s, s:i, s:i}", "run_id", r->run_id, "users",
                   (int)reply->n_users, "recipients", page.count);
     }
@@ -754,6 +913,19 @@ static void load_page(struct scheduler *s, struct run_row *r)
         return;
     }
     if (r->audience.source == AUDIENCE_PLATFORM_USERS) {
+        if (r->audience.members_of != NULL) {
+            struct members_load *m = members_for(s, r);
+            if (m == NULL) {
+                on_query_failure(s, r, NULL, "out of memory for the channel members");
+                run_row_free(r);
+                return;
+            }
+            if (!m->complete) {
+                start_members_page(s, r, m);
+                return;
+            }
+            r->audience.members = m->set;
+        }
         start_platform_page(s, r);
         return;
     }
@@ -772,10 +944,12 @@ void runs_load_step(struct scheduler *s)
     if (audience_call_take(s->audience_call, &rv, &reply, tag)) {
         struct run_row *r = s->calling;
         s->calling = NULL;
-        if (r != NULL) {
+        if (r != NULL && r->members_call) {
+            finish_members_page(s, r, rv, reply, tag);
+        } else if (r != NULL) {
             finish_platform_page(s, r, rv, reply, tag);
-            run_row_free(r);
         }
+        run_row_free(r);
         if (reply != NULL) {
             protobuf_c_message_free_unpacked(&reply->base, NULL);
         }
@@ -794,6 +968,7 @@ void runs_load_step(struct scheduler *s)
         return;
     }
     holdoff_prune(s, res);
+    members_prune(s, res);
     int pick = -1;
     int64_t next = SCHED_NEVER;
     for (int i = 0; i < PQntuples(res) && pick < 0; i++) {

@@ -9,8 +9,9 @@
  *
  *   leader.c         the LISTEN connection: leadership (advisory lock), notifications
  *   runs.c           campaign runs: creating them when due, reading audiences in passes
- *   audience_call.c  the asynchronous ListUsers call behind runs.c
+ *   audience_call.c  the asynchronous platform query behind runs.c
  *   audience.c       which platform users a campaign's audience filter takes
+ *   member_set.c     the channel members of a members_of audience, while it loads
  *   claims.c         survey, plan and claim due deliveries; push SendBatch messages
  *   pacing.c         per-bot token buckets, 429 pauses, in-flight bounds, fair shares
  *   results.c        applying ResultBatch messages, fenced by lease
@@ -78,6 +79,7 @@ struct sched_config {
     int max_in_flight;    /* deliveries in 'sending' at once */
     int max_attempts;     /* counted attempts before a retry becomes 'failed' */
     int page_limit;       /* users asked per ListUsers page */
+    int members_max;      /* channel members one members_of run may hold (member_set.h) */
     int64_t lease_ms;
     int64_t load_ahead_ms;
     int64_t load_pass_ms; /* between audience passes of a local-time run */
@@ -97,6 +99,7 @@ struct run_holdoff;
 struct pacer;
 struct audience_call;
 struct run_row;
+struct members_load;
 
 struct scheduler {
     struct sched_config cfg;
@@ -132,6 +135,7 @@ struct scheduler {
     struct run_holdoff *holdoffs;        /* runs.c: runs waiting after a failed page */
     struct audience_call *audience_call; /* runs.c: the ListUsers call in flight, if any */
     struct run_row *calling;             /* runs.c: the run that call is for */
+    struct members_load *members;        /* runs.c: channel members of a members_of run */
 
     atomic_bool ready; /* read by the ops thread for /readyz */
     bool draining;

@@ -99,7 +99,8 @@ int schedule_recipient_due(const struct schedule *s, const struct schedule_run *
 /* The UTC instant of a wall time in an IANA zone. A wall time that does not exist
  * (the spring-forward gap) is read with the offset in force before the change, so
  * 02:30 becomes 03:30 summer time; a wall time that happens twice (fall back) is its
- * first occurrence (RFC 5545, 3.3.5). Returns 0, or -1 for an unknown zone. */
+ * first occurrence (RFC 5545, 3.3.5; docs/architecture.md, "Local times across DST
+ * changes"). Returns 0, or -1 for an unknown zone. */
 int schedule_local_to_utc(const char *tzid, struct schedule_date date, int minute_of_day,
                           int64_t *out_ms);
 

@@ -1,11 +1,13 @@
-/* Unit tests of the scheduler's audience filters (services/scheduler/audience.c) and
- * of the array literals that carry a batch of rows to PostgreSQL (pgarray.c). */
+/* Unit tests of the scheduler's audience filters (services/scheduler/audience.c), the
+ * member sets of members_of (member_set.c), and the array literals that carry a batch
+ * of rows to PostgreSQL (pgarray.c). */
 #include "check.h"
 
 #include "audience.h"
 #include "pgarray.h"
 
 #include <jansson.h>
+#include <stdio.h>
 
 static json_t *load(const char *text)
 {
@@ -44,9 +46,27 @@ static void test_sources(void)
     CHECK(a.source == AUDIENCE_CHANNELS);
     json_decref(channels);
 
+    /* A campaign made from a segment: the copied filter counts, segment_id is ignored. */
+    json_t *seg = load("{\"segment_id\":\"0b6c5bde-2f1a-4c3e-9d7a-1f2e3d4c5b6a\","
+                       "\"filter\":{\"user_ids\":[\"U7\"]}}");
+    CHECK(audience_parse(seg, false, &a, err, sizeof(err)) == 0);
+    CHECK(a.source == AUDIENCE_LISTED_USERS && json_array_size(a.listed) == 1);
+    json_decref(seg);
+
+    /* members_of is read from the platform's users, even with user_ids alone. */
+    json_t *members = load("{\"filter\":{\"members_of\":[\"C1\",\"C2\"],"
+                           "\"user_ids\":[\"U1\"]}}");
+    CHECK(audience_parse(members, false, &a, err, sizeof(err)) == 0);
+    CHECK(a.source == AUDIENCE_PLATFORM_USERS && json_array_size(a.members_of) == 2);
+    CHECK(a.members == NULL);
+    json_decref(members);
+
     static const char *const refused[] = {
         "{\"segment_id\":\"s\"}",
-        "{\"filter\":{\"members_of\":[\"C1\"]}}",
+        "{\"segment_id\":7,\"filter\":{\"all\":true}}",
+        "{\"filter\":{\"members_of\":[]}}",
+        "{\"filter\":{\"members_of\":\"C1\"}}",
+        "{\"filter\":{\"members_of\":[\"C1\"],\"channel_ids\":[\"C2\"]}}",
         "{\"filter\":{}}",
         "{\"filter\":{\"all\":false}}",
         "{\"filter\":{\"user_ids\":[1,2]}}",
@@ -105,6 +125,100 @@ static void test_accepts(void)
     json_decref(ids);
 }
 
+static void test_members_of(void)
+{
+    struct audience a;
+    char err[128];
+    json_t *f = load("{\"filter\":{\"members_of\":[\"C1\"],\"timezones\":[\"Asia/Tokyo\"]}}");
+    CHECK(audience_parse(f, false, &a, err, sizeof(err)) == 0);
+    Bcrm__V1__PlatformUser ann = user("U1", "Asia/Tokyo", NULL);
+    Bcrm__V1__PlatformUser bob = user("U2", "Asia/Tokyo", NULL);
+    Bcrm__V1__PlatformUser eve = user("U3", "Europe/Paris", NULL);
+    /* Before the members are read, nobody. */
+    CHECK(!audience_accepts(&a, &ann, NULL));
+
+    struct member_set *set = member_set_new(1000);
+    CHECK(set != NULL);
+    char *page1[] = {"U1", "U3", "UBOT"};
+    Bcrm__V1__PlatformReply reply = BCRM__V1__PLATFORM_REPLY__INIT;
+    reply.status = BCRM__V1__QUERY_STATUS__QUERY_OK;
+    reply.member_ids = page1;
+    reply.n_member_ids = 3;
+    CHECK(audience_add_members(set, &reply, err, sizeof(err)) == MEMBERS_PAGE_ADDED);
+    CHECK(member_set_count(set) == 3);
+    a.members = set;
+    CHECK(audience_accepts(&a, &ann, NULL));
+    CHECK(!audience_accepts(&a, &bob, NULL)); /* not a member */
+    CHECK(!audience_accepts(&a, &eve, NULL)); /* a member, in another zone */
+    Bcrm__V1__PlatformUser bot = user("UBOT", "Asia/Tokyo", NULL);
+    CHECK(!audience_accepts(&a, &bot, "UBOT")); /* the bot itself, though a member */
+
+    /* A channel the bot cannot see gives no members; other refusals are the caller's. */
+    Bcrm__V1__PlatformReply gone = BCRM__V1__PLATFORM_REPLY__INIT;
+    gone.status = BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+    gone.error = "channel_not_found";
+    CHECK(audience_add_members(set, &gone, err, sizeof(err)) == MEMBERS_PAGE_CHANNEL_GONE);
+    Bcrm__V1__PlatformReply limited = BCRM__V1__PLATFORM_REPLY__INIT;
+    limited.status = BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED;
+    CHECK(audience_add_members(set, &limited, err, sizeof(err)) == MEMBERS_PAGE_REFUSED);
+    Bcrm__V1__PlatformReply bad = BCRM__V1__PLATFORM_REPLY__INIT;
+    bad.status = BCRM__V1__QUERY_STATUS__QUERY_BAD_REQUEST;
+    bad.error = "invalid_cursor";
+    CHECK(audience_add_members(set, &bad, err, sizeof(err)) == MEMBERS_PAGE_REFUSED);
+    CHECK(member_set_count(set) == 3);
+    member_set_free(set);
+
+    /* More members than the bound: a clear error, naming the bound. */
+    struct member_set *small = member_set_new(2);
+    CHECK(audience_add_members(small, &reply, err, sizeof(err)) == MEMBERS_PAGE_TOO_MANY);
+    CHECK_STR(err, "audience.filter.members_of: the channels have more than 2 members");
+    member_set_free(small);
+    json_decref(f);
+}
+
+static void test_member_set(void)
+{
+    enum { N = 50000 };
+    struct member_set *set = member_set_new(N);
+    CHECK(set != NULL && member_set_max(set) == N);
+    char id[32];
+    int added = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "U%08X", (unsigned)i * 2654435761u);
+        added += member_set_add(set, id) == MEMBER_ADDED;
+    }
+    CHECK(added == N && member_set_count(set) == N);
+    int found = 0, strangers = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "U%08X", (unsigned)i * 2654435761u);
+        found += member_set_has(set, id);
+        snprintf(id, sizeof(id), "W%08X", (unsigned)i);
+        strangers += member_set_has(set, id);
+    }
+    CHECK(found == N && strangers == 0);
+    /* Present again: no change, even when full; a new one: refused. */
+    snprintf(id, sizeof(id), "U%08X", 0u);
+    CHECK(member_set_add(set, id) == MEMBER_PRESENT);
+    CHECK(member_set_add(set, "UNEW") == MEMBER_FULL);
+    CHECK(!member_set_has(set, "UNEW"));
+    CHECK(member_set_count(set) == N);
+    member_set_free(set);
+
+    struct member_set *s = member_set_new(0); /* at least one */
+    CHECK(member_set_add(s, "") == MEMBER_BAD_ID);
+    CHECK(member_set_add(s, NULL) == MEMBER_BAD_ID);
+    char longer[MEMBER_ID_MAX + 2];
+    memset(longer, 'U', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    CHECK(member_set_add(s, longer) == MEMBER_BAD_ID);
+    CHECK(!member_set_has(s, longer) && !member_set_has(s, NULL));
+    CHECK(member_set_add(s, "U1") == MEMBER_ADDED);
+    CHECK(member_set_add(s, "U2") == MEMBER_FULL);
+    CHECK(!member_set_has(NULL, "U1"));
+    member_set_free(s);
+    member_set_free(NULL);
+}
+
 static void test_pgarray(void)
 {
     struct pgarray a;
@@ -135,6 +249,8 @@ int main(void)
 {
     test_sources();
     test_accepts();
+    test_members_of();
+    test_member_set();
     test_pgarray();
     CHECK_DONE();
 }

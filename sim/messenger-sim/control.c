@@ -273,15 +273,21 @@ static void get_stats(struct msim *m, struct http_response *resp)
         json_object_set_new(by_call, msim_call_name((enum msim_call)i),
                             json_integer(atomic_load(&m->by_call[i])));
     }
+    struct http_server *srv = atomic_load(&m->http);
+    int held = 0, held_max = 0;
+    if (srv != NULL) {
+        http_server_held(srv, &held, &held_max, false);
+    }
     http_respond_json(resp, 200,
-                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
-                                "requests", (json_int_t)atomic_load(&m->requests), "messages",
-                                (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
-                                "duplicates", (json_int_t)t.duplicates, "ratelimited",
-                                (json_int_t)atomic_load(&m->ratelimited), "injected_errors",
-                                (json_int_t)atomic_load(&m->injected_errors), "dropped",
-                                (json_int_t)atomic_load(&m->dropped), "policy_refusals",
-                                (json_int_t)atomic_load(&m->policy_refusals), "by_call", by_call));
+                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:o}",
+                                "ok", 1, "requests", (json_int_t)atomic_load(&m->requests),
+                                "messages", (json_int_t)t.messages, "recipients",
+                                (json_int_t)t.recipients, "duplicates", (json_int_t)t.duplicates,
+                                "ratelimited", (json_int_t)atomic_load(&m->ratelimited),
+                                "injected_errors", (json_int_t)atomic_load(&m->injected_errors),
+                                "dropped", (json_int_t)atomic_load(&m->dropped), "policy_refusals",
+                                (json_int_t)atomic_load(&m->policy_refusals), "answers_held", held,
+                                "answers_held_max", held_max, "by_call", by_call));
 }
 
 static void post_reset(struct msim *m, const struct http_request *req, struct http_response *resp)
@@ -301,6 +307,11 @@ static void post_reset(struct msim *m, const struct http_request *req, struct ht
     atomic_store(&m->policy_refusals, 0);
     for (int i = 0; i < MSIM_CALL_COUNT; i++) {
         atomic_store(&m->by_call[i], 0);
+    }
+    struct http_server *srv = atomic_load(&m->http);
+    if (srv != NULL) {
+        int held, held_max;
+        http_server_held(srv, &held, &held_max, true);
     }
     for (size_t i = 0; i < m->page_count; i++) {
         struct msim_page *p = &m->pages[i];

@@ -15,6 +15,8 @@
  *   MESSENGER_SIM_LIMITS    off             rate limits: 300 sends/s per page, 2
  *                                           conversation calls/s per page
  *   MESSENGER_SIM_THREADS   8               HTTP worker threads
+ *   MESSENGER_SIM_MAX_CONNECTIONS 4096      open connections at most (answers held by
+ *                                           the latency fault included)
  *   MESSENGER_SIM_OPS_ADDR  (none)          optional ops port (/healthz /readyz /metrics)
  *   MESSENGER_SIM_WEBHOOK_URL (none)        bcrm's webhook, for /_sim/inbound, read...
  *   MESSENGER_SIM_APP_SECRET sim-app-secret signs webhook deliveries
@@ -23,6 +25,7 @@
  *                                           (a ring; 0 switches the log off)
  */
 #include "msim.h"
+#include "simutil.h"
 #include "webhooks.h"
 
 #include "bcrm/config.h"
@@ -50,6 +53,8 @@ int main(void)
     size_t pages = (size_t)config_int("MESSENGER_SIM_PAGES", 1, 1, 1000);
     size_t people = (size_t)config_int("MESSENGER_SIM_USERS", 300, 0, 2000000);
     unsigned threads = (unsigned)config_int("MESSENGER_SIM_THREADS", 8, 1, 256);
+    unsigned max_connections =
+        (unsigned)config_int("MESSENGER_SIM_MAX_CONNECTIONS", 4096, 16, 1000000);
     size_t request_log = (size_t)config_int("MESSENGER_SIM_REQUEST_LOG", 10000, 0, 10000000);
 
     static struct msim m; /* zeroed; lives for the process */
@@ -72,6 +77,7 @@ int main(void)
     };
     msim_webhooks_init(&hooks);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    sim_raise_fd_limit();
 
     int rc = 1;
     struct http_server *srv = NULL;
@@ -88,14 +94,19 @@ int main(void)
     m.m_messages =
         metrics_counter("messenger_sim_messages_total", "Messages recorded by the Send API.", NULL);
 
-    struct http_server_opts opts = {
-        .addr = addr, .max_body = 1024 * 1024, .timeout_s = 60, .threads = threads};
+    struct http_server_opts opts = {.addr = addr,
+                                    .max_body = 1024 * 1024,
+                                    .timeout_s = 60,
+                                    .threads = threads,
+                                    .delayed_answers = true,
+                                    .max_connections = max_connections};
     char err[256];
     srv = http_server_start(&opts, msim_handle, &m, err, sizeof(err));
     if (srv == NULL) {
         log_fatal("cannot start the HTTP server", "{s:s, s:s}", "addr", addr, "error", err);
         goto out;
     }
+    atomic_store(&m.http, srv);
     if (ops_addr[0] != '\0' && (ops = ops_start(ops_addr, NULL, NULL)) == NULL) {
         goto out;
     }

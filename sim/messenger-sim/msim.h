@@ -20,6 +20,7 @@
 
 struct http_request;
 struct http_response;
+struct http_server;
 struct metric;
 struct strmap;
 
@@ -104,6 +105,9 @@ struct msim {
     atomic_int_fast64_t policy_refusals; /* sends refused by the 24-hour rule */
     atomic_int_fast64_t by_call[MSIM_CALL_COUNT];
     atomic_uint_fast64_t next_mid;
+    /* The main port's server, set once it listens: /_sim/stats reports the answers
+     * the latency fault holds (http_server_held). */
+    _Atomic(struct http_server *) http;
     struct metric *m_requests;
     struct metric *m_messages;
 };

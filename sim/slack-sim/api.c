@@ -458,9 +458,12 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
     metric_inc(sim->m_requests);
     call.arrived_ms = clock_wall_ms();
     faults_get(&call.faults);
-    sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
-    call.now_ms = clock_wall_ms();
+    call.now_ms = call.arrived_ms;
     api_dispatch(&call);
+    /* The latency fault: the call was handled (recorded, counted against the
+     * limits) on arrival; its answer, or the drop, leaves after the delay, and no
+     * thread waits for it. */
+    resp->delay_ms = sim_latency_draw(call.faults.latency_ms, call.faults.jitter_ms);
     if (reqlog_enabled(sim->requests)) {
         log_call(&call);
     }

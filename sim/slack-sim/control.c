@@ -203,14 +203,20 @@ static void get_stats(struct sim *sim, struct http_response *resp)
                             json_integer(atomic_load(&sim->counters.by_method[m])));
     }
     struct sim_counters *c = &sim->counters;
+    struct http_server *srv = atomic_load(&sim->http);
+    int held = 0, held_max = 0;
+    if (srv != NULL) {
+        http_server_held(srv, &held, &held_max, false);
+    }
     http_respond_json(resp, 200,
-                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
+                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:o}", "ok", 1,
                                 "requests", (json_int_t)atomic_load(&c->requests), "messages",
                                 (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
                                 "duplicates", (json_int_t)t.duplicates, "ratelimited",
                                 (json_int_t)atomic_load(&c->ratelimited), "injected_errors",
                                 (json_int_t)atomic_load(&c->injected_errors), "dropped",
-                                (json_int_t)atomic_load(&c->dropped), "by_method", by_method));
+                                (json_int_t)atomic_load(&c->dropped), "answers_held", held,
+                                "answers_held_max", held_max, "by_method", by_method));
 }
 
 void sim_counters_reset(struct sim *sim)
@@ -254,6 +260,11 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
     reqlog_reset(sim->requests);
     ratelimit_reset(sim->limits);
     sim_counters_reset(sim);
+    struct http_server *srv = atomic_load(&sim->http);
+    if (srv != NULL) {
+        int held, held_max;
+        http_server_held(srv, &held, &held_max, true);
+    }
     for (size_t w = 0; w < sim->pop->workspace_count; w++) {
         struct sim_workspace *ws = &sim->pop->workspaces[w];
         for (size_t i = 0; i < ws->user_count; i++) {

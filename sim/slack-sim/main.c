@@ -19,6 +19,9 @@
  *   SLACK_SIM_POST_PER_MINUTE 600           chat.postMessage per workspace per minute
  *   SLACK_SIM_CHANNEL_BURST 3               chat.postMessage burst per channel (1/s after)
  *   SLACK_SIM_THREADS       8               HTTP worker threads
+ *   SLACK_SIM_MAX_CONNECTIONS 4096          open connections at most (answers held by
+ *                                           the latency fault included: none holds a
+ *                                           thread, each holds a file descriptor)
  *   SLACK_SIM_OPS_ADDR      (none)          optional ops port (/healthz /readyz /metrics)
  *   SLACK_SIM_CLIENT_ID     1111111111.2222222222   the app's OAuth client id
  *   SLACK_SIM_CLIENT_SECRET sim-client-secret       the app's OAuth client secret
@@ -32,6 +35,7 @@
 #include "oauth.h"
 #include "population.h"
 #include "sim.h"
+#include "simutil.h"
 #include "zones.h"
 
 #include "bcrm/config.h"
@@ -92,6 +96,7 @@ int main(void)
     size_t workspaces = (size_t)config_int("SLACK_SIM_WORKSPACES", 1, 1, 1000);
     size_t users = (size_t)config_int("SLACK_SIM_USERS", 300, 0, 2000000);
     unsigned threads = (unsigned)config_int("SLACK_SIM_THREADS", 8, 1, 256);
+    unsigned max_connections = (unsigned)config_int("SLACK_SIM_MAX_CONNECTIONS", 4096, 16, 1000000);
     size_t request_log = (size_t)config_int("SLACK_SIM_REQUEST_LOG", 10000, 0, 10000000);
     struct sim_faults defaults;
     faults_from_env(&defaults);
@@ -107,6 +112,7 @@ int main(void)
     };
     events_init(&events);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    sim_raise_fd_limit();
 
     int rc = 1;
     struct sim sim = {0};
@@ -127,14 +133,19 @@ int main(void)
     }
     register_metrics(&sim);
 
-    struct http_server_opts opts = {
-        .addr = addr, .max_body = 4 * 1024 * 1024, .timeout_s = 60, .threads = threads};
+    struct http_server_opts opts = {.addr = addr,
+                                    .max_body = 4 * 1024 * 1024,
+                                    .timeout_s = 60,
+                                    .threads = threads,
+                                    .delayed_answers = true,
+                                    .max_connections = max_connections};
     char err[256];
     srv = http_server_start(&opts, sim_handle, &sim, err, sizeof(err));
     if (srv == NULL) {
         log_fatal("cannot start the HTTP server", "{s:s, s:s}", "addr", addr, "error", err);
         goto out;
     }
+    atomic_store(&sim.http, srv);
     if (ops_addr[0] != '\0' && (ops = ops_start(ops_addr, sim_ready, &sim)) == NULL) {
         goto out;
     }

@@ -18,6 +18,7 @@
 
 struct http_request;
 struct http_response;
+struct http_server;
 struct metric;
 
 /* The Web API methods the simulator knows, in the order of api_methods[]. */
@@ -49,6 +50,9 @@ struct sim {
     struct ratelimit *limits;
     struct sim_counters counters;
     atomic_int_fast64_t last_ts_us; /* message timestamps are unique and increasing */
+    /* The main port's server, set once it listens: /_sim/stats reports the answers
+     * the latency fault holds (http_server_held). */
+    _Atomic(struct http_server *) http;
     struct metric *m_requests;
     struct metric *m_messages;
     struct metric *m_ratelimited;

@@ -18,6 +18,9 @@ import time
 import unittest
 import urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from concurrent_http import many_at_once  # noqa: E402
+
 BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
                                                           'build'))
 SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'messenger-sim', 'messenger-sim')
@@ -443,6 +446,47 @@ class MessengerSimTest(unittest.TestCase):
             times.append(time.time() - started)
         self.assertTrue(all(t < 0.7 for t in times), times)
         self.assertGreater(max(times) - min(times), 0.08, times)
+
+    def test_latency_holds_no_thread(self):
+        # As in slack-sim: two threads, a thousand sends in flight, each answered
+        # after its 300-400 ms, all within a few seconds.
+        slow = MessengerSim(MESSENGER_SIM_USERS=1000, MESSENGER_SIM_THREADS=2,
+                            MESSENGER_SIM_SEED=12)
+        try:
+            now = time.time() * 1000
+            people = [u for u in slow.users()
+                      if not u['unavailable'] and now - u['last_message_ms'] < DAY_MS - 600000]
+            self.assertEqual(slow.control('POST', 'faults', {
+                'latency_ms': 300, 'jitter_ms': 100})[0], 200)
+            headers = {'Authorization': 'Bearer ' + slow.token,
+                       'Content-Type': 'application/json'}
+            calls = []
+            for i in range(1000):
+                u = people[i % len(people)]
+                calls.append((u['psid'], 'n%d' % i, json.dumps({
+                    'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE',
+                    'message': {'text': 'n%d' % i}}).encode()))
+            started = time.monotonic()
+            answers = many_at_once(slow.port, [('POST', '/v19.0/me/messages', headers, body)
+                                               for _, _, body in calls])
+            self.assertLess(time.monotonic() - started, 3.0)
+            self.assertEqual(sum(a is None for a in answers), 0, 'sends left unanswered')
+            mids = {}
+            for (psid, text, _), (status, _, raw, took) in zip(calls, answers):
+                body = json.loads(raw)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body['recipient_id'], psid)
+                self.assertGreaterEqual(took, 0.3, text)
+                mids[body['message_id']] = text
+            self.assertLess(max(a[3] for a in answers), 1.5)
+            # Each answer names the message recorded for it.
+            recorded = {m['ts']: m['text'] for m in slow.control('GET', 'messages')[2]['messages']}
+            self.assertEqual(recorded, mids)
+            stats = slow.control('GET', 'stats')[2]
+            self.assertGreater(stats['answers_held_max'], 500)
+            self.assertEqual(stats['answers_held'], 0)
+        finally:
+            self.assertEqual(slow.stop(), 0)
 
     def test_revoked_token_subcodes(self):
         for sub in (460, 463, 467):

@@ -32,6 +32,9 @@ import urllib.parse
 
 import jsonschema
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from concurrent_http import many_at_once  # noqa: E402
+
 BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
                                                           'build'))
 SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -1130,6 +1133,81 @@ class SlackSimTest(unittest.TestCase):
         self.assertTrue(all(t < 0.7 for t in jittered), jittered)
         # Uniform over 0-300 ms: twelve draws spread out.
         self.assertGreater(max(jittered) - min(jittered), 0.08, jittered)
+
+    def test_latency_holds_no_thread(self):
+        # Two HTTP threads, a thousand calls in flight, each answered 300-400 ms
+        # after it was sent. Threads sleeping through the latency would need
+        # 1000 * 0.3 s / 2 = 150 s; held answers need the latency and little more.
+        slow = Sim(SLACK_SIM_USERS=1000, SLACK_SIM_THREADS=2, SLACK_SIM_SEED=11)
+        try:
+            users = [u for u in slow.users() if u['kind'] == 'person' and not u['deleted']]
+            self.assertEqual(slow.control('POST', '/_sim/faults', {
+                'latency_ms': 300, 'jitter_ms': 100})[0], 200)
+            headers = {'Authorization': 'Bearer ' + slow.token,
+                       'Content-Type': 'application/x-www-form-urlencoded'}
+            calls = []
+            for i in range(1000):
+                u = users[i % len(users)]
+                calls.append((u, 'n%d' % i, urllib.parse.urlencode(
+                    {'channel': u['id'], 'text': 'n%d' % i}).encode()))
+            started = time.monotonic()
+            answers = many_at_once(slow.port, [('POST', '/api/chat.postMessage', headers, body)
+                                               for _, _, body in calls])
+            elapsed = time.monotonic() - started
+            self.assertLess(elapsed, 3.0)
+            self.assertEqual(sum(a is None for a in answers), 0, 'calls left unanswered')
+            for (u, text, _), (status, _, raw, took) in zip(calls, answers):
+                body = json.loads(raw)
+                self.assertEqual(status, 200, body)
+                self.assertTrue(body['ok'], body)
+                self.assertEqual((body['channel'], body['message']['text']), (u['dm_id'], text))
+                self.assertGreaterEqual(took, 0.3, text)
+            SCHEMAS.response('chat.postMessage', json.loads(answers[0][2]))
+            self.assertLess(max(a[3] for a in answers), 1.5)
+            # Jittered: spread over 300-400 ms, not all at one time.
+            spread = max(a[3] for a in answers) - min(a[3] for a in answers)
+            self.assertGreater(spread, 0.05)
+            stats = slow.stats()
+            self.assertEqual((stats['messages'], stats['requests']), (1000, 1000))
+            # The simulator's own count: the answers it held at once, none left.
+            self.assertGreater(stats['answers_held_max'], 500)
+            self.assertEqual(stats['answers_held'], 0)
+        finally:
+            self.assertEqual(slow.stop(), 0)
+
+    def test_latency_records_on_arrival(self):
+        # The call is handled when it arrives and answered after the delay: the
+        # record has the message while its answer is still on the way.
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 1500})
+        u = self.people()[0]
+        done = {}
+
+        def call():
+            started = time.monotonic()
+            done['answer'] = self.sim.form('chat.postMessage', {'channel': u['id'],
+                                                                'text': 'early'})
+            done['took'] = time.monotonic() - started
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        deadline = time.monotonic() + 1.2
+        msgs = []
+        while not msgs and time.monotonic() < deadline:
+            time.sleep(0.05)
+            msgs = self.sim.messages()
+        self.assertEqual([m['text'] for m in msgs], ['early'])
+        self.assertNotIn('answer', done)
+        thread.join()
+        self.ok('chat.postMessage', done['answer'])
+        self.assertGreaterEqual(done['took'], 1.5)
+        self.assertEqual(done['answer'][2]['ts'], msgs[0]['ts'])
+        # Dropped after the delay: recorded at once, the connection closed later.
+        self.sim.control('POST', '/_sim/faults', {'latency_ms': 500, 'drop_rate': 1.0})
+        started = time.monotonic()
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.sim.form('chat.postMessage', {'channel': u['id'], 'text': 'lost late'})
+        self.assertGreaterEqual(time.monotonic() - started, 0.5)
+        self.assertEqual([m['text'] for m in self.sim.messages()], ['early', 'lost late'])
 
     def test_conversations_list_short_and_empty_pages(self):
         visible = {c['id'] for c in self.visible_channels()}

@@ -29,11 +29,14 @@
  *   SLACK_SIM_EVENTS_URL    (none)          where /_sim/events delivers by default
  *   SLACK_SIM_REQUEST_LOG   10000           Web API calls kept for GET /_sim/requests
  *                                           (a ring; 0 switches the log off)
+ *   SLACK_SIM_SCOPES        (scopes.h)      the scopes every app's bot token was granted,
+ *                                           comma-separated (SIM_DEFAULT_SCOPES)
  */
 #include "events.h"
 #include "faults.h"
 #include "oauth.h"
 #include "population.h"
+#include "scopes.h"
 #include "sim.h"
 #include "simutil.h"
 #include "zones.h"
@@ -118,6 +121,7 @@ int main(void)
     struct sim sim = {0};
     struct http_server *srv = NULL;
     struct http_server *ops = NULL;
+    char err[256];
 
     if (zones_init() == 0) {
         log_fatal("no time zone of the table is in the tz database", NULL);
@@ -132,6 +136,14 @@ int main(void)
         goto out;
     }
     register_metrics(&sim);
+    const char *scopes = config_str("SLACK_SIM_SCOPES", SIM_DEFAULT_SCOPES);
+    if (scopes_parse(scopes, &sim.default_scopes, err, sizeof(err)) != 0) {
+        log_fatal("SLACK_SIM_SCOPES is not a list of scopes", "{s:s}", "error", err);
+        goto out;
+    }
+    for (size_t w = 0; w < sim.pop->workspace_count; w++) {
+        atomic_store(&sim.pop->workspaces[w].scopes, sim.default_scopes);
+    }
 
     struct http_server_opts opts = {.addr = addr,
                                     .max_body = 4 * 1024 * 1024,
@@ -139,7 +151,6 @@ int main(void)
                                     .threads = threads,
                                     .delayed_answers = true,
                                     .max_connections = max_connections};
-    char err[256];
     srv = http_server_start(&opts, sim_handle, &sim, err, sizeof(err));
     if (srv == NULL) {
         log_fatal("cannot start the HTTP server", "{s:s, s:s}", "addr", addr, "error", err);

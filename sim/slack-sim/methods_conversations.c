@@ -4,7 +4,10 @@
  * The bot sees every public channel and only the private channels it is a member
  * of; any other channel id is channel_not_found, as on Slack. Direct-message ids
  * are stable per user (generated with the population), so conversations.open
- * answers the same D... id every time.
+ * answers the same D... id every time. Reading a kind of conversation takes
+ * that kind's scope (channels:read for public channels, groups:read for private
+ * ones, im:read and mpim:read for direct messages), so conversations.list checks
+ * the types asked for and conversations.members the channel.
  */
 #include "api.h"
 
@@ -114,6 +117,19 @@ void method_conversations_list(struct api_call *c)
     }
     bool want_public = types_include(types, "public_channel");
     bool want_private = types_include(types, "private_channel");
+    static const struct {
+        const char *type;
+        enum sim_scope scope;
+    } type_scopes[] = {{"public_channel", SCOPE_CHANNELS_READ},
+                       {"private_channel", SCOPE_GROUPS_READ},
+                       {"im", SCOPE_IM_READ},
+                       {"mpim", SCOPE_MPIM_READ}};
+    for (size_t t = 0; t < sizeof(type_scopes) / sizeof(type_scopes[0]); t++) {
+        if (types_include(types, type_scopes[t].type) && !api_has_scope(c, type_scopes[t].scope)) {
+            api_reply_missing_scope(c, type_scopes[t].scope);
+            return;
+        }
+    }
     bool exclude_archived = api_arg_bool(c, "exclude_archived");
     long limit = api_arg_limit(c, 100, 1000);
     if (limit <= 0) {
@@ -172,6 +188,13 @@ void method_conversations_members(struct api_call *c)
     const struct sim_user *dm_user = id ? population_user_by_dm(ws, id) : NULL;
     if ((ch == NULL || !channel_visible(ch)) && dm_user == NULL) {
         api_reply_error(c, "channel_not_found");
+        return;
+    }
+    enum sim_scope needed = dm_user != NULL  ? SCOPE_IM_READ
+                            : ch->is_private ? SCOPE_GROUPS_READ
+                                             : SCOPE_CHANNELS_READ;
+    if (!api_has_scope(c, needed)) {
+        api_reply_missing_scope(c, needed);
         return;
     }
     long limit = api_arg_limit(c, 100, 1000);

@@ -48,6 +48,7 @@ struct sim {
     struct record *record;
     struct reqlog *requests; /* every Web API call as received (GET /_sim/requests) */
     struct ratelimit *limits;
+    uint64_t default_scopes; /* every workspace's grant at start-up and after a reset */
     struct sim_counters counters;
     atomic_int_fast64_t last_ts_us; /* message timestamps are unique and increasing */
     /* The main port's server, set once it listens: /_sim/stats reports the answers

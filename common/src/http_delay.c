@@ -1,6 +1,8 @@
 /* http_delay.c: see http_delay.h. */
 #include "http_delay.h"
 
+#include "bcrm/due_heap.h"
+
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -11,19 +13,10 @@
 /* Connections resumed per pass of the thread, so the lock is never held long. */
 #define RESUME_BATCH 256
 
-struct delay_entry {
-    int64_t due_ns;
-    uint64_t seq; /* ties keep the order of arrival */
-    struct MHD_Connection *conn;
-};
-
 struct http_delay {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* a new earliest entry, or quit */
-    struct delay_entry *heap;
-    size_t count;
-    size_t cap;
-    uint64_t next_seq;
+    pthread_cond_t wake;  /* a new earliest entry, or quit */
+    struct due_heap heap; /* of struct MHD_Connection, due in monotonic ns */
     pthread_t thread;
     bool started;
     bool flushed; /* refuses new entries */
@@ -35,49 +28,6 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static bool entry_before(const struct delay_entry *a, const struct delay_entry *b)
-{
-    return a->due_ns < b->due_ns || (a->due_ns == b->due_ns && a->seq < b->seq);
-}
-
-static void heap_swap(struct delay_entry *h, size_t i, size_t j)
-{
-    struct delay_entry t = h[i];
-    h[i] = h[j];
-    h[j] = t;
-}
-
-static void heap_push(struct http_delay *d, struct delay_entry e)
-{
-    size_t i = d->count++;
-    d->heap[i] = e;
-    while (i > 0 && entry_before(&d->heap[i], &d->heap[(i - 1) / 2])) {
-        heap_swap(d->heap, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static struct delay_entry heap_pop(struct http_delay *d)
-{
-    struct delay_entry top = d->heap[0];
-    d->heap[0] = d->heap[--d->count];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, min = i;
-        if (l < d->count && entry_before(&d->heap[l], &d->heap[min])) {
-            min = l;
-        }
-        if (r < d->count && entry_before(&d->heap[r], &d->heap[min])) {
-            min = r;
-        }
-        if (min == i) {
-            return top;
-        }
-        heap_swap(d->heap, i, min);
-        i = min;
-    }
 }
 
 /* Resumes outside the lock: MHD takes its own locks in MHD_resume_connection,
@@ -97,8 +47,8 @@ static void *delay_main(void *arg)
     while (!d->quit) {
         int64_t now = mono_ns();
         size_t n = 0;
-        while (d->count > 0 && d->heap[0].due_ns <= now && n < RESUME_BATCH) {
-            due[n++] = heap_pop(d).conn;
+        while (d->heap.count > 0 && due_heap_first(&d->heap) <= now && n < RESUME_BATCH) {
+            due[n++] = due_heap_pop(&d->heap);
         }
         if (n > 0) {
             pthread_mutex_unlock(&d->lock);
@@ -106,10 +56,10 @@ static void *delay_main(void *arg)
             pthread_mutex_lock(&d->lock);
             continue;
         }
-        if (d->count == 0) {
+        if (d->heap.count == 0) {
             pthread_cond_wait(&d->wake, &d->lock);
         } else {
-            int64_t at = d->heap[0].due_ns;
+            int64_t at = due_heap_first(&d->heap);
             struct timespec ts = {.tv_sec = (time_t)(at / 1000000000),
                                   .tv_nsec = (long)(at % 1000000000)};
             pthread_cond_timedwait(&d->wake, &d->lock, &ts);
@@ -141,25 +91,18 @@ int http_delay_add(struct http_delay *d, struct MHD_Connection *conn, int delay_
     if (d->flushed) {
         goto out;
     }
-    if (d->count == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 1024;
-        struct delay_entry *grown = realloc(d->heap, cap * sizeof(*grown));
-        if (grown == NULL) {
-            goto out;
-        }
-        d->heap = grown;
-        d->cap = cap;
-    }
     if (!d->started) {
         if (pthread_create(&d->thread, NULL, delay_main, d) != 0) {
             goto out;
         }
         d->started = true;
     }
-    struct delay_entry e = {
-        .due_ns = mono_ns() + (int64_t)delay_ms * 1000000, .seq = d->next_seq++, .conn = conn};
-    heap_push(d, e);
-    if (d->heap[0].conn == conn) {
+    int64_t due = mono_ns() + (int64_t)delay_ms * 1000000;
+    bool earliest = d->heap.count == 0 || due < due_heap_first(&d->heap);
+    if (due_heap_push(&d->heap, due, conn) != 0) {
+        goto out;
+    }
+    if (earliest) {
         pthread_cond_signal(&d->wake); /* the thread sleeps until a later time */
     }
     rc = 0;
@@ -175,21 +118,19 @@ void http_delay_flush(struct http_delay *d)
     }
     pthread_mutex_lock(&d->lock);
     d->flushed = true;
-    struct delay_entry *waiting = d->heap;
-    size_t n = d->count;
-    d->heap = NULL;
-    d->count = d->cap = 0;
+    struct due_heap waiting = d->heap;
+    due_heap_init(&d->heap);
     pthread_mutex_unlock(&d->lock);
-    for (size_t i = 0; i < n; i++) {
-        MHD_resume_connection(waiting[i].conn);
+    while (waiting.count > 0) {
+        MHD_resume_connection(due_heap_pop(&waiting));
     }
-    free(waiting);
+    due_heap_clear(&waiting);
 }
 
 size_t http_delay_waiting(struct http_delay *d)
 {
     pthread_mutex_lock(&d->lock);
-    size_t n = d->count;
+    size_t n = d->heap.count;
     pthread_mutex_unlock(&d->lock);
     return n;
 }
@@ -209,6 +150,6 @@ void http_delay_free(struct http_delay *d)
     }
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->wake);
-    free(d->heap);
+    due_heap_clear(&d->heap);
     free(d);
 }

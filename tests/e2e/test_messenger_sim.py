@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,49 @@ BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file
                                                           'build'))
 SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'messenger-sim', 'messenger-sim')
 DAY_MS = 24 * 3600 * 1000
+
+
+class Hook:
+    """A small HTTP server standing in for bcrm's webhook: keeps what it gets."""
+
+    def __init__(self, status=200):
+        self.received = []  # (headers, raw body, arrival time)
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                hook.received.append((dict(self.headers), raw, time.time()))
+                self.send_response(status)
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = 'http://127.0.0.1:%d/v1/webhooks/messenger' % self.server.server_address[1]
+
+    def events(self, secret=b'sim-app-secret'):
+        """Every messaging item received, after checking each POST's signature."""
+        out = []
+        for headers, raw, at in list(self.received):
+            mac = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+            assert headers['X-Hub-Signature-256'] == 'sha256=' + mac, headers
+            body = json.loads(raw)
+            assert body['object'] == 'page', body
+            for entry in body['entry']:
+                for item in entry['messaging']:
+                    out.append((entry['id'], item, at))
+        return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class MessengerSim:
@@ -524,6 +568,162 @@ class MessengerSimTest(unittest.TestCase):
         seen, pages, empty = self.walk_conversations(10)
         self.assertEqual(sorted(seen), everyone)
         self.assertGreater(empty, 0)
+
+    def wait_receipts(self, done, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            body = self.sim.control('GET', 'receipts')[2]
+            if done(body):
+                return body
+            time.sleep(0.05)
+        self.fail('receipts not done: %s' % body)
+
+    def test_receipts_after_sends(self):
+        hook = Hook()
+        try:
+            body = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['waiting'], body['posts']), (False, 0, 0))
+            # Nowhere to post without a URL (none configured for this simulator).
+            status, _, problem = self.sim.control('POST', 'receipts', {'enabled': True})
+            self.assertEqual(status, 400)
+            self.assertIn('url', problem['detail'])
+            for bad in ({'read_fraction': 2}, {'delivery_delay_ms': -1}, {'url': 'ftp://x'},
+                        {'colour': 'red'}):
+                self.assertEqual(self.sim.control('POST', 'receipts', bad)[0], 400, bad)
+            status, _, body = self.sim.control('POST', 'receipts', {
+                'enabled': True, 'url': hook.url, 'delivery_delay_ms': 100, 'read_delay_ms': 300,
+                'read_fraction': 0.5})
+            self.assertEqual((status, body['enabled'], body['read_fraction']), (200, True, 0.5))
+            now = time.time() * 1000
+            people = [u for u in self.sim.users() if not u['unavailable']
+                      and now - u['last_message_ms'] < DAY_MS - 600000]
+            readers = [u for u in people if u['reads']][:4]
+            others = [u for u in people if not u['reads']][:4]
+            self.assertEqual((len(readers), len(others)), (4, 4))
+            sent = {}  # mid -> (psid, ms before the send)
+            for i, u in enumerate(readers + others + readers[:1]):
+                before = int(time.time() * 1000)
+                status, _, answer = self.sim.send(u['psid'], 'receipt %d' % i)
+                self.assertEqual(status, 200, answer)
+                sent[answer['message_id']] = (u['psid'], before)
+            self.wait_receipts(lambda b: b['mids'] == len(sent) and b['reads'] >= 4
+                               and b['waiting'] == 0)
+            time.sleep(0.2)  # nothing more may come
+            events = hook.events()
+            by_kind = {'delivery': [], 'read': []}
+            for page_id, item, at in events:
+                self.assertEqual(page_id, self.sim.page_id)
+                self.assertEqual(item['recipient']['id'], self.sim.page_id)
+                kind = 'delivery' if 'delivery' in item else 'read'
+                by_kind[kind].append((item, at))
+            # Every message delivered once, to its person, after it was sent.
+            delivered = {}
+            for item, at in by_kind['delivery']:
+                for mid in item['delivery']['mids']:
+                    self.assertNotIn(mid, delivered)
+                    delivered[mid] = item
+                    psid, before = sent[mid]
+                    self.assertEqual(item['sender']['id'], psid)
+                    self.assertGreaterEqual(item['delivery']['watermark'], before + 100)
+                    self.assertLessEqual(item['delivery']['watermark'], time.time() * 1000)
+            self.assertEqual(set(delivered), set(sent))
+            # Read events for the readers only, after their deliveries.
+            read_psids = {item['sender']['id'] for item, _ in by_kind['read']}
+            self.assertEqual(read_psids, {u['psid'] for u in readers})
+            for u in readers:
+                reads = sorted(i['read']['watermark'] for i, _ in by_kind['read']
+                               if i['sender']['id'] == u['psid'])
+                times = [before for p, before in sent.values() if p == u['psid']]
+                # Each read comes the two delays after a send; the last one covers all.
+                self.assertGreaterEqual(reads[0], min(times) + 400)
+                self.assertGreaterEqual(reads[-1], max(times) + 400)
+                first_read = min(at for i, at in by_kind['read'] if i['sender']['id'] == u['psid'])
+                first_delivery = min(at for i, at in by_kind['delivery']
+                                     if i['sender']['id'] == u['psid'])
+                self.assertLessEqual(first_delivery, first_read)
+            stats = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((stats['posts_failed'], stats['last_status']), (0, 200))
+            self.assertGreaterEqual(stats['posts'], 1)
+
+            # A dropped answer: the message arrived, so it is delivered all the same.
+            hook.received.clear()
+            self.sim.control('POST', 'faults', {'drop_rate': 1.0})
+            with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+                self.sim.send(others[0]['psid'], 'lost answer')
+            self.sim.control('POST', 'faults', {'drop_rate': 0})
+            lost = [m['ts'] for m in self.sim.control('GET', 'messages')[2]['messages']
+                    if m['text'] == 'lost answer']
+            self.wait_receipts(lambda b: b['waiting'] == 0)
+            time.sleep(0.3)
+            self.assertEqual([i['delivery']['mids'] for _, i, _ in hook.events()], [lost])
+
+            # Everyone reads, then nobody; off means no events at all.
+            self.sim.control('POST', 'receipts', {'read_fraction': 1.0})
+            self.assertTrue(all(u['reads'] for u in self.sim.users()))
+            self.sim.control('POST', 'receipts', {'read_fraction': 0.0})
+            self.assertFalse(any(u['reads'] for u in self.sim.users()))
+            hook.received.clear()
+            self.sim.control('POST', 'receipts', {'enabled': False})
+            self.assertEqual(self.sim.send(readers[0]['psid'], 'quiet')[0], 200)
+            time.sleep(0.5)
+            self.assertEqual(hook.received, [])
+            self.assertEqual(self.sim.control('GET', 'receipts')[2]['waiting'], 0)
+        finally:
+            hook.close()
+
+    def test_receipts_to_a_failing_webhook(self):
+        failing = Hook(status=500)
+        try:
+            self.sim.control('POST', 'receipts', {'enabled': True, 'url': failing.url,
+                                                  'delivery_delay_ms': 0, 'read_fraction': 0})
+            self.assertEqual(self.sim.send(self.person('day')['psid'], 'x')[0], 200)
+            body = self.wait_receipts(lambda b: b['posts_failed'] >= 1)
+            self.assertEqual((body['last_status'], body['posts'], body['mids']), (500, 0, 0))
+            # A closed port: no answer at all.
+            with socket.socket() as probe:
+                probe.bind(('127.0.0.1', 0))
+                closed = 'http://127.0.0.1:%d/hook' % probe.getsockname()[1]
+            self.sim.control('POST', 'receipts', {'url': closed})
+            self.assertEqual(self.sim.send(self.person('day')['psid'], 'y')[0], 200)
+            body = self.wait_receipts(lambda b: b['posts_failed'] >= 2)
+            self.assertEqual(body['last_status'], 0)
+            self.assertTrue(body['last_error'])
+            # A reset forgets it all: off again, counters at zero.
+            self.sim.control('POST', 'reset')
+            body = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['posts_failed'], body['url']), (False, 0, ''))
+        finally:
+            failing.close()
+
+    def test_receipts_from_environment(self):
+        hook = Hook()
+        sim = MessengerSim(MESSENGER_SIM_USERS=20, MESSENGER_SIM_RECEIPTS='on',
+                           MESSENGER_SIM_WEBHOOK_URL=hook.url, MESSENGER_SIM_APP_SECRET='s3',
+                           MESSENGER_SIM_DELIVERY_DELAY='10ms', MESSENGER_SIM_READ_DELAY='20ms',
+                           MESSENGER_SIM_READ_PERCENT='100')
+        try:
+            body = sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['delivery_delay_ms'], body['read_delay_ms'],
+                              body['read_fraction'], body['webhook_url']),
+                             (True, 10, 20, 1.0, hook.url))
+            now = time.time() * 1000
+            u = next(u for u in sim.users() if not u['unavailable']
+                     and now - u['last_message_ms'] < DAY_MS - 600000)
+            mid = sim.send(u['psid'], 'env')[2]['message_id']
+            deadline = time.time() + 10
+            while len(hook.received) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            items = [i for _, i, _ in hook.events(secret=b's3')]
+            self.assertEqual([i['delivery']['mids'] for i in items if 'delivery' in i], [[mid]])
+            self.assertEqual([i['sender']['id'] for i in items if 'read' in i], [u['psid']])
+        finally:
+            self.assertEqual(sim.stop(), 0)
+            hook.close()
+        bad = subprocess.run([SIM_BIN], env=dict(os.environ, MESSENGER_SIM_ADDR='127.0.0.1:0',
+                                                 MESSENGER_SIM_RECEIPTS='on'),
+                             capture_output=True, timeout=30)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn(b'MESSENGER_SIM_WEBHOOK_URL', bad.stderr)
 
     def test_webhooks_are_signed(self):
         received = []

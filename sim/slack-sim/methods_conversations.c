@@ -214,31 +214,38 @@ void method_conversations_members(struct api_call *c)
             *colon = '\0';
             off = strtoul(colon + 1, &end, 10);
         }
-        if (colon == NULL || *end != '\0' || strcmp(value, id) != 0 || off == 0 ||
+        /* Offset 0 is a cursor too: an empty first page (empty_page_rate) points
+         * back at the start. */
+        if (colon == NULL || *end != '\0' || strcmp(value, id) != 0 ||
             (ch != NULL && off >= ch->member_count) || (dm_user != NULL && off >= 2)) {
             api_reply_error(c, "invalid_cursor");
             return;
         }
         offset = off;
     }
+    size_t total = dm_user != NULL ? 2 : ch->member_count;
+    /* The page faults, as for the other lists: shorter than asked, or empty with
+     * a cursor to the same place. */
+    size_t n = (size_t)limit;
+    if (c->faults.short_pages && n > 1) {
+        n = 1 + (size_t)(rng_thread_u64() % n);
+    }
+    if (c->faults.empty_page_rate > 0.0 && offset < total &&
+        rng_thread_unit() < c->faults.empty_page_rate) {
+        n = 0;
+    }
+    size_t end = offset + n < total ? offset + n : total;
     json_t *members = json_array();
-    size_t total;
-    if (dm_user != NULL) {
-        const char *pair[2] = {dm_user->id, ws->bot_user->id};
-        total = 2;
-        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
-            json_array_append_new(members, json_string(pair[i]));
-        }
-    } else {
-        total = ch->member_count;
-        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
-            json_array_append_new(members, json_string(ws->users[ch->members[i]].id));
-        }
+    for (size_t i = offset; i < end; i++) {
+        const char *member = dm_user == NULL ? ws->users[ch->members[i]].id
+                             : i == 0        ? dm_user->id
+                                             : ws->bot_user->id;
+        json_array_append_new(members, json_string(member));
     }
     char next_value[64] = "";
     char *next = NULL;
-    if (offset + (size_t)limit < total) {
-        snprintf(next_value, sizeof(next_value), "%s:%zu", id, offset + (size_t)limit);
+    if (end < total) {
+        snprintf(next_value, sizeof(next_value), "%s:%zu", id, end);
         next = cursor_encode("member", next_value);
     }
     api_reply(c, json_pack("{s:b, s:o, s:{s:s}}", "ok", 1, "members", members, "response_metadata",

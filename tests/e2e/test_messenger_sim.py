@@ -345,6 +345,89 @@ class MessengerSimTest(unittest.TestCase):
         self.assertEqual([self.sim.graph('GET', '/me/conversations')[0] for _ in range(4)],
                          [200] * 4)
 
+    def test_send_rate_300_per_second_per_page(self):
+        # Meta's default, as the simulator applies it with the limits on: a full
+        # bucket of 300 sends, refilled at 300 a second; past it, HTTP 400 with
+        # code 613 and nothing recorded.
+        faults = self.sim.control('POST', 'faults', {'limits': True})[2]
+        self.assertEqual(faults['send_per_second'], 300)
+        now = time.time() * 1000
+        people = [u for u in self.sim.users() if not u['unavailable']
+                  and now - u['last_message_ms'] < DAY_MS - 600000]
+        headers = {'Authorization': 'Bearer ' + self.sim.token,
+                   'Content-Type': 'application/json'}
+        calls = [('POST', '/v19.0/me/messages', headers, json.dumps({
+            'recipient': {'id': people[i % len(people)]['psid']}, 'messaging_type': 'UPDATE',
+            'message': {'text': 'burst %d' % i}}).encode()) for i in range(450)]
+        started = time.monotonic()
+        answers = many_at_once(self.sim.port, calls)
+        took = time.monotonic() - started  # the bucket refills while the burst runs
+        ok = [a for a in answers if a[0] == 200]
+        refused = [a for a in answers if a[0] != 200]
+        self.assertGreaterEqual(len(ok), 300)
+        self.assertLessEqual(len(ok), 300 + int(took * 300) + 1)
+        self.assertEqual(len(ok) + len(refused), 450)
+        for status, _, raw, _ in refused:
+            err = json.loads(raw)['error']
+            self.assertEqual((status, err['code'], err['type']), (400, 613, 'OAuthException'))
+        self.assertEqual(self.sim.control('GET', 'stats')[2]['messages'], len(ok))
+        # A second later the bucket is full again.
+        time.sleep(1.05)
+        self.assertEqual(self.sim.send(people[0]['psid'], 'after')[0], 200)
+
+    def test_several_pages(self):
+        multi = MessengerSim(MESSENGER_SIM_USERS=30, MESSENGER_SIM_PAGES=3, MESSENGER_SIM_SEED=9)
+        try:
+            pages = multi.pages
+            self.assertEqual(len(pages), 3)
+            self.assertEqual(len({p['token'] for p in pages}), 3)
+            self.assertEqual(len({p['page_id'] for p in pages}), 3)
+            people = {p['page_id']: multi.request('GET', '/_sim/users?page_id=' + p['page_id'])
+                      [2]['users'] for p in pages}
+            psids = [{u['psid'] for u in people[p['page_id']]} for p in pages]
+            self.assertEqual([len(s) for s in psids], [30, 30, 30])
+            self.assertFalse(psids[0] & psids[1] or psids[1] & psids[2] or psids[0] & psids[2])
+            now = time.time() * 1000
+            for i, page in enumerate(pages):
+                token = page['token']
+                me = multi.graph('GET', '/me', token=token)[2]
+                self.assertEqual((me['id'], me['name']), (page['page_id'], page['name']))
+                status, _, body = multi.graph('GET', '/me/conversations', {
+                    'platform': 'messenger', 'fields': 'participants', 'limit': 100},
+                    token=token)
+                self.assertEqual(status, 200, body)
+                listed = {c['participants']['data'][0]['id'] for c in body['data']}
+                self.assertEqual(listed, psids[i])
+                # Another page's people are unknown to this token.
+                other = people[pages[(i + 1) % 3]['page_id']]
+                stranger = next(u for u in other if not u['unavailable'])
+                self.graph_error(multi.send(stranger['psid'], 'x', token=token), 100, 2018001)
+                self.graph_error(multi.graph('GET', '/' + stranger['psid'], token=token), 100, 33)
+                self.graph_error(multi.graph('GET', '/%s/conversations' % pages[(i + 1) % 3]
+                                             ['page_id'], token=token), 100, 33)
+                mine = next(u for u in people[page['page_id']] if not u['unavailable']
+                            and now - u['last_message_ms'] < DAY_MS - 600000)
+                self.assertEqual(multi.send(mine['psid'], 'to page %d' % i, token=token)[0], 200)
+            # The record keeps each page's messages apart.
+            for i, page in enumerate(pages):
+                msgs = multi.request('GET', '/_sim/messages?page_id=' + page['page_id'])[2]
+                self.assertEqual([(m['page_id'], m['text']) for m in msgs['messages']],
+                                 [(page['page_id'], 'to page %d' % i)])
+            # Limits, revocations: per page.
+            multi.control('POST', 'faults', {'limits': True, 'send_per_second': 1})
+            first = next(u for u in people[pages[0]['page_id']] if not u['unavailable']
+                         and now - u['last_message_ms'] < DAY_MS - 600000)
+            second = next(u for u in people[pages[1]['page_id']] if not u['unavailable']
+                          and now - u['last_message_ms'] < DAY_MS - 600000)
+            self.assertEqual(multi.send(first['psid'], 'a', token=pages[0]['token'])[0], 200)
+            self.graph_error(multi.send(first['psid'], 'b', token=pages[0]['token']), 613)
+            self.assertEqual(multi.send(second['psid'], 'c', token=pages[1]['token'])[0], 200)
+            multi.control('POST', 'faults', {'limits': False, 'revoke_token': pages[0]['page_id']})
+            self.graph_error(multi.graph('GET', '/me', token=pages[0]['token']), 190, 460)
+            self.assertEqual(multi.graph('GET', '/me', token=pages[1]['token'])[0], 200)
+        finally:
+            self.assertEqual(multi.stop(), 0)
+
     def test_faults(self):
         u = self.person('day')
         self.sim.control('POST', 'faults', {'error_rate': 1.0})

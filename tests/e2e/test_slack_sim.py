@@ -45,9 +45,10 @@ SPEC_PATH = os.path.join(SOURCE_DIR, 'tests', 'reference', 'slack_web_openapi_v2
 # Error codes Slack added after the 2020 snapshot of the document, or that it
 # answers for methods whose list in the document is incomplete.
 NEWER_ERRORS_ANY_METHOD = {
-    # Every method can be rate limited (429) or fail inside Slack (5xx); the
-    # document lists these for a few methods only.
-    'ratelimited', 'internal_error',
+    # Every method can be rate limited (429) or fail inside Slack (Slack's list
+    # of errors common to all methods); the document lists these for a few
+    # methods only.
+    'ratelimited', 'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout',
 }
 NEWER_ERRORS = {
     'chat.postMessage': {'invalid_blocks', 'cannot_dm_bot', 'token_revoked', 'ratelimited',

@@ -15,8 +15,12 @@
  *             [--connections 32] [--threads 1] [--duration 5] [--warmup 1]
  *
  * It prints one JSON line: {"requests", "seconds", "rps", "ok", "non_2xx",
- * "errors", "p50_us", "p90_us", "p99_us"}. Exit status 0 when every answer in
- * the interval was 2xx, 1 otherwise, 2 on bad usage.
+ * "errors", "mean_us", "p50_us", "p90_us", "p99_us", "inflight_mean",
+ * "inflight_min", "inflight_max", "connections", "threads"}. The in-flight
+ * figures are sampled every millisecond over the measured interval: how many
+ * requests had been sent and not yet answered, which against a simulator with a
+ * latency fault shows how many it held at once. Exit status 0 when every answer
+ * in the interval was 2xx, 1 otherwise, 2 on bad usage.
  *
  * Responses must carry Content-Length (chunked answers are counted as errors):
  * both simulators answer that way.
@@ -36,14 +40,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_HEADERS 16
 #define RECV_BUF (256 * 1024)
-#define HIST_BUCKETS 4096 /* latency histogram: 10 us buckets up to ~41 ms, then overflow */
-#define HIST_STEP_US 10
+/* The latency histogram: 10 us buckets up to 40.96 ms, then 1 ms buckets up to
+ * about 10 s (a latency fault's answers), then one overflow bucket. */
+#define HIST_FINE 4096
+#define HIST_FINE_US 10
+#define HIST_COARSE 10000
+#define HIST_COARSE_US 1000
+#define HIST_BUCKETS (HIST_FINE + HIST_COARSE)
 
 struct bench_config {
     char host[256];
@@ -72,6 +82,7 @@ struct conn {
     char *buf;
     size_t have;
     uint64_t started_ns;
+    bool waiting; /* a request sent, its answer not yet read */
 };
 
 struct worker {
@@ -86,7 +97,9 @@ struct worker {
     uint64_t ok;
     uint64_t non_2xx;
     uint64_t errors;
+    uint64_t latency_sum_us;
     uint64_t hist[HIST_BUCKETS + 1];
+    atomic_int in_flight; /* connections waiting for an answer; sampled by main */
 };
 
 static atomic_bool bench_measuring;
@@ -260,8 +273,30 @@ static int connect_to(const struct bench_config *cfg)
 
 static void record_latency(struct worker *w, uint64_t ns)
 {
-    uint64_t bucket = ns / 1000 / HIST_STEP_US;
+    uint64_t us = ns / 1000;
+    uint64_t bucket = us / HIST_FINE_US;
+    if (bucket >= HIST_FINE) {
+        bucket = HIST_FINE + (us - HIST_FINE * HIST_FINE_US) / HIST_COARSE_US;
+    }
     w->hist[bucket < HIST_BUCKETS ? bucket : HIST_BUCKETS]++;
+    w->latency_sum_us += us;
+}
+
+/* The upper edge of a histogram bucket, in microseconds. */
+static uint64_t bucket_top_us(int b)
+{
+    if (b < HIST_FINE) {
+        return (uint64_t)(b + 1) * HIST_FINE_US;
+    }
+    return (uint64_t)HIST_FINE * HIST_FINE_US + (uint64_t)(b - HIST_FINE + 1) * HIST_COARSE_US;
+}
+
+static void set_waiting(struct worker *w, struct conn *c, bool waiting)
+{
+    if (c->waiting != waiting) {
+        c->waiting = waiting;
+        atomic_fetch_add(&w->in_flight, waiting ? 1 : -1);
+    }
 }
 
 /* Writes what is left of the connection's request. 0, or -1 on error. */
@@ -283,6 +318,7 @@ static void conn_start(struct worker *w, struct conn *c)
     c->sent = 0;
     c->have = 0;
     c->started_ns = now_ns();
+    set_waiting(w, c, true);
 }
 
 /* Parses a complete response at the start of the buffer: its length in *total
@@ -339,6 +375,7 @@ static int conn_open(struct worker *w, int epfd, struct conn *c)
 
 static void conn_reopen(struct worker *w, int epfd, struct conn *c)
 {
+    set_waiting(w, c, false);
     if (c->fd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -382,6 +419,7 @@ static void conn_readable(struct worker *w, int epfd, struct conn *c)
         if (rc == 0) {
             continue;
         }
+        set_waiting(w, c, false);
         if (atomic_load(&bench_measuring)) {
             if (status >= 200 && status < 300) {
                 w->ok++;
@@ -469,10 +507,52 @@ static uint64_t percentile(const uint64_t *hist, uint64_t total, double q)
     for (int b = 0; b <= HIST_BUCKETS; b++) {
         seen += hist[b];
         if (seen > want) {
-            return (uint64_t)(b + 1) * HIST_STEP_US;
+            return bucket_top_us(b);
         }
     }
-    return (uint64_t)(HIST_BUCKETS + 1) * HIST_STEP_US;
+    return bucket_top_us(HIST_BUCKETS);
+}
+
+struct inflight_samples {
+    uint64_t count;
+    uint64_t sum;
+    int min;
+    int max;
+};
+
+/* Samples the requests in flight every millisecond for s seconds. */
+static void sample_in_flight(struct worker *workers, int threads, double s,
+                             struct inflight_samples *out)
+{
+    *out = (struct inflight_samples){.min = -1};
+    uint64_t until = now_ns() + (uint64_t)(s * 1e9);
+    while (now_ns() < until) {
+        int n = 0;
+        for (int t = 0; t < threads; t++) {
+            n += atomic_load(&workers[t].in_flight);
+        }
+        out->count++;
+        out->sum += (uint64_t)n;
+        out->min = out->min < 0 || n < out->min ? n : out->min;
+        out->max = n > out->max ? n : out->max;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Room for every connection's descriptor: the soft limit up to the hard one. */
+static void raise_fd_limit(int connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < (rlim_t)connections + 32) {
+        fprintf(stderr, "sim_bench: %d connections need more open files than the limit %llu\n",
+                connections, (unsigned long long)rl.rlim_cur);
+    }
 }
 
 int main(int argc, char **argv)
@@ -482,6 +562,7 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    raise_fd_limit(cfg.connections);
     struct request_text *requests = NULL;
     size_t request_count = load_requests(&cfg, &requests);
     if (request_count == 0) {
@@ -508,31 +589,37 @@ int main(int argc, char **argv)
     sleep_s(cfg.warmup_s);
     uint64_t started = now_ns();
     atomic_store(&bench_measuring, true);
-    sleep_s(cfg.duration_s);
+    struct inflight_samples inflight;
+    sample_in_flight(workers, cfg.threads, cfg.duration_s, &inflight);
     atomic_store(&bench_measuring, false);
     double seconds = (double)(now_ns() - started) / 1e9;
     atomic_store(&bench_stopping, true);
 
-    uint64_t ok = 0, non_2xx = 0, errors = 0;
+    uint64_t ok = 0, non_2xx = 0, errors = 0, latency_sum_us = 0;
     static uint64_t hist[HIST_BUCKETS + 1];
     for (int t = 0; t < cfg.threads; t++) {
         pthread_join(workers[t].thread, NULL);
         ok += workers[t].ok;
         non_2xx += workers[t].non_2xx;
         errors += workers[t].errors;
+        latency_sum_us += workers[t].latency_sum_us;
         for (int b = 0; b <= HIST_BUCKETS; b++) {
             hist[b] += workers[t].hist[b];
         }
     }
     uint64_t answered = ok + non_2xx;
     printf("{\"requests\":%llu,\"seconds\":%.3f,\"rps\":%.0f,\"ok\":%llu,\"non_2xx\":%llu,"
-           "\"errors\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,"
+           "\"errors\":%llu,\"mean_us\":%llu,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,"
+           "\"inflight_mean\":%.1f,\"inflight_min\":%d,\"inflight_max\":%d,"
            "\"connections\":%d,\"threads\":%d}\n",
            (unsigned long long)answered, seconds, (double)answered / seconds,
            (unsigned long long)ok, (unsigned long long)non_2xx, (unsigned long long)errors,
+           (unsigned long long)(answered ? latency_sum_us / answered : 0),
            (unsigned long long)percentile(hist, answered, 0.50),
            (unsigned long long)percentile(hist, answered, 0.90),
-           (unsigned long long)percentile(hist, answered, 0.99), cfg.connections, cfg.threads);
+           (unsigned long long)percentile(hist, answered, 0.99),
+           inflight.count ? (double)inflight.sum / (double)inflight.count : 0.0,
+           inflight.min < 0 ? 0 : inflight.min, inflight.max, cfg.connections, cfg.threads);
     for (size_t i = 0; i < request_count; i++) {
         free(requests[i].data);
     }

@@ -1,10 +1,13 @@
 /* http.c: the libmicrohttpd wrapper behind http.h. */
 #include "bcrm/http.h"
 
+#include "http_delay.h"
+
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,12 @@ struct http_server {
     void *ctx;
     size_t max_body;
     int port;
+    struct http_delay *delays; /* NULL without delayed_answers */
+    /* Connections parked with an answer, from the suspend until the answer is
+     * sent (or the connection ends): the stop waits for none to be left, since
+     * libmicrohttpd must not stop with a suspended connection. */
+    atomic_int held;
+    atomic_int held_max; /* the most at once, since the start or the last reset */
 };
 
 /* Per-request state kept by MHD between the calls that deliver the body. */
@@ -25,6 +34,9 @@ struct http_pending {
     size_t len;
     size_t cap;
     bool too_large;
+    /* A delayed answer, kept while the connection is suspended; owned. */
+    bool held;
+    struct http_response answer;
 };
 
 int http_parse_addr(const char *addr, char *host, size_t hostlen, int *port)
@@ -174,6 +186,30 @@ static enum MHD_Result queue_response(struct MHD_Connection *conn, struct http_r
     return ret;
 }
 
+static void response_free(struct http_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+    for (int i = 0; i < r->header_count; i++) {
+        free(r->header_names[i]);
+        free(r->header_values[i]);
+    }
+    r->header_count = 0;
+}
+
+/* Queues the handler's answer, or closes the connection for a dropped one; the
+ * answer's parts are freed either way. */
+static enum MHD_Result send_answer(struct MHD_Connection *conn, struct http_response *r)
+{
+    if (r->drop) {
+        response_free(r);
+        return MHD_NO; /* MHD closes the connection without a response */
+    }
+    enum MHD_Result ret = queue_response(conn, r);
+    response_free(r);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -194,6 +230,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             p->too_large = true;
         }
         return MHD_YES;
+    }
+    if (p->held) {
+        /* The timer resumed a parked connection: its time is up. */
+        p->held = false;
+        atomic_fetch_sub(&srv->held, 1);
+        return send_answer(conn, &p->answer);
     }
     if (*upload_size > 0) {
         if (!p->too_large) {
@@ -237,27 +279,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .method = method, .path = url, .body = p->body, .body_len = p->len, .impl = conn};
         srv->handler(srv->ctx, &req, &resp);
     }
-    if (resp.drop) {
-        free(resp.body);
-        for (int i = 0; i < resp.header_count; i++) {
-            free(resp.header_names[i]);
-            free(resp.header_values[i]);
+    if (resp.delay_ms > 0 && srv->delays != NULL) {
+        /* Parked: MHD calls on_request again once the timer resumes the
+         * connection, and the answer kept here goes out then (above). */
+        p->answer = resp;
+        p->held = true;
+        int now = atomic_fetch_add(&srv->held, 1) + 1;
+        int max = atomic_load(&srv->held_max);
+        while (now > max && !atomic_compare_exchange_weak(&srv->held_max, &max, now)) {
         }
-        return MHD_NO; /* MHD closes the connection without a response */
+        MHD_suspend_connection(conn);
+        if (http_delay_add(srv->delays, conn, resp.delay_ms) != 0) {
+            MHD_resume_connection(conn); /* stopping, or out of memory: answer now */
+        }
+        return MHD_YES;
     }
-    enum MHD_Result ret = queue_response(conn, &resp);
-    free(resp.body);
-    return ret;
+    return send_answer(conn, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *srv = cls;
     (void)conn;
     (void)toe;
     struct http_pending *p = *con_cls;
     if (p != NULL) {
+        if (p->held) {
+            /* Ended while parked, without its answer (the stop closing it). */
+            response_free(&p->answer);
+            atomic_fetch_sub(&srv->held, 1);
+        }
         free(p->body);
         free(p);
         *con_cls = NULL;
@@ -292,15 +344,28 @@ struct http_server *http_server_start(const struct http_server_opts *opts, http_
     if (ai->ai_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
+    if (opts->delayed_answers) {
+        flags |= MHD_ALLOW_SUSPEND_RESUME;
+        srv->delays = http_delay_new();
+        if (srv->delays == NULL) {
+            snprintf(err, errlen, "out of memory");
+            freeaddrinfo(ai);
+            free(srv);
+            return NULL;
+        }
+    }
+    unsigned max_connections = opts->max_connections ? opts->max_connections : 4096u;
     unsigned threads = opts->threads > 0 ? opts->threads : 1;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 30),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, max_connections, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (srv->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s (address in use?)", opts->addr);
+        http_delay_free(srv->delays);
         free(srv);
         return NULL;
     }
@@ -314,12 +379,26 @@ int http_server_port(const struct http_server *srv)
     return srv->port;
 }
 
+void http_server_held(struct http_server *srv, int *now, int *max, bool reset_max)
+{
+    *now = atomic_load(&srv->held);
+    *max = reset_max ? atomic_exchange(&srv->held_max, *now) : atomic_load(&srv->held_max);
+}
+
 void http_server_stop(struct http_server *srv, int drain_ms)
 {
     if (srv == NULL) {
         return;
     }
     MHD_quiesce_daemon(srv->daemon);
+    /* Delayed answers go now; then wait for every parked connection to have been
+     * resumed and answered (it takes a pass of its thread), however short the
+     * drain. */
+    http_delay_flush(srv->delays);
+    for (int waited = 0; atomic_load(&srv->held) > 0 && waited < 10000; waited += 5) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     for (int waited = 0; waited < drain_ms; waited += 20) {
         const union MHD_DaemonInfo *di =
             MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
@@ -330,5 +409,6 @@ void http_server_stop(struct http_server *srv, int drain_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(srv->daemon);
+    http_delay_free(srv->delays);
     free(srv);
 }

@@ -6,25 +6,33 @@
 #include "rng.h"
 
 #include "bcrm/http.h"
+#include "bcrm/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
-void sim_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-void sim_sleep_latency(int latency_ms, int jitter_ms)
+int sim_latency_draw(int latency_ms, int jitter_ms)
 {
     int jitter = jitter_ms > 0 ? (int)(rng_thread_u64() % (uint64_t)(jitter_ms + 1)) : 0;
-    if (latency_ms + jitter > 0) {
-        sim_sleep_ms(latency_ms + jitter);
+    return latency_ms + jitter;
+}
+
+void sim_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
     }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    log_info("open files limit", "{s:I}", "nofile", (json_int_t)rl.rlim_cur);
 }
 
 int sim_json_int(json_t *obj, const char *key, int min, int max, int *out, char *err, size_t errlen)

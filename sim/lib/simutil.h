@@ -8,10 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sleeps ms milliseconds, resuming after signals. */
-void sim_sleep_ms(int ms);
-/* latency_ms plus a uniform random part of jitter_ms. */
-void sim_sleep_latency(int latency_ms, int jitter_ms);
+/* The latency fault's delay for one call: latency_ms plus a uniform draw from 0
+ * to jitter_ms. The call is handled on arrival and its answer held that long
+ * (http_response.delay_ms), so no thread sleeps. */
+int sim_latency_draw(int latency_ms, int jitter_ms);
+/* Raises the soft limit on open files to the hard one: each connection held by a
+ * latency fault keeps its descriptor. Logs what it got. */
+void sim_raise_fd_limit(void);
 
 /* Readers of one optional field of a /_sim/ request body. Each leaves *out alone
  * when the field is absent, and returns -1 with a message in err naming the field

@@ -43,29 +43,64 @@ static int perform(CURL *curl, const char *url, long timeout_ms, struct sim_webh
     return 0;
 }
 
-int sim_webhook_post(const char *url, const char *body, const char *const *headers,
-                     size_t header_count, long timeout_ms, struct sim_webhook_result *result)
+struct sim_webhook_client {
+    CURL *curl;
+};
+
+struct sim_webhook_client *sim_webhook_client_new(void)
+{
+    struct sim_webhook_client *c = calloc(1, sizeof(*c));
+    if (c != NULL && (c->curl = curl_easy_init()) == NULL) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+void sim_webhook_client_free(struct sim_webhook_client *client)
+{
+    if (client != NULL) {
+        curl_easy_cleanup(client->curl);
+        free(client);
+    }
+}
+
+int sim_webhook_client_post(struct sim_webhook_client *client, const char *url, const char *body,
+                            const char *const *headers, size_t header_count, long timeout_ms,
+                            struct sim_webhook_result *result)
 {
     memset(result, 0, sizeof(*result));
-    CURL *curl = curl_easy_init();
     struct curl_slist *list = curl_slist_append(NULL, "Content-Type: application/json");
     for (size_t i = 0; i < header_count && list != NULL; i++) {
         list = curl_slist_append(list, headers[i]);
     }
     int rc = -1;
-    if (curl == NULL || list == NULL) {
+    if (list == NULL) {
         snprintf(result->error, sizeof(result->error), "out of memory");
         goto out;
     }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    rc = perform(curl, url, timeout_ms, result);
+    /* Reset keeps the connection cache: the next post reuses the connection. */
+    curl_easy_reset(client->curl);
+    curl_easy_setopt(client->curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    rc = perform(client->curl, url, timeout_ms, result);
 out:
     curl_slist_free_all(list);
-    if (curl != NULL) {
-        curl_easy_cleanup(curl);
+    return rc;
+}
+
+int sim_webhook_post(const char *url, const char *body, const char *const *headers,
+                     size_t header_count, long timeout_ms, struct sim_webhook_result *result)
+{
+    struct sim_webhook_client *client = sim_webhook_client_new();
+    if (client == NULL) {
+        memset(result, 0, sizeof(*result));
+        snprintf(result->error, sizeof(result->error), "out of memory");
+        return -1;
     }
+    int rc = sim_webhook_client_post(client, url, body, headers, header_count, timeout_ms, result);
+    sim_webhook_client_free(client);
     return rc;
 }
 

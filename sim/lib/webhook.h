@@ -1,7 +1,8 @@
 /* webhook.h: the simulators calling bcrm's webhooks, signed as the platforms sign.
  *
- * Calls are synchronous (libcurl's easy interface) and made from the /_sim/
- * request that asked for them, so a test learns the webhook's answer at once.
+ * Calls are synchronous (libcurl's easy interface). Those a /_sim/ request asks
+ * for are made from that request, so a test learns the webhook's answer at once;
+ * a background sender (messenger-sim's receipts) keeps a client.
  * curl_global_init() must have run (each simulator's main does it).
  */
 #ifndef SIM_WEBHOOK_H
@@ -19,6 +20,17 @@ struct sim_webhook_result {
  * an answer came (any status), -1 otherwise (see result->error). */
 int sim_webhook_post(const char *url, const char *body, const char *const *headers,
                      size_t header_count, long timeout_ms, struct sim_webhook_result *result);
+
+/* A client that keeps its connection between posts, for a thread that delivers
+ * many events (messenger-sim's receipts). One thread at a time; NULL when out of
+ * memory. Free with sim_webhook_client_free(). */
+struct sim_webhook_client;
+struct sim_webhook_client *sim_webhook_client_new(void);
+/* As sim_webhook_post, on the client's connection. */
+int sim_webhook_client_post(struct sim_webhook_client *client, const char *url, const char *body,
+                            const char *const *headers, size_t header_count, long timeout_ms,
+                            struct sim_webhook_result *result);
+void sim_webhook_client_free(struct sim_webhook_client *client);
 int sim_webhook_get(const char *url, long timeout_ms, struct sim_webhook_result *result);
 void sim_webhook_result_free(struct sim_webhook_result *result);
 

@@ -8,11 +8,15 @@
  *   POST /_sim/read {psid, watermark_ms?, url?}      a read receipt to the webhook
  *   POST /_sim/delivery {psid, mids?, watermark_ms?, url?}   a delivery receipt
  *   POST /_sim/verify_webhook {url?}   the subscription check (hub.challenge echo)
+ *   GET  /_sim/receipts, POST /_sim/receipts {enabled?, delivery_delay_ms?,
+ *       read_delay_ms?, read_fraction?, url?}   automatic delivery and read events
+ *       after each send (receipts.h), and their counters
  *   GET  /_sim/messages?page_id=&user=&since=     the record, in arrival order
  *   GET  /_sim/recipients?page_id=     messages per person
  *   GET  /_sim/stats                   counters
- *   POST /_sim/reset                   forget messages, counters and inbound
- *                                      messages; faults too unless {"keep_faults":true}
+ *   POST /_sim/reset                   forget messages, counters, inbound messages
+ *                                      and waiting receipts; faults and the receipts'
+ *                                      settings too unless {"keep_faults":true}
  *   GET  /_sim/faults, POST /_sim/faults   latency_ms, jitter_ms, error_rate,
  *       error_status, error_code (2 or 1200), drop_rate, ratelimit_storm_seconds,
  *       ratelimit_code (613, 4 or 80006), short_pages, empty_page_rate, limits,
@@ -23,6 +27,7 @@
  *   POST /_sim/requests {reset?, enabled?}, DELETE /_sim/requests (reset)
  */
 #include "msim.h"
+#include "receipts.h"
 
 #include "rng.h"
 #include "simutil.h"
@@ -80,7 +85,7 @@ static void get_pages(struct msim *m, struct http_response *resp)
     http_respond_json(resp, 200, ok_with("pages", arr));
 }
 
-static json_t *person_json(const struct msim_person *p, int64_t now_ms)
+static json_t *person_json(struct msim *m, const struct msim_person *p, int64_t now_ms)
 {
     int64_t last = atomic_load(&p->last_message_ms);
     int64_t age = now_ms - last;
@@ -91,6 +96,8 @@ static json_t *person_json(const struct msim_person *p, int64_t now_ms)
         p->profile_pic, "locale", p->locale, "last_message_ms", (json_int_t)last, "in_window",
         age <= DAY_MS, "human_agent_window", age <= 7 * DAY_MS, "unavailable", p->unavailable);
     json_object_set_new(o, "timezone", p->has_timezone ? json_real(p->timezone) : json_null());
+    /* Whether the receipts, when on, include read events for this person. */
+    json_object_set_new(o, "reads", json_boolean(msim_receipts_reads(m->receipts, p)));
     return o;
 }
 
@@ -105,7 +112,7 @@ static void get_users(struct msim *m, const struct http_request *req, struct htt
     for (size_t i = 0; i < m->page_count; i++) {
         const struct msim_page *p = &m->pages[i];
         for (size_t j = 0; (only == NULL || only == p) && j < p->person_count; j++) {
-            json_array_append_new(arr, person_json(&p->people[j], now));
+            json_array_append_new(arr, person_json(m, &p->people[j], now));
         }
     }
     http_respond_json(resp, 200, ok_with("users", arr));
@@ -179,7 +186,7 @@ static void post_inbound(struct msim *m, const struct http_request *req, struct 
         json_pack("{s:{s:s}, s:{s:s}, s:I, s:{s:s, s:s}}", "sender", "id", person->psid,
                   "recipient", "id", person->page->id, "timestamp", (json_int_t)when, "message",
                   "mid", mid, "text", text ? text : "hello");
-    json_t *answer = ok_with("user", person_json(person, now));
+    json_t *answer = ok_with("user", person_json(m, person, now));
     json_object_set_new(answer, "webhook", deliver(person, body, messaging, now));
     json_decref(body);
     http_respond_json(resp, 200, answer);
@@ -273,15 +280,21 @@ static void get_stats(struct msim *m, struct http_response *resp)
         json_object_set_new(by_call, msim_call_name((enum msim_call)i),
                             json_integer(atomic_load(&m->by_call[i])));
     }
+    struct http_server *srv = atomic_load(&m->http);
+    int held = 0, held_max = 0;
+    if (srv != NULL) {
+        http_server_held(srv, &held, &held_max, false);
+    }
     http_respond_json(resp, 200,
-                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
-                                "requests", (json_int_t)atomic_load(&m->requests), "messages",
-                                (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
-                                "duplicates", (json_int_t)t.duplicates, "ratelimited",
-                                (json_int_t)atomic_load(&m->ratelimited), "injected_errors",
-                                (json_int_t)atomic_load(&m->injected_errors), "dropped",
-                                (json_int_t)atomic_load(&m->dropped), "policy_refusals",
-                                (json_int_t)atomic_load(&m->policy_refusals), "by_call", by_call));
+                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:o}",
+                                "ok", 1, "requests", (json_int_t)atomic_load(&m->requests),
+                                "messages", (json_int_t)t.messages, "recipients",
+                                (json_int_t)t.recipients, "duplicates", (json_int_t)t.duplicates,
+                                "ratelimited", (json_int_t)atomic_load(&m->ratelimited),
+                                "injected_errors", (json_int_t)atomic_load(&m->injected_errors),
+                                "dropped", (json_int_t)atomic_load(&m->dropped), "policy_refusals",
+                                (json_int_t)atomic_load(&m->policy_refusals), "answers_held", held,
+                                "answers_held_max", held_max, "by_call", by_call));
 }
 
 static void post_reset(struct msim *m, const struct http_request *req, struct http_response *resp)
@@ -302,6 +315,11 @@ static void post_reset(struct msim *m, const struct http_request *req, struct ht
     for (int i = 0; i < MSIM_CALL_COUNT; i++) {
         atomic_store(&m->by_call[i], 0);
     }
+    struct http_server *srv = atomic_load(&m->http);
+    if (srv != NULL) {
+        int held, held_max;
+        http_server_held(srv, &held, &held_max, true);
+    }
     for (size_t i = 0; i < m->page_count; i++) {
         struct msim_page *p = &m->pages[i];
         for (size_t j = 0; j < p->person_count; j++) {
@@ -321,6 +339,7 @@ static void post_reset(struct msim *m, const struct http_request *req, struct ht
         m->faults = m->default_faults;
         pthread_rwlock_unlock(&m->faults_lock);
     }
+    msim_receipts_reset(m->receipts, keep_faults);
     log_info("simulator reset", "{s:b}", "keep_faults", keep_faults);
     http_respond_json(resp, 200, json_pack("{s:b}", "ok", 1));
 }
@@ -507,6 +526,27 @@ static void post_requests(struct msim *m, const struct http_request *req,
                       json_pack("{s:b, s:b}", "ok", 1, "enabled", reqlog_enabled(m->request_log)));
 }
 
+static void post_receipts(struct msim *m, const struct http_request *req,
+                          struct http_response *resp)
+{
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    char err[160] = "";
+    int rc = msim_receipts_update(m->receipts, body, err, sizeof(err));
+    json_decref(body);
+    if (rc != 0) {
+        http_respond_problem(resp, 400, "Bad Request", "%s", err);
+        return;
+    }
+    json_t *answer = msim_receipts_json(m->receipts);
+    log_info("receipts changed", "{s:O, s:O, s:O}", "enabled", json_object_get(answer, "enabled"),
+             "read_fraction", json_object_get(answer, "read_fraction"), "delivery_delay_ms",
+             json_object_get(answer, "delivery_delay_ms"));
+    http_respond_json(resp, 200, answer);
+}
+
 void msim_control(struct msim *m, const struct http_request *req, struct http_response *resp,
                   const char *path)
 {
@@ -522,6 +562,10 @@ void msim_control(struct msim *m, const struct http_request *req, struct http_re
         post_receipt(m, req, resp, true);
     } else if (post && strcmp(path, "delivery") == 0) {
         post_receipt(m, req, resp, false);
+    } else if (get && strcmp(path, "receipts") == 0) {
+        http_respond_json(resp, 200, msim_receipts_json(m->receipts));
+    } else if (post && strcmp(path, "receipts") == 0) {
+        post_receipts(m, req, resp);
     } else if (post && strcmp(path, "verify_webhook") == 0) {
         post_verify(req, resp);
     } else if (get && strcmp(path, "messages") == 0) {

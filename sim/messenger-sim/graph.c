@@ -263,9 +263,11 @@ static void graph_handle(struct msim *m, const struct http_request *req, struct 
     atomic_fetch_add(&m->by_call[kind], 1);
     metric_inc(m->m_requests);
     msim_faults_get(m, &call.faults);
-    sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
-    call.now_ms = clock_wall_ms();
+    call.now_ms = call.arrived_ms;
     graph_dispatch(&call, split, node);
+    /* The latency fault: handled on arrival, answered after the delay without a
+     * thread waiting (as in slack-sim). */
+    resp->delay_ms = sim_latency_draw(call.faults.latency_ms, call.faults.jitter_ms);
     if (reqlog_enabled(m->request_log)) {
         log_call(&call);
     }

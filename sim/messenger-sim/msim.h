@@ -20,7 +20,9 @@
 
 struct http_request;
 struct http_response;
+struct http_server;
 struct metric;
+struct msim_receipts;
 struct strmap;
 
 struct msim_page;
@@ -39,6 +41,9 @@ struct msim_person {
     bool has_timezone;
     double timezone;  /* hours east of UTC, as the Graph API gives it */
     bool unavailable; /* answers (#551) This person isn't available right now */
+    /* Drawn once from the seed, in [0, 1): the person reads what the page sends
+     * when it is below the receipts' read_fraction (receipts.h). */
+    double read_draw;
     int64_t initial_last_message_ms;
     atomic_int_fast64_t last_message_ms; /* when the person last wrote to the page */
 };
@@ -104,6 +109,10 @@ struct msim {
     atomic_int_fast64_t policy_refusals; /* sends refused by the 24-hour rule */
     atomic_int_fast64_t by_call[MSIM_CALL_COUNT];
     atomic_uint_fast64_t next_mid;
+    /* The main port's server, set once it listens: /_sim/stats reports the answers
+     * the latency fault holds (http_server_held). */
+    _Atomic(struct http_server *) http;
+    struct msim_receipts *receipts; /* automatic delivery and read events (receipts.h) */
     struct metric *m_requests;
     struct metric *m_messages;
 };

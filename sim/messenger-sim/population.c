@@ -45,7 +45,13 @@ static const char *const locales[] = {"en_US", "en_GB", "fr_FR", "de_DE",
 #define HOUR_MS (3600LL * 1000)
 #define DAY_MS (24 * HOUR_MS)
 
-enum { SALT_PAGE = 0x6d01, SALT_PERSON = 0x6d02, SALT_MARKER = 0x6d03, SALT_TOKEN = 0x6d04 };
+enum {
+    SALT_PAGE = 0x6d01,
+    SALT_PERSON = 0x6d02,
+    SALT_MARKER = 0x6d03,
+    SALT_TOKEN = 0x6d04,
+    SALT_READ = 0x6d05
+};
 
 static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -105,6 +111,7 @@ static int make_person(struct msim_page *p, struct msim_person *u, uint64_t seed
      * once per 34 people, so even a small page has the unusual ones. */
     u->timezone = timezones[(i * 7 + seed) % COUNT_OF(timezones)];
     u->unavailable = i % 50 == 17;
+    u->read_draw = (double)(rng_hash4(seed, p->index, i, SALT_READ) >> 11) * 0x1.0p-53;
 
     /* When the person last wrote: 60% within the day, 20% within the week
      * (HUMAN_AGENT only), 20% longer ago (message tags only). */

@@ -7,6 +7,7 @@
  * person, the policy, the rate limit.
  */
 #include "graph.h"
+#include "receipts.h"
 
 #include "rng.h"
 
@@ -172,6 +173,7 @@ void graph_send(struct graph_call *c)
         goto out;
     }
     metric_inc(m->m_messages);
+    msim_receipts_sent(m->receipts, person, mid);
     graph_reply(c, 200, json_pack("{s:s, s:s}", "recipient_id", person->psid, "message_id", mid));
     if (c->faults.drop_rate > 0.0 && rng_thread_unit() < c->faults.drop_rate) {
         atomic_fetch_add(&m->dropped, 1);

@@ -42,11 +42,18 @@ struct api_arg {
     enum api_arg_type type;
 };
 
+/* A method whose scope api.c does not check: none, or one that depends on the
+ * arguments (the method checks it). */
+#define NO_SCOPE (-1)
+
 struct api_method {
     const char *name;
     api_method_fn fn;
     int tier;      /* Slack's tier, 1-4; 0 for chat.postMessage's own rules */
     bool no_token; /* called with the app's client credentials instead */
+    int scope;     /* enum sim_scope the token needs, or NO_SCOPE */
+    /* X-Accepted-OAuth-Scopes: the scopes the method takes (NULL: none). */
+    const char *accepted;
     /* The arguments the method reads, from Slack's OpenAPI document plus the newer
      * ones (metadata). Others are ignored, as Slack ignores them, but the request
      * log shows them. */
@@ -97,20 +104,29 @@ static const struct api_arg args_oauth_v2_access[] = {
     {"grant_type", ARG_STRING}, {"refresh_token", ARG_STRING},
     {NULL, ARG_STRING}};
 
-/* auth.test is in Slack's "special" tier, generous enough to call as tier 4. */
+#define READ_CONVERSATIONS "channels:read,groups:read,im:read,mpim:read"
+
+/* auth.test is in Slack's "special" tier, generous enough to call as tier 4. The
+ * conversations.list and conversations.members scopes depend on the types asked
+ * for and the channel: those methods check them. */
 static const struct api_method api_methods[SIM_M_UNKNOWN] = {
-    [SIM_M_AUTH_TEST] = {"auth.test", method_auth_test, 4, false, args_none},
-    [SIM_M_USERS_LIST] = {"users.list", method_users_list, 2, false, args_users_list},
-    [SIM_M_USERS_INFO] = {"users.info", method_users_info, 4, false, args_users_info},
+    [SIM_M_AUTH_TEST] = {"auth.test", method_auth_test, 4, false, NO_SCOPE, NULL, args_none},
+    [SIM_M_USERS_LIST] = {"users.list", method_users_list, 2, false, SCOPE_USERS_READ, "users:read",
+                          args_users_list},
+    [SIM_M_USERS_INFO] = {"users.info", method_users_info, 4, false, SCOPE_USERS_READ, "users:read",
+                          args_users_info},
     [SIM_M_CONVERSATIONS_OPEN] = {"conversations.open", method_conversations_open, 3, false,
+                                  SCOPE_IM_WRITE,
+                                  "channels:manage,groups:write,im:write,mpim:write",
                                   args_conversations_open},
     [SIM_M_CONVERSATIONS_LIST] = {"conversations.list", method_conversations_list, 2, false,
-                                  args_conversations_list},
+                                  NO_SCOPE, READ_CONVERSATIONS, args_conversations_list},
     [SIM_M_CONVERSATIONS_MEMBERS] = {"conversations.members", method_conversations_members, 4,
-                                     false, args_conversations_members},
+                                     false, NO_SCOPE, READ_CONVERSATIONS,
+                                     args_conversations_members},
     [SIM_M_CHAT_POST_MESSAGE] = {"chat.postMessage", method_chat_post_message, 0, false,
-                                 args_chat_post_message},
-    [SIM_M_OAUTH_V2_ACCESS] = {"oauth.v2.access", method_oauth_v2_access, 0, true,
+                                 SCOPE_CHAT_WRITE, "chat:write", args_chat_post_message},
+    [SIM_M_OAUTH_V2_ACCESS] = {"oauth.v2.access", method_oauth_v2_access, 0, true, NO_SCOPE, NULL,
                                args_oauth_v2_access},
 };
 
@@ -167,6 +183,15 @@ void api_reply_ratelimited(struct api_call *c, int retry_after_s)
     http_add_header(c->resp, "Retry-After", secs);
     atomic_fetch_add(&c->sim->counters.ratelimited, 1);
     metric_inc(c->sim->m_ratelimited);
+}
+
+void api_reply_missing_scope(struct api_call *c, enum sim_scope needed)
+{
+    char provided[SCOPES_TEXT_MAX];
+    scopes_format(c->scopes, provided, sizeof(provided));
+    api_reply(c, json_pack("{s:b, s:s, s:s, s:s}", "ok", 0, "error", "missing_scope", "needed",
+                           scope_name(needed), "provided", provided));
+    c->error = "missing_scope";
 }
 
 long api_arg_limit(const struct api_call *c, long fallback, long max)
@@ -436,6 +461,18 @@ static void api_dispatch(struct api_call *c)
         api_reply_error(c, population_revocation_error(c->ws));
         return;
     }
+    /* Every answer to a working token names its scopes, and the method's. */
+    char granted[SCOPES_TEXT_MAX];
+    c->scopes = atomic_load(&c->ws->scopes);
+    scopes_format(c->scopes, granted, sizeof(granted));
+    http_add_header(c->resp, "X-OAuth-Scopes", granted);
+    if (m->accepted != NULL) {
+        http_add_header(c->resp, "X-Accepted-OAuth-Scopes", m->accepted);
+    }
+    if (m->scope != NO_SCOPE && !api_has_scope(c, (enum sim_scope)m->scope)) {
+        api_reply_missing_scope(c, (enum sim_scope)m->scope);
+        return;
+    }
     if (c->faults.limits.enabled && m->tier > 0) {
         int wait = ratelimit_take_method(sim->limits, c->ws->index, c->method,
                                          c->faults.limits.tier_per_minute[m->tier], c->now_ms);
@@ -458,9 +495,12 @@ static void api_handle(struct sim *sim, const struct http_request *req, struct h
     metric_inc(sim->m_requests);
     call.arrived_ms = clock_wall_ms();
     faults_get(&call.faults);
-    sim_sleep_latency(call.faults.latency_ms, call.faults.jitter_ms);
-    call.now_ms = clock_wall_ms();
+    call.now_ms = call.arrived_ms;
     api_dispatch(&call);
+    /* The latency fault: the call was handled (recorded, counted against the
+     * limits) on arrival; its answer, or the drop, leaves after the delay, and no
+     * thread waits for it. */
+    resp->delay_ms = sim_latency_draw(call.faults.latency_ms, call.faults.jitter_ms);
     if (reqlog_enabled(sim->requests)) {
         log_call(&call);
     }

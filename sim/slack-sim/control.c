@@ -9,9 +9,15 @@
  *   GET  /_sim/app                 the app's OAuth client id and secret (oauth.h)
  *   POST /_sim/events              send a signed Events API event to bcrm (events.h)
  *   POST /_sim/membership {leave: [ids], join: [ids]}   people leave or join the workspace
+ *   GET  /_sim/scopes              each workspace's granted scopes, and the known ones
+ *   POST /_sim/scopes {team_id?, scopes?, add?, remove?}   changes the grant of one
+ *                                  workspace (every one without team_id): scopes
+ *                                  replaces it, add and remove change it (lists of
+ *                                  names or comma-separated strings)
  *   POST /_sim/reset               forget messages, counters, rate-limit state,
- *                                  revocations and faults ({"keep_faults":true} keeps
- *                                  the faults and revocations)
+ *                                  revocations, scope changes and faults
+ *                                  ({"keep_faults":true} keeps the faults,
+ *                                  revocations and scopes)
  *   GET  /_sim/faults, POST /_sim/faults   see faults.h; plus revoke_token and
  *                                  restore_token (a team id, or a list of them) and
  *                                  revoke_as: token_revoked (the default),
@@ -26,6 +32,7 @@
 #include "events.h"
 #include "faults.h"
 #include "oauth.h"
+#include "scopes.h"
 #include "sim.h"
 #include "simutil.h"
 #include "strmap.h"
@@ -71,10 +78,11 @@ static void get_workspaces(struct sim *sim, struct http_response *resp)
         const struct sim_workspace *ws = &sim->pop->workspaces[w];
         json_array_append_new(
             arr,
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "team_id", ws->team_id,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:o}", "team_id", ws->team_id,
                       "name", ws->name, "domain", ws->domain, "token", ws->token, "bot_user_id",
                       ws->bot_user->id, "bot_id", ws->bot_user->bot_id, "app_id", ws->app_id,
-                      "users", (json_int_t)ws->user_count, "revoked", atomic_load(&ws->revoked)));
+                      "users", (json_int_t)ws->user_count, "revoked", atomic_load(&ws->revoked),
+                      "scopes", scopes_to_json(atomic_load(&ws->scopes))));
     }
     http_respond_json(resp, 200, ok_with("workspaces", arr));
 }
@@ -203,14 +211,20 @@ static void get_stats(struct sim *sim, struct http_response *resp)
                             json_integer(atomic_load(&sim->counters.by_method[m])));
     }
     struct sim_counters *c = &sim->counters;
+    struct http_server *srv = atomic_load(&sim->http);
+    int held = 0, held_max = 0;
+    if (srv != NULL) {
+        http_server_held(srv, &held, &held_max, false);
+    }
     http_respond_json(resp, 200,
-                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "ok", 1,
+                      json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:o}", "ok", 1,
                                 "requests", (json_int_t)atomic_load(&c->requests), "messages",
                                 (json_int_t)t.messages, "recipients", (json_int_t)t.recipients,
                                 "duplicates", (json_int_t)t.duplicates, "ratelimited",
                                 (json_int_t)atomic_load(&c->ratelimited), "injected_errors",
                                 (json_int_t)atomic_load(&c->injected_errors), "dropped",
-                                (json_int_t)atomic_load(&c->dropped), "by_method", by_method));
+                                (json_int_t)atomic_load(&c->dropped), "answers_held", held,
+                                "answers_held_max", held_max, "by_method", by_method));
 }
 
 void sim_counters_reset(struct sim *sim)
@@ -254,6 +268,11 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
     reqlog_reset(sim->requests);
     ratelimit_reset(sim->limits);
     sim_counters_reset(sim);
+    struct http_server *srv = atomic_load(&sim->http);
+    if (srv != NULL) {
+        int held, held_max;
+        http_server_held(srv, &held, &held_max, true);
+    }
     for (size_t w = 0; w < sim->pop->workspace_count; w++) {
         struct sim_workspace *ws = &sim->pop->workspaces[w];
         for (size_t i = 0; i < ws->user_count; i++) {
@@ -263,6 +282,7 @@ static void post_reset(struct sim *sim, const struct http_request *req, struct h
         if (!keep_faults) {
             atomic_store(&ws->revoked, false);
             atomic_store(&ws->revoked_as, SIM_REVOKED_TOKEN_REVOKED);
+            atomic_store(&ws->scopes, sim->default_scopes);
         }
     }
     if (!keep_faults) {
@@ -446,6 +466,71 @@ static void post_membership(struct sim *sim, const struct http_request *req,
         resp, 200, json_pack("{s:b, s:i, s:i}", "ok", 1, "left", changed[0], "joined", changed[1]));
 }
 
+static json_t *scopes_answer(struct sim *sim)
+{
+    json_t *arr = json_array();
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        const struct sim_workspace *ws = &sim->pop->workspaces[w];
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "team_id", ws->team_id, "scopes",
+                                             scopes_to_json(atomic_load(&ws->scopes))));
+    }
+    return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "workspaces", arr, "default",
+                     scopes_to_json(sim->default_scopes), "known", scopes_known_json());
+}
+
+/* POST /_sim/scopes: a workspace with fewer (or more) scopes, for tests of what
+ * a sender does with a token that cannot do everything. */
+static void post_scopes(struct sim *sim, const struct http_request *req, struct http_response *resp)
+{
+    static const char *const fields[] = {"team_id", "scopes", "add", "remove", NULL};
+    json_t *body = body_json(req, resp);
+    if (body == NULL) {
+        return;
+    }
+    char err[160] = "";
+    uint64_t set = 0, add = 0, remove = 0;
+    json_t *team = json_object_get(body, "team_id");
+    json_t *scopes = json_object_get(body, "scopes");
+    json_t *add_v = json_object_get(body, "add");
+    json_t *remove_v = json_object_get(body, "remove");
+    struct sim_workspace *only = NULL;
+    int rc = sim_json_known_fields(body, fields, err, sizeof(err));
+    if (rc == 0 && team != NULL &&
+        (!json_is_string(team) ||
+         (only = strmap_get(sim->pop->workspace_by_team, json_string_value(team))) == NULL)) {
+        snprintf(err, sizeof(err), "team_id: no workspace with that team_id");
+        rc = -1;
+    }
+    if (rc == 0 && scopes == NULL && add_v == NULL && remove_v == NULL) {
+        snprintf(err, sizeof(err), "want scopes, add or remove");
+        rc = -1;
+    }
+    if (rc == 0 &&
+        ((scopes != NULL && scopes_from_json(scopes, &set, err, sizeof(err)) != 0) ||
+         (add_v != NULL && scopes_from_json(add_v, &add, err, sizeof(err)) != 0) ||
+         (remove_v != NULL && scopes_from_json(remove_v, &remove, err, sizeof(err)) != 0))) {
+        rc = -1;
+    }
+    if (rc != 0) {
+        json_decref(body);
+        http_respond_problem(resp, 400, "Bad Request", "%s", err);
+        return;
+    }
+    for (size_t w = 0; w < sim->pop->workspace_count; w++) {
+        struct sim_workspace *ws = &sim->pop->workspaces[w];
+        if (only != NULL && ws != only) {
+            continue;
+        }
+        uint64_t now = scopes != NULL ? set : atomic_load(&ws->scopes);
+        atomic_store(&ws->scopes, (now | add) & ~remove);
+        char text[SCOPES_TEXT_MAX];
+        scopes_format((now | add) & ~remove, text, sizeof(text));
+        log_info("scopes changed", "{s:s, s:s}", "team_id", ws->team_id, "scopes", text);
+    }
+    json_decref(body);
+    http_respond_json(resp, 200, scopes_answer(sim));
+}
+
 void control_handle(struct sim *sim, const struct http_request *req, struct http_response *resp,
                     const char *path)
 {
@@ -471,6 +556,10 @@ void control_handle(struct sim *sim, const struct http_request *req, struct http
                           json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "client_id", app->client_id,
                                     "client_secret", app->client_secret, "authorize_path",
                                     "/oauth/v2/authorize"));
+    } else if (get && strcmp(path, "scopes") == 0) {
+        http_respond_json(resp, 200, scopes_answer(sim));
+    } else if (post && strcmp(path, "scopes") == 0) {
+        post_scopes(sim, req, resp);
     } else if (post && strcmp(path, "membership") == 0) {
         post_membership(sim, req, resp);
     } else if (post && strcmp(path, "reset") == 0) {

@@ -28,8 +28,8 @@ struct sim_faults {
     int error_status;
     double drop_rate;       /* chat.postMessage: record, then close without answering */
     int64_t storm_until_ms; /* wall clock; every call is rate limited until then */
-    bool short_pages;       /* users.list pages shorter than asked for */
-    double empty_page_rate; /* users.list pages with no members (not at the end) */
+    bool short_pages;       /* list pages (users, conversations, members) shorter than asked */
+    double empty_page_rate; /* list pages with nothing in them (not at the end) */
     struct sim_limits limits;
 };
 

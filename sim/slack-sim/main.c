@@ -19,6 +19,9 @@
  *   SLACK_SIM_POST_PER_MINUTE 600           chat.postMessage per workspace per minute
  *   SLACK_SIM_CHANNEL_BURST 3               chat.postMessage burst per channel (1/s after)
  *   SLACK_SIM_THREADS       8               HTTP worker threads
+ *   SLACK_SIM_MAX_CONNECTIONS 4096          open connections at most (answers held by
+ *                                           the latency fault included: none holds a
+ *                                           thread, each holds a file descriptor)
  *   SLACK_SIM_OPS_ADDR      (none)          optional ops port (/healthz /readyz /metrics)
  *   SLACK_SIM_CLIENT_ID     1111111111.2222222222   the app's OAuth client id
  *   SLACK_SIM_CLIENT_SECRET sim-client-secret       the app's OAuth client secret
@@ -26,12 +29,16 @@
  *   SLACK_SIM_EVENTS_URL    (none)          where /_sim/events delivers by default
  *   SLACK_SIM_REQUEST_LOG   10000           Web API calls kept for GET /_sim/requests
  *                                           (a ring; 0 switches the log off)
+ *   SLACK_SIM_SCOPES        (scopes.h)      the scopes every app's bot token was granted,
+ *                                           comma-separated (SIM_DEFAULT_SCOPES)
  */
 #include "events.h"
 #include "faults.h"
 #include "oauth.h"
 #include "population.h"
+#include "scopes.h"
 #include "sim.h"
+#include "simutil.h"
 #include "zones.h"
 
 #include "bcrm/config.h"
@@ -92,6 +99,7 @@ int main(void)
     size_t workspaces = (size_t)config_int("SLACK_SIM_WORKSPACES", 1, 1, 1000);
     size_t users = (size_t)config_int("SLACK_SIM_USERS", 300, 0, 2000000);
     unsigned threads = (unsigned)config_int("SLACK_SIM_THREADS", 8, 1, 256);
+    unsigned max_connections = (unsigned)config_int("SLACK_SIM_MAX_CONNECTIONS", 4096, 16, 1000000);
     size_t request_log = (size_t)config_int("SLACK_SIM_REQUEST_LOG", 10000, 0, 10000000);
     struct sim_faults defaults;
     faults_from_env(&defaults);
@@ -107,11 +115,13 @@ int main(void)
     };
     events_init(&events);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    sim_raise_fd_limit();
 
     int rc = 1;
     struct sim sim = {0};
     struct http_server *srv = NULL;
     struct http_server *ops = NULL;
+    char err[256];
 
     if (zones_init() == 0) {
         log_fatal("no time zone of the table is in the tz database", NULL);
@@ -126,15 +136,27 @@ int main(void)
         goto out;
     }
     register_metrics(&sim);
+    const char *scopes = config_str("SLACK_SIM_SCOPES", SIM_DEFAULT_SCOPES);
+    if (scopes_parse(scopes, &sim.default_scopes, err, sizeof(err)) != 0) {
+        log_fatal("SLACK_SIM_SCOPES is not a list of scopes", "{s:s}", "error", err);
+        goto out;
+    }
+    for (size_t w = 0; w < sim.pop->workspace_count; w++) {
+        atomic_store(&sim.pop->workspaces[w].scopes, sim.default_scopes);
+    }
 
-    struct http_server_opts opts = {
-        .addr = addr, .max_body = 4 * 1024 * 1024, .timeout_s = 60, .threads = threads};
-    char err[256];
+    struct http_server_opts opts = {.addr = addr,
+                                    .max_body = 4 * 1024 * 1024,
+                                    .timeout_s = 60,
+                                    .threads = threads,
+                                    .delayed_answers = true,
+                                    .max_connections = max_connections};
     srv = http_server_start(&opts, sim_handle, &sim, err, sizeof(err));
     if (srv == NULL) {
         log_fatal("cannot start the HTTP server", "{s:s, s:s}", "addr", addr, "error", err);
         goto out;
     }
+    atomic_store(&sim.http, srv);
     if (ops_addr[0] != '\0' && (ops = ops_start(ops_addr, sim_ready, &sim)) == NULL) {
         goto out;
     }

@@ -84,7 +84,7 @@ struct post_target {
 /* Resolves channel (a user id, a DM id or a channel id). Returns the error code,
  * or NULL when the bot may post there. */
 static const char *resolve_target(const struct sim_workspace *ws, const char *channel,
-                                  struct post_target *t)
+                                  bool write_public, struct post_target *t)
 {
     if (channel == NULL || channel[0] == '\0') {
         return "channel_not_found";
@@ -102,7 +102,8 @@ static const char *resolve_target(const struct sim_workspace *ws, const char *ch
         if (ch->is_archived) {
             return "is_archived";
         }
-        if (!ch->bot_member) {
+        /* chat:write.public lets a bot post in a public channel it is not in. */
+        if (!ch->bot_member && !(write_public && !ch->is_private)) {
             return "not_in_channel";
         }
         t->channel = ch->id;
@@ -128,7 +129,8 @@ void method_chat_post_message(struct api_call *c)
     struct sim *sim = c->sim;
     const struct sim_workspace *ws = c->ws;
     struct post_target target;
-    const char *err = resolve_target(ws, params_get(&c->params, "channel"), &target);
+    const char *err = resolve_target(ws, params_get(&c->params, "channel"),
+                                     api_has_scope(c, SCOPE_CHAT_WRITE_PUBLIC), &target);
     if (err != NULL) {
         api_reply_error(c, err);
         return;

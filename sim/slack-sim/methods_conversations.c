@@ -4,7 +4,10 @@
  * The bot sees every public channel and only the private channels it is a member
  * of; any other channel id is channel_not_found, as on Slack. Direct-message ids
  * are stable per user (generated with the population), so conversations.open
- * answers the same D... id every time.
+ * answers the same D... id every time. Reading a kind of conversation takes
+ * that kind's scope (channels:read for public channels, groups:read for private
+ * ones, im:read and mpim:read for direct messages), so conversations.list checks
+ * the types asked for and conversations.members the channel.
  */
 #include "api.h"
 
@@ -114,6 +117,19 @@ void method_conversations_list(struct api_call *c)
     }
     bool want_public = types_include(types, "public_channel");
     bool want_private = types_include(types, "private_channel");
+    static const struct {
+        const char *type;
+        enum sim_scope scope;
+    } type_scopes[] = {{"public_channel", SCOPE_CHANNELS_READ},
+                       {"private_channel", SCOPE_GROUPS_READ},
+                       {"im", SCOPE_IM_READ},
+                       {"mpim", SCOPE_MPIM_READ}};
+    for (size_t t = 0; t < sizeof(type_scopes) / sizeof(type_scopes[0]); t++) {
+        if (types_include(types, type_scopes[t].type) && !api_has_scope(c, type_scopes[t].scope)) {
+            api_reply_missing_scope(c, type_scopes[t].scope);
+            return;
+        }
+    }
     bool exclude_archived = api_arg_bool(c, "exclude_archived");
     long limit = api_arg_limit(c, 100, 1000);
     if (limit <= 0) {
@@ -174,6 +190,13 @@ void method_conversations_members(struct api_call *c)
         api_reply_error(c, "channel_not_found");
         return;
     }
+    enum sim_scope needed = dm_user != NULL  ? SCOPE_IM_READ
+                            : ch->is_private ? SCOPE_GROUPS_READ
+                                             : SCOPE_CHANNELS_READ;
+    if (!api_has_scope(c, needed)) {
+        api_reply_missing_scope(c, needed);
+        return;
+    }
     long limit = api_arg_limit(c, 100, 1000);
     if (limit <= 0) {
         api_reply_error(c, "invalid_limit");
@@ -191,31 +214,38 @@ void method_conversations_members(struct api_call *c)
             *colon = '\0';
             off = strtoul(colon + 1, &end, 10);
         }
-        if (colon == NULL || *end != '\0' || strcmp(value, id) != 0 || off == 0 ||
+        /* Offset 0 is a cursor too: an empty first page (empty_page_rate) points
+         * back at the start. */
+        if (colon == NULL || *end != '\0' || strcmp(value, id) != 0 ||
             (ch != NULL && off >= ch->member_count) || (dm_user != NULL && off >= 2)) {
             api_reply_error(c, "invalid_cursor");
             return;
         }
         offset = off;
     }
+    size_t total = dm_user != NULL ? 2 : ch->member_count;
+    /* The page faults, as for the other lists: shorter than asked, or empty with
+     * a cursor to the same place. */
+    size_t n = (size_t)limit;
+    if (c->faults.short_pages && n > 1) {
+        n = 1 + (size_t)(rng_thread_u64() % n);
+    }
+    if (c->faults.empty_page_rate > 0.0 && offset < total &&
+        rng_thread_unit() < c->faults.empty_page_rate) {
+        n = 0;
+    }
+    size_t end = offset + n < total ? offset + n : total;
     json_t *members = json_array();
-    size_t total;
-    if (dm_user != NULL) {
-        const char *pair[2] = {dm_user->id, ws->bot_user->id};
-        total = 2;
-        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
-            json_array_append_new(members, json_string(pair[i]));
-        }
-    } else {
-        total = ch->member_count;
-        for (size_t i = offset; i < total && i < offset + (size_t)limit; i++) {
-            json_array_append_new(members, json_string(ws->users[ch->members[i]].id));
-        }
+    for (size_t i = offset; i < end; i++) {
+        const char *member = dm_user == NULL ? ws->users[ch->members[i]].id
+                             : i == 0        ? dm_user->id
+                                             : ws->bot_user->id;
+        json_array_append_new(members, json_string(member));
     }
     char next_value[64] = "";
     char *next = NULL;
-    if (offset + (size_t)limit < total) {
-        snprintf(next_value, sizeof(next_value), "%s:%zu", id, offset + (size_t)limit);
+    if (end < total) {
+        snprintf(next_value, sizeof(next_value), "%s:%zu", id, end);
         next = cursor_encode("member", next_value);
     }
     api_reply(c, json_pack("{s:b, s:o, s:{s:s}}", "ok", 1, "members", members, "response_metadata",

@@ -2,6 +2,8 @@
  *
  * A member object is the user's pre-rendered JSON plus its time zone fields,
  * which are appended per call because tz_offset follows daylight-saving time.
+ * Both need users:read (api.c checks it); the profile's email comes only to a
+ * token with users:read.email, as on Slack.
  */
 #include "api.h"
 
@@ -14,10 +16,16 @@
 /* Slack answers limit_required when asked for everything of a large team. */
 #define USERS_LIST_UNPAGED_MAX 1000
 
-void users_render(struct buf *b, const struct sim_user *u, bool include_locale)
+void users_render(struct buf *b, const struct sim_user *u, bool include_locale, bool with_email)
 {
     /* The head ends with the profile's closing brace; the object stays open. */
-    buf_append(b, u->json_head, u->json_head_len);
+    if (with_email || u->email_len == 0) {
+        buf_append(b, u->json_head, u->json_head_len);
+    } else {
+        size_t after = u->email_at + u->email_len;
+        buf_append(b, u->json_head, u->email_at);
+        buf_append(b, u->json_head + after, u->json_head_len - after);
+    }
     if (include_locale) {
         buf_puts(b, ",\"locale\":\"en-US\"");
     }
@@ -79,6 +87,7 @@ void method_users_list(struct api_call *c)
     }
     size_t end = start + n < ws->user_count ? start + n : ws->user_count;
     bool locale = api_arg_bool(c, "include_locale");
+    bool email = api_has_scope(c, SCOPE_USERS_READ_EMAIL);
 
     struct buf b;
     buf_init(&b, 1024 + (end - start) * 1400);
@@ -92,7 +101,7 @@ void method_users_list(struct api_call *c)
             buf_puts(&b, ",");
         }
         first = false;
-        users_render(&b, &ws->users[i], locale);
+        users_render(&b, &ws->users[i], locale, email);
     }
     buf_printf(&b, "],\"cache_ts\":%lld,\"response_metadata\":{\"next_cursor\":\"",
                (long long)(c->now_ms / 1000));
@@ -116,7 +125,8 @@ void method_users_info(struct api_call *c)
     struct buf b;
     buf_init(&b, 2048);
     buf_puts(&b, "{\"ok\":true,\"user\":");
-    users_render(&b, u, api_arg_bool(c, "include_locale"));
+    users_render(&b, u, api_arg_bool(c, "include_locale"),
+                 api_has_scope(c, SCOPE_USERS_READ_EMAIL));
     buf_puts(&b, "}");
     api_reply_buf(c, &b);
 }

@@ -1,9 +1,12 @@
-/* oauth.c: see oauth.h. Codes live for ten minutes and work once, as Slack's do. */
+/* oauth.c: see oauth.h. Codes live for ten minutes and work once, as Slack's do.
+ * Approving an install grants the scopes the app asked for in addition to those
+ * it had: Slack's grants only grow until the app is uninstalled. */
 #include "oauth.h"
 
 #include "api.h"
 #include "buf.h"
 #include "rng.h"
+#include "scopes.h"
 #include "strmap.h"
 
 #include "bcrm/clock.h"
@@ -84,8 +87,16 @@ void oauth_authorize(struct sim *sim, const struct http_request *req, struct htt
     const char *state = http_query(req, "state");
     const char *team = http_query(req, "team");
     const char *deny = http_query(req, "deny");
+    const char *scope = http_query(req, "scope");
     if (client_id == NULL || strcmp(client_id, oauth_config.client_id) != 0) {
         http_respond_problem(resp, 400, "Bad Request", "unknown client_id");
+        return;
+    }
+    uint64_t asked = 0;
+    char err[160];
+    if (scope != NULL && scopes_parse(scope, &asked, err, sizeof(err)) != 0) {
+        /* Slack shows an "invalid_scope" page and does not redirect. */
+        http_respond_problem(resp, 400, "Bad Request", "invalid_scope: %s", err);
         return;
     }
     if (redirect_uri == NULL || strncmp(redirect_uri, "http", 4) != 0) {
@@ -129,6 +140,7 @@ void oauth_authorize(struct sim *sim, const struct http_request *req, struct htt
             return;
         }
         url_append(&location, &sep, "code", c->code);
+        atomic_fetch_or(&ws->scopes, asked);
     }
     if (state != NULL) {
         url_append(&location, &sep, "state", state);
@@ -231,10 +243,11 @@ void method_oauth_v2_access(struct api_call *c)
         atomic_store(&ws->revoked, false); /* reinstalling issues a working token again */
     }
     const struct sim_user *installer = ws->user_count > 2 ? &ws->users[1] : ws->bot_user;
+    char granted[SCOPES_TEXT_MAX];
+    scopes_format(atomic_load(&ws->scopes), granted, sizeof(granted));
     api_reply(c, json_pack("{s:b, s:s, s:{s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:n, s:b}", "ok",
                            1, "app_id", ws->app_id, "authed_user", "id", installer->id, "scope",
-                           "chat:write,im:write,users:read,users:read.email,channels:read",
-                           "token_type", "bot", "access_token", ws->token, "bot_user_id",
+                           granted, "token_type", "bot", "access_token", ws->token, "bot_user_id",
                            ws->bot_user->id, "team", "id", ws->team_id, "name", ws->name,
                            "enterprise", "is_enterprise_install", 0));
 }

@@ -124,10 +124,12 @@ static int render_user_head(struct sim_user *u)
                ",\"fields\":null,\"status_text\":\"\",\"status_emoji\":\"\""
                ",\"status_expiration\":0,\"avatar_hash\":\"g%011" PRIx64 "\"",
                (uint64_t)((h >> 20) & 0xfffffffffffULL));
+    u->email_at = b.len;
     if (u->email != NULL) {
         buf_puts(&b, ",\"email\":");
         buf_json_str(&b, u->email);
     }
+    u->email_len = b.len - u->email_at;
     buf_puts(&b, ",\"first_name\":");
     buf_json_str(&b, u->first_name);
     buf_puts(&b, ",\"last_name\":");

@@ -54,6 +54,10 @@ struct sim_user {
      * appended per request because the offset follows daylight-saving time. */
     char *json_head;
     size_t json_head_len;
+    /* Where the profile's ",\"email\":..." sits in json_head (length 0 when the
+     * user has none), to leave it out for a token without users:read.email. */
+    size_t email_at;
+    size_t email_len;
     atomic_bool dm_open; /* conversations.open seen since the last reset */
     /* Not in the workspace right now (POST /_sim/membership): users.list leaves the user
      * out, so a test can make people join and leave between two reads. */
@@ -90,6 +94,9 @@ struct sim_workspace {
     struct strmap *channel_by_id;
     atomic_bool revoked;
     atomic_int revoked_as; /* enum sim_revocation: how a revoked token is answered */
+    /* The bot token's granted scopes, a set of enum sim_scope bits (scopes.h):
+     * set at start-up, changed by /_sim/scopes and by OAuth installs. */
+    atomic_uint_fast64_t scopes;
 };
 
 /* How Slack answers a token that stopped working: revoked by the user or an

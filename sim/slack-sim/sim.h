@@ -18,6 +18,7 @@
 
 struct http_request;
 struct http_response;
+struct http_server;
 struct metric;
 
 /* The Web API methods the simulator knows, in the order of api_methods[]. */
@@ -47,8 +48,12 @@ struct sim {
     struct record *record;
     struct reqlog *requests; /* every Web API call as received (GET /_sim/requests) */
     struct ratelimit *limits;
+    uint64_t default_scopes; /* every workspace's grant at start-up and after a reset */
     struct sim_counters counters;
     atomic_int_fast64_t last_ts_us; /* message timestamps are unique and increasing */
+    /* The main port's server, set once it listens: /_sim/stats reports the answers
+     * the latency fault holds (http_server_held). */
+    _Atomic(struct http_server *) http;
     struct metric *m_requests;
     struct metric *m_messages;
     struct metric *m_ratelimited;

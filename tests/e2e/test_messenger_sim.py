@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,10 +19,56 @@ import time
 import unittest
 import urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from concurrent_http import many_at_once  # noqa: E402
+
 BUILD_DIR = os.environ.get('BCRM_BUILD_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
                                                           'build'))
 SIM_BIN = os.path.join(BUILD_DIR, 'sim', 'messenger-sim', 'messenger-sim')
 DAY_MS = 24 * 3600 * 1000
+
+
+class Hook:
+    """A small HTTP server standing in for bcrm's webhook: keeps what it gets."""
+
+    def __init__(self, status=200):
+        self.received = []  # (headers, raw body, arrival time)
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers['Content-Length']))
+                hook.received.append((dict(self.headers), raw, time.time()))
+                self.send_response(status)
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = 'http://127.0.0.1:%d/v1/webhooks/messenger' % self.server.server_address[1]
+
+    def events(self, secret=b'sim-app-secret'):
+        """Every messaging item received, after checking each POST's signature."""
+        out = []
+        for headers, raw, at in list(self.received):
+            mac = hmac.new(secret, raw, hashlib.sha256).hexdigest()
+            assert headers['X-Hub-Signature-256'] == 'sha256=' + mac, headers
+            body = json.loads(raw)
+            assert body['object'] == 'page', body
+            for entry in body['entry']:
+                for item in entry['messaging']:
+                    out.append((entry['id'], item, at))
+        return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class MessengerSim:
@@ -298,6 +345,89 @@ class MessengerSimTest(unittest.TestCase):
         self.assertEqual([self.sim.graph('GET', '/me/conversations')[0] for _ in range(4)],
                          [200] * 4)
 
+    def test_send_rate_300_per_second_per_page(self):
+        # Meta's default, as the simulator applies it with the limits on: a full
+        # bucket of 300 sends, refilled at 300 a second; past it, HTTP 400 with
+        # code 613 and nothing recorded.
+        faults = self.sim.control('POST', 'faults', {'limits': True})[2]
+        self.assertEqual(faults['send_per_second'], 300)
+        now = time.time() * 1000
+        people = [u for u in self.sim.users() if not u['unavailable']
+                  and now - u['last_message_ms'] < DAY_MS - 600000]
+        headers = {'Authorization': 'Bearer ' + self.sim.token,
+                   'Content-Type': 'application/json'}
+        calls = [('POST', '/v19.0/me/messages', headers, json.dumps({
+            'recipient': {'id': people[i % len(people)]['psid']}, 'messaging_type': 'UPDATE',
+            'message': {'text': 'burst %d' % i}}).encode()) for i in range(450)]
+        started = time.monotonic()
+        answers = many_at_once(self.sim.port, calls)
+        took = time.monotonic() - started  # the bucket refills while the burst runs
+        ok = [a for a in answers if a[0] == 200]
+        refused = [a for a in answers if a[0] != 200]
+        self.assertGreaterEqual(len(ok), 300)
+        self.assertLessEqual(len(ok), 300 + int(took * 300) + 1)
+        self.assertEqual(len(ok) + len(refused), 450)
+        for status, _, raw, _ in refused:
+            err = json.loads(raw)['error']
+            self.assertEqual((status, err['code'], err['type']), (400, 613, 'OAuthException'))
+        self.assertEqual(self.sim.control('GET', 'stats')[2]['messages'], len(ok))
+        # A second later the bucket is full again.
+        time.sleep(1.05)
+        self.assertEqual(self.sim.send(people[0]['psid'], 'after')[0], 200)
+
+    def test_several_pages(self):
+        multi = MessengerSim(MESSENGER_SIM_USERS=30, MESSENGER_SIM_PAGES=3, MESSENGER_SIM_SEED=9)
+        try:
+            pages = multi.pages
+            self.assertEqual(len(pages), 3)
+            self.assertEqual(len({p['token'] for p in pages}), 3)
+            self.assertEqual(len({p['page_id'] for p in pages}), 3)
+            people = {p['page_id']: multi.request('GET', '/_sim/users?page_id=' + p['page_id'])
+                      [2]['users'] for p in pages}
+            psids = [{u['psid'] for u in people[p['page_id']]} for p in pages]
+            self.assertEqual([len(s) for s in psids], [30, 30, 30])
+            self.assertFalse(psids[0] & psids[1] or psids[1] & psids[2] or psids[0] & psids[2])
+            now = time.time() * 1000
+            for i, page in enumerate(pages):
+                token = page['token']
+                me = multi.graph('GET', '/me', token=token)[2]
+                self.assertEqual((me['id'], me['name']), (page['page_id'], page['name']))
+                status, _, body = multi.graph('GET', '/me/conversations', {
+                    'platform': 'messenger', 'fields': 'participants', 'limit': 100},
+                    token=token)
+                self.assertEqual(status, 200, body)
+                listed = {c['participants']['data'][0]['id'] for c in body['data']}
+                self.assertEqual(listed, psids[i])
+                # Another page's people are unknown to this token.
+                other = people[pages[(i + 1) % 3]['page_id']]
+                stranger = next(u for u in other if not u['unavailable'])
+                self.graph_error(multi.send(stranger['psid'], 'x', token=token), 100, 2018001)
+                self.graph_error(multi.graph('GET', '/' + stranger['psid'], token=token), 100, 33)
+                self.graph_error(multi.graph('GET', '/%s/conversations' % pages[(i + 1) % 3]
+                                             ['page_id'], token=token), 100, 33)
+                mine = next(u for u in people[page['page_id']] if not u['unavailable']
+                            and now - u['last_message_ms'] < DAY_MS - 600000)
+                self.assertEqual(multi.send(mine['psid'], 'to page %d' % i, token=token)[0], 200)
+            # The record keeps each page's messages apart.
+            for i, page in enumerate(pages):
+                msgs = multi.request('GET', '/_sim/messages?page_id=' + page['page_id'])[2]
+                self.assertEqual([(m['page_id'], m['text']) for m in msgs['messages']],
+                                 [(page['page_id'], 'to page %d' % i)])
+            # Limits, revocations: per page.
+            multi.control('POST', 'faults', {'limits': True, 'send_per_second': 1})
+            first = next(u for u in people[pages[0]['page_id']] if not u['unavailable']
+                         and now - u['last_message_ms'] < DAY_MS - 600000)
+            second = next(u for u in people[pages[1]['page_id']] if not u['unavailable']
+                          and now - u['last_message_ms'] < DAY_MS - 600000)
+            self.assertEqual(multi.send(first['psid'], 'a', token=pages[0]['token'])[0], 200)
+            self.graph_error(multi.send(first['psid'], 'b', token=pages[0]['token']), 613)
+            self.assertEqual(multi.send(second['psid'], 'c', token=pages[1]['token'])[0], 200)
+            multi.control('POST', 'faults', {'limits': False, 'revoke_token': pages[0]['page_id']})
+            self.graph_error(multi.graph('GET', '/me', token=pages[0]['token']), 190, 460)
+            self.assertEqual(multi.graph('GET', '/me', token=pages[1]['token'])[0], 200)
+        finally:
+            self.assertEqual(multi.stop(), 0)
+
     def test_faults(self):
         u = self.person('day')
         self.sim.control('POST', 'faults', {'error_rate': 1.0})
@@ -444,6 +574,47 @@ class MessengerSimTest(unittest.TestCase):
         self.assertTrue(all(t < 0.7 for t in times), times)
         self.assertGreater(max(times) - min(times), 0.08, times)
 
+    def test_latency_holds_no_thread(self):
+        # As in slack-sim: two threads, a thousand sends in flight, each answered
+        # after its 300-400 ms, all within a few seconds.
+        slow = MessengerSim(MESSENGER_SIM_USERS=1000, MESSENGER_SIM_THREADS=2,
+                            MESSENGER_SIM_SEED=12)
+        try:
+            now = time.time() * 1000
+            people = [u for u in slow.users()
+                      if not u['unavailable'] and now - u['last_message_ms'] < DAY_MS - 600000]
+            self.assertEqual(slow.control('POST', 'faults', {
+                'latency_ms': 300, 'jitter_ms': 100})[0], 200)
+            headers = {'Authorization': 'Bearer ' + slow.token,
+                       'Content-Type': 'application/json'}
+            calls = []
+            for i in range(1000):
+                u = people[i % len(people)]
+                calls.append((u['psid'], 'n%d' % i, json.dumps({
+                    'recipient': {'id': u['psid']}, 'messaging_type': 'UPDATE',
+                    'message': {'text': 'n%d' % i}}).encode()))
+            started = time.monotonic()
+            answers = many_at_once(slow.port, [('POST', '/v19.0/me/messages', headers, body)
+                                               for _, _, body in calls])
+            self.assertLess(time.monotonic() - started, 3.0)
+            self.assertEqual(sum(a is None for a in answers), 0, 'sends left unanswered')
+            mids = {}
+            for (psid, text, _), (status, _, raw, took) in zip(calls, answers):
+                body = json.loads(raw)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body['recipient_id'], psid)
+                self.assertGreaterEqual(took, 0.3, text)
+                mids[body['message_id']] = text
+            self.assertLess(max(a[3] for a in answers), 1.5)
+            # Each answer names the message recorded for it.
+            recorded = {m['ts']: m['text'] for m in slow.control('GET', 'messages')[2]['messages']}
+            self.assertEqual(recorded, mids)
+            stats = slow.control('GET', 'stats')[2]
+            self.assertGreater(stats['answers_held_max'], 500)
+            self.assertEqual(stats['answers_held'], 0)
+        finally:
+            self.assertEqual(slow.stop(), 0)
+
     def test_revoked_token_subcodes(self):
         for sub in (460, 463, 467):
             self.sim.control('POST', 'faults', {'revoke_token': self.sim.page_id,
@@ -480,6 +651,162 @@ class MessengerSimTest(unittest.TestCase):
         seen, pages, empty = self.walk_conversations(10)
         self.assertEqual(sorted(seen), everyone)
         self.assertGreater(empty, 0)
+
+    def wait_receipts(self, done, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            body = self.sim.control('GET', 'receipts')[2]
+            if done(body):
+                return body
+            time.sleep(0.05)
+        self.fail('receipts not done: %s' % body)
+
+    def test_receipts_after_sends(self):
+        hook = Hook()
+        try:
+            body = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['waiting'], body['posts']), (False, 0, 0))
+            # Nowhere to post without a URL (none configured for this simulator).
+            status, _, problem = self.sim.control('POST', 'receipts', {'enabled': True})
+            self.assertEqual(status, 400)
+            self.assertIn('url', problem['detail'])
+            for bad in ({'read_fraction': 2}, {'delivery_delay_ms': -1}, {'url': 'ftp://x'},
+                        {'colour': 'red'}):
+                self.assertEqual(self.sim.control('POST', 'receipts', bad)[0], 400, bad)
+            status, _, body = self.sim.control('POST', 'receipts', {
+                'enabled': True, 'url': hook.url, 'delivery_delay_ms': 100, 'read_delay_ms': 300,
+                'read_fraction': 0.5})
+            self.assertEqual((status, body['enabled'], body['read_fraction']), (200, True, 0.5))
+            now = time.time() * 1000
+            people = [u for u in self.sim.users() if not u['unavailable']
+                      and now - u['last_message_ms'] < DAY_MS - 600000]
+            readers = [u for u in people if u['reads']][:4]
+            others = [u for u in people if not u['reads']][:4]
+            self.assertEqual((len(readers), len(others)), (4, 4))
+            sent = {}  # mid -> (psid, ms before the send)
+            for i, u in enumerate(readers + others + readers[:1]):
+                before = int(time.time() * 1000)
+                status, _, answer = self.sim.send(u['psid'], 'receipt %d' % i)
+                self.assertEqual(status, 200, answer)
+                sent[answer['message_id']] = (u['psid'], before)
+            self.wait_receipts(lambda b: b['mids'] == len(sent) and b['reads'] >= 4
+                               and b['waiting'] == 0)
+            time.sleep(0.2)  # nothing more may come
+            events = hook.events()
+            by_kind = {'delivery': [], 'read': []}
+            for page_id, item, at in events:
+                self.assertEqual(page_id, self.sim.page_id)
+                self.assertEqual(item['recipient']['id'], self.sim.page_id)
+                kind = 'delivery' if 'delivery' in item else 'read'
+                by_kind[kind].append((item, at))
+            # Every message delivered once, to its person, after it was sent.
+            delivered = {}
+            for item, at in by_kind['delivery']:
+                for mid in item['delivery']['mids']:
+                    self.assertNotIn(mid, delivered)
+                    delivered[mid] = item
+                    psid, before = sent[mid]
+                    self.assertEqual(item['sender']['id'], psid)
+                    self.assertGreaterEqual(item['delivery']['watermark'], before + 100)
+                    self.assertLessEqual(item['delivery']['watermark'], time.time() * 1000)
+            self.assertEqual(set(delivered), set(sent))
+            # Read events for the readers only, after their deliveries.
+            read_psids = {item['sender']['id'] for item, _ in by_kind['read']}
+            self.assertEqual(read_psids, {u['psid'] for u in readers})
+            for u in readers:
+                reads = sorted(i['read']['watermark'] for i, _ in by_kind['read']
+                               if i['sender']['id'] == u['psid'])
+                times = [before for p, before in sent.values() if p == u['psid']]
+                # Each read comes the two delays after a send; the last one covers all.
+                self.assertGreaterEqual(reads[0], min(times) + 400)
+                self.assertGreaterEqual(reads[-1], max(times) + 400)
+                first_read = min(at for i, at in by_kind['read'] if i['sender']['id'] == u['psid'])
+                first_delivery = min(at for i, at in by_kind['delivery']
+                                     if i['sender']['id'] == u['psid'])
+                self.assertLessEqual(first_delivery, first_read)
+            stats = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((stats['posts_failed'], stats['last_status']), (0, 200))
+            self.assertGreaterEqual(stats['posts'], 1)
+
+            # A dropped answer: the message arrived, so it is delivered all the same.
+            hook.received.clear()
+            self.sim.control('POST', 'faults', {'drop_rate': 1.0})
+            with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+                self.sim.send(others[0]['psid'], 'lost answer')
+            self.sim.control('POST', 'faults', {'drop_rate': 0})
+            lost = [m['ts'] for m in self.sim.control('GET', 'messages')[2]['messages']
+                    if m['text'] == 'lost answer']
+            self.wait_receipts(lambda b: b['waiting'] == 0)
+            time.sleep(0.3)
+            self.assertEqual([i['delivery']['mids'] for _, i, _ in hook.events()], [lost])
+
+            # Everyone reads, then nobody; off means no events at all.
+            self.sim.control('POST', 'receipts', {'read_fraction': 1.0})
+            self.assertTrue(all(u['reads'] for u in self.sim.users()))
+            self.sim.control('POST', 'receipts', {'read_fraction': 0.0})
+            self.assertFalse(any(u['reads'] for u in self.sim.users()))
+            hook.received.clear()
+            self.sim.control('POST', 'receipts', {'enabled': False})
+            self.assertEqual(self.sim.send(readers[0]['psid'], 'quiet')[0], 200)
+            time.sleep(0.5)
+            self.assertEqual(hook.received, [])
+            self.assertEqual(self.sim.control('GET', 'receipts')[2]['waiting'], 0)
+        finally:
+            hook.close()
+
+    def test_receipts_to_a_failing_webhook(self):
+        failing = Hook(status=500)
+        try:
+            self.sim.control('POST', 'receipts', {'enabled': True, 'url': failing.url,
+                                                  'delivery_delay_ms': 0, 'read_fraction': 0})
+            self.assertEqual(self.sim.send(self.person('day')['psid'], 'x')[0], 200)
+            body = self.wait_receipts(lambda b: b['posts_failed'] >= 1)
+            self.assertEqual((body['last_status'], body['posts'], body['mids']), (500, 0, 0))
+            # A closed port: no answer at all.
+            with socket.socket() as probe:
+                probe.bind(('127.0.0.1', 0))
+                closed = 'http://127.0.0.1:%d/hook' % probe.getsockname()[1]
+            self.sim.control('POST', 'receipts', {'url': closed})
+            self.assertEqual(self.sim.send(self.person('day')['psid'], 'y')[0], 200)
+            body = self.wait_receipts(lambda b: b['posts_failed'] >= 2)
+            self.assertEqual(body['last_status'], 0)
+            self.assertTrue(body['last_error'])
+            # A reset forgets it all: off again, counters at zero.
+            self.sim.control('POST', 'reset')
+            body = self.sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['posts_failed'], body['url']), (False, 0, ''))
+        finally:
+            failing.close()
+
+    def test_receipts_from_environment(self):
+        hook = Hook()
+        sim = MessengerSim(MESSENGER_SIM_USERS=20, MESSENGER_SIM_RECEIPTS='on',
+                           MESSENGER_SIM_WEBHOOK_URL=hook.url, MESSENGER_SIM_APP_SECRET='s3',
+                           MESSENGER_SIM_DELIVERY_DELAY='10ms', MESSENGER_SIM_READ_DELAY='20ms',
+                           MESSENGER_SIM_READ_PERCENT='100')
+        try:
+            body = sim.control('GET', 'receipts')[2]
+            self.assertEqual((body['enabled'], body['delivery_delay_ms'], body['read_delay_ms'],
+                              body['read_fraction'], body['webhook_url']),
+                             (True, 10, 20, 1.0, hook.url))
+            now = time.time() * 1000
+            u = next(u for u in sim.users() if not u['unavailable']
+                     and now - u['last_message_ms'] < DAY_MS - 600000)
+            mid = sim.send(u['psid'], 'env')[2]['message_id']
+            deadline = time.time() + 10
+            while len(hook.received) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            items = [i for _, i, _ in hook.events(secret=b's3')]
+            self.assertEqual([i['delivery']['mids'] for i in items if 'delivery' in i], [[mid]])
+            self.assertEqual([i['sender']['id'] for i in items if 'read' in i], [u['psid']])
+        finally:
+            self.assertEqual(sim.stop(), 0)
+            hook.close()
+        bad = subprocess.run([SIM_BIN], env=dict(os.environ, MESSENGER_SIM_ADDR='127.0.0.1:0',
+                                                 MESSENGER_SIM_RECEIPTS='on'),
+                             capture_output=True, timeout=30)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn(b'MESSENGER_SIM_WEBHOOK_URL', bad.stderr)
 
     def test_webhooks_are_signed(self):
         received = []

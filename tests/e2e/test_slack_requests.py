@@ -3,8 +3,11 @@
 
 The real stack (PostgreSQL, vault, scheduler, api, two sender-slack replicas and
 slack-sim) does what a bot owner does: connects a bot with its token, lists the
-workspace's users and channels through the api, and runs two campaigns, one to a
-few users with personalised text and blocks, one to a channel. slack-sim records
+workspace's users and channels through the api, installs a second workspace with
+"Add to Slack" (oauth.v2.access), previews a segment of a channel's members
+(conversations.members), and runs three campaigns: one to a few users with
+personalised text and blocks (users.info), one to a channel, one to the
+segment. Every method bcrm calls must appear. slack-sim records
 every Web API call as it received it (GET /_sim/requests), and each one is then
 checked against the method's parameters in tests/reference/
 slack_web_openapi_v2.json:
@@ -20,12 +23,14 @@ slack_web_openapi_v2.json:
 
 Run by ctest with BCRM_BUILD_DIR and BCRM_SOURCE_DIR set; free ports only.
 """
+import http.client
 import json
 import os
 import re
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
@@ -249,18 +254,65 @@ class ValidatorSelfTest(unittest.TestCase):
                 self.assertTrue(any(expected in p for p in found), found)
 
 
+SIM_CLIENT_ID = '1111111111.2222222222'
+SIM_CLIENT_SECRET = 'sim-client-secret'
+
+
+def get(url, cookies=None):
+    """A GET that does not follow redirects: (status, Location, parsed body)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    headers = {'Cookie': '; '.join(f'{k}={v}' for k, v in cookies.items())} if cookies else {}
+    conn.request('GET', parts.path + ('?' + parts.query if parts.query else ''), headers=headers)
+    resp = conn.getresponse()
+    raw = resp.read()
+    conn.close()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode(errors='replace')
+    return resp.status, resp.getheader('Location'), body
+
+
 class SlackRequestsTest(unittest.TestCase):
+    def wait_completed(self, s, paths):
+        deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
+        for path in paths:
+            while True:
+                status, _, body = s.api('GET', path)
+                if body.get('status') == 'completed':
+                    break
+                if time.monotonic() > deadline:
+                    self.fail(f'campaign not completed: {body}')
+                time.sleep(0.3)
+            self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0, body)
+
     def test_every_request_matches_the_documented_parameters(self):
         with Stack() as s:
-            s.start_all(sender_replicas=2, messenger_replicas=1, messenger_sim=False, sim_env={
-                'SLACK_SIM_USERS': '12', 'SLACK_SIM_SEED': '4242'})
+            s.start_postgres()
+            s.make_keys()
+            # Two workspaces: the first connected with its token, the second
+            # installed through the api's "Add to Slack" (OAuth).
+            started = [s.start('slack-sim', wait=False, env={
+                'SLACK_SIM_USERS': '12', 'SLACK_SIM_SEED': '4242', 'SLACK_SIM_WORKSPACES': '2'})]
+            for name in ('vault', 'scheduler'):
+                started.append(s.start(name, wait=False))
+            started.append(s.start('api', wait=False, env={
+                'BCRM_SLACK_CLIENT_ID': SIM_CLIENT_ID, 'BCRM_PUBLIC_URL': s.api_url,
+                'BCRM_SLACK_OAUTH_AUTHORIZE_URL': s.sim_url + '/oauth/v2/authorize'}))
+            for replica in range(2):
+                started.append(s.start('sender-slack', replica=replica, wait=False, env={
+                    'BCRM_SENDER_ID': f'slack-{replica}', 'BCRM_SLACK_CLIENT_ID': SIM_CLIENT_ID,
+                    'BCRM_SLACK_CLIENT_SECRET': SIM_CLIENT_SECRET}))
+            s.wait_ready(started)
             self.assertEqual(s.sim('DELETE', '/_sim/requests')[0], 200)
-            ws = s.sim('GET', '/_sim/workspaces')[2]['workspaces'][0]
+            ws, ws2 = s.sim('GET', '/_sim/workspaces')[2]['workspaces']
             team_id = ws['team_id']
             users = s.sim('GET', '/_sim/users?team_id=' + team_id)[2]['users']
             people = [u for u in users if u['kind'] == 'person' and not u['deleted']]
             channels = s.sim('GET', '/_sim/channels?team_id=' + team_id)[2]['channels']
             general = next(c for c in channels if c['name'] == 'general')
+            announcements = next(c for c in channels if c['name'] == 'announcements')
 
             status, _, body = s.api('POST', '/v1/signup', {
                 'name': 'Request Checker', 'email': 'requests@e2e.bcrm.test',
@@ -270,6 +322,10 @@ class SlackRequestsTest(unittest.TestCase):
             status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
                                    {'platform': 'slack', 'token': ws['token']})
             self.assertEqual(status, 201, bot)
+            # The bot's scopes are the token's, as auth.test's X-OAuth-Scopes gave them.
+            status, _, got = s.api('GET', f'/v1/orgs/{org}/bots/{bot["id"]}')
+            self.assertEqual(status, 200, got)
+            self.assertEqual(set((got['scopes'] or '').split(',')), set(ws['scopes']), got)
 
             # Users and channels, page by page, through the api.
             listed, cursor = [], ''
@@ -285,7 +341,34 @@ class SlackRequestsTest(unittest.TestCase):
             status, _, body = s.api('GET', f'/v1/orgs/{org}/bots/{bot["id"]}/channels?limit=2')
             self.assertEqual(status, 200, body)
 
-            # A campaign to a few users, personalised, with blocks; one to a channel.
+            # The second workspace through "Add to Slack": the api's start, the
+            # simulator's authorize page (for that team), the callback.
+            status, location, body = get(s.api_url + f'/v1/orgs/{org}/oauth/slack/start',
+                                         s.cookies)
+            self.assertEqual(status, 302, body)
+            self.assertTrue(location.startswith(s.sim_url + '/oauth/v2/authorize'), location)
+            status, callback, body = get(location + '&team=' + ws2['team_id'])
+            self.assertIn(status, (302, 303), body)
+            status, _, body = get(callback, s.cookies)
+            self.assertEqual(status, 302, body)
+            status, _, installed = s.api('GET', f'/v1/orgs/{org}/bots/{body["bot_id"]}')
+            self.assertEqual((installed['status'], installed['team_id']),
+                             ('active', ws2['team_id']), installed)
+
+            # A segment of a channel's members, previewed live (conversations.members,
+            # then users.list).
+            status, _, seg = s.api('POST', f'/v1/orgs/{org}/segments', {
+                'name': 'Announcements', 'bot_id': bot['id'],
+                'filter': {'members_of': [announcements['id']]}})
+            self.assertEqual(status, 201, seg)
+            status, _, preview = s.api('GET', f'/v1/orgs/{org}/segments/{seg["id"]}/preview')
+            self.assertEqual(status, 200, preview)
+            members = [u['id'] for u in people if u['id'] in announcements['members']]
+            self.assertEqual((preview['kind'], preview['count']), ('users', len(members)),
+                             preview)
+
+            # A campaign to a few users, personalised (users.info for each), with
+            # blocks; one to a channel; one to the segment's members.
             chosen = [u['id'] for u in people[:3]]
             campaigns = [{
                 'name': 'Few users', 'bot_id': bot['id'],
@@ -297,7 +380,10 @@ class SlackRequestsTest(unittest.TestCase):
                 'name': 'Channel post', 'bot_id': bot['id'],
                 'message': {'text': 'News for the channel'},
                 'audience': {'filter': {'channel_ids': [general['id']]}},
-                'schedule': {'mode': 'now'}}]
+                'schedule': {'mode': 'now'}}, {
+                'name': 'Members', 'bot_id': bot['id'],
+                'message': {'text': 'For the members of #announcements'},
+                'audience': {'segment_id': seg['id']}, 'schedule': {'mode': 'now'}}]
             paths = []
             for c in campaigns:
                 status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
@@ -306,30 +392,29 @@ class SlackRequestsTest(unittest.TestCase):
                 status, _, body = s.api('POST', path + '/schedule')
                 self.assertIn(status, (200, 202), body)
                 paths.append(path)
-            deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-            for path in paths:
-                while True:
-                    status, _, body = s.api('GET', path)
-                    if body.get('status') == 'completed':
-                        break
-                    if time.monotonic() > deadline:
-                        self.fail(f'campaign not completed: {body}')
-                    time.sleep(0.3)
-                self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0, body)
+            self.wait_completed(s, paths)
             messages = s.sim('GET', '/_sim/messages?team_id=' + team_id)[2]['messages']
             self.assertEqual(sorted(m['recipient'] for m in messages),
-                             sorted(chosen + [general['id']]))
+                             sorted(chosen + [general['id']] + members))
+            first = {m['recipient']: m['text'] for m in messages if m['text'].startswith('Hi ')}
+            self.assertEqual(first, {u['id']: 'Hi %s!' % u['first_name'] for u in people[:3]})
 
             # Now every request, as slack-sim received it.
             log = s.sim('GET', '/_sim/requests')[2]
             self.assertEqual(log['evicted'], 0, 'the request log overflowed')
             requests = log['requests']
             seen = {r['method'] for r in requests}
-            self.assertTrue({'auth.test', 'users.list', 'conversations.list',
-                             'chat.postMessage'} <= seen, seen)
+            self.assertTrue({'auth.test', 'users.list', 'users.info', 'conversations.list',
+                             'conversations.members', 'chat.postMessage',
+                             'oauth.v2.access'} <= seen, seen)
             posts = [r for r in requests if r['method'] == 'chat.postMessage']
-            self.assertEqual(len(posts), len(chosen) + 1)
+            self.assertEqual(len(posts), len(chosen) + 1 + len(members))
             self.assertTrue(any('blocks' in (r['body'] or {}) for r in posts))
+            infos = [r for r in requests if r['method'] == 'users.info']
+            self.assertLessEqual({r['body']['user'] for r in infos}, set(chosen))
+            self.assertEqual(len([r for r in requests if r['method'] == 'oauth.v2.access']), 1)
+            self.assertEqual({r['team_id'] for r in requests if r['method'] != 'oauth.v2.access'}
+                             - {team_id, ws2['team_id']}, set())
             if os.environ.get('BCRM_E2E_VERBOSE'):
                 for req in requests:
                     print(json.dumps({k: req[k] for k in ('seq', 'method', 'http_method',

@@ -6,6 +6,12 @@
  * idle connections are closed after timeout_s, so a slow or greedy client cannot
  * hold the server. The request and everything it points to is borrowed for the
  * duration of the handler call only.
+ *
+ * A server started with delayed_answers lets a handler answer late without
+ * keeping a thread: the handler builds its answer at once and sets delay_ms; the
+ * server keeps the answer, parks the connection (libmicrohttpd's suspend) and a
+ * timer thread (http_delay.c) wakes it when the time is up. The simulators'
+ * latency faults use it, so thousands of slow answers can wait at once.
  */
 #ifndef BCRM_HTTP_H
 #define BCRM_HTTP_H
@@ -35,6 +41,11 @@ struct http_response {
     /* Set by a handler to close the connection without answering (a simulator's
      * "lost response" fault); the server frees any body and headers set. */
     bool drop;
+    /* Set by a handler to send the answer (or close, with drop) this many
+     * milliseconds later, holding no thread meanwhile. Only with
+     * http_server_opts.delayed_answers; otherwise, and while the server stops,
+     * the answer goes at once. */
+    int delay_ms;
 };
 
 typedef void (*http_handler_fn)(void *ctx, const struct http_request *req,
@@ -45,6 +56,11 @@ struct http_server_opts {
     size_t max_body;    /* bytes; larger bodies get 413 */
     unsigned timeout_s; /* idle connection timeout */
     unsigned threads;   /* worker threads (1 or more) */
+    /* Honour http_response.delay_ms (see above). */
+    bool delayed_answers;
+    /* Open connections at most, delayed ones included; 0 means 4096. Each takes a
+     * file descriptor: the process's RLIMIT_NOFILE must allow them. */
+    unsigned max_connections;
 };
 
 struct http_server;
@@ -54,7 +70,11 @@ struct http_server *http_server_start(const struct http_server_opts *opts, http_
                                       void *ctx, char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *srv);
-/* Stops accepting, lets in-flight requests finish (up to drain_ms), then frees. */
+/* Delayed answers waiting now, and the most that waited at once since the start
+ * (or since the last call with reset_max, which starts the count again from now). */
+void http_server_held(struct http_server *srv, int *now, int *max, bool reset_max);
+/* Stops accepting, sends every delayed answer at once, lets in-flight requests
+ * finish (up to drain_ms), then frees. */
 void http_server_stop(struct http_server *srv, int drain_ms);
 
 /* Request accessors; the returned strings are borrowed from the request. */

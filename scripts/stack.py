@@ -536,8 +536,10 @@ class Stack:
         if self.uses_simulator('messenger-sim'):
             app_secret = secret('messenger-app-secret')
             verify = secret('messenger-verify-token')
+            # Delivery and read receipts after each send, so the demo's deliveries
+            # turn `read` as people read them.
             add('messenger-sim', MESSENGER_SIM_APP_SECRET=app_secret,
-                MESSENGER_SIM_VERIFY_TOKEN=verify,
+                MESSENGER_SIM_VERIFY_TOKEN=verify, MESSENGER_SIM_RECEIPTS='on',
                 MESSENGER_SIM_WEBHOOK_URL=f'{api}/v1/webhooks/messenger')
             add('api', BCRM_MESSENGER_APP_SECRET_FILE=os.path.join(self.keys_dir,
                                                                    'messenger-app-secret'),

@@ -476,6 +476,41 @@ static int run_row_parse(struct run_row *r, char *err, size_t errlen)
     return audience_parse(r->audience_json, needs_zones, &r->audience, err, errlen);
 }
 
+/* A copy of r (parsed) that reads the page at cursor: the next page of the same pass,
+ * asked for while this one is written. NULL when out of memory or unparsable. */
+static struct run_row *run_row_at_cursor(const struct run_row *r, const char *cursor)
+{
+    struct run_row *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->run_id = strdup(r->run_id);
+    c->campaign_id = strdup(r->campaign_id);
+    c->org_id = strdup(r->org_id);
+    c->bot_id = strdup(r->bot_id);
+    c->cursor = strdup(cursor);
+    c->bot_user_id = r->bot_user_id != NULL ? strdup(r->bot_user_id) : NULL;
+    c->audience_text = strdup(r->audience_text);
+    c->schedule_text = strdup(r->schedule_text);
+    c->window_text = r->window_text != NULL ? strdup(r->window_text) : NULL;
+    c->platform = r->platform;
+    c->db_now = r->db_now;
+    c->read_at_mono = r->read_at_mono;
+    c->occurrence = r->occurrence;
+    c->horizon = r->horizon;
+    c->loaded_until = r->loaded_until;
+    c->next_pass_in = r->next_pass_in;
+    char err[160];
+    if (c->run_id == NULL || c->campaign_id == NULL || c->org_id == NULL || c->bot_id == NULL ||
+        c->cursor == NULL || c->audience_text == NULL || c->schedule_text == NULL ||
+        run_row_parse(c, err, sizeof(err)) != 0) {
+        run_row_free(c);
+        return NULL;
+    }
+    c->audience.members = r->audience.members; /* the run's member set, complete by now */
+    return c;
+}
+
 static bool pass_in_progress(const struct run_row *r)
 {
     return r->horizon != NO_INSTANT &&
@@ -848,6 +883,16 @@ static void finish_platform_page(struct scheduler *s, struct run_row *r, int rv,
         on_query_failure(s, r, NULL, "the platform returned the same cursor again");
         return;
     }
+    /* Ask for the next page now, so that the sender reads and parses it while this
+     * one is written: a large audience loads at the pace of the slower of the two,
+     * not of both in turn. Should this write fail, that page finds the cursor where
+     * it was and is discarded (write_page), and the run is read again from there. */
+    if (next != NULL) {
+        struct run_row *ahead = run_row_at_cursor(r, next);
+        if (ahead != NULL) {
+            start_platform_page(s, ahead);
+        }
+    }
     struct page page;
     page_init(&page);
     for (size_t i = 0; i < reply->n_users; i++) {
@@ -956,7 +1001,13 @@ void runs_load_step(struct scheduler *s)
         s->next_load = 0; /* the next page, at once */
     }
     int64_t now = clock_mono_ms();
-    if (audience_call_busy(s->audience_call) || now < s->next_load) {
+    if (audience_call_busy(s->audience_call)) {
+        /* The page's arrival wakes the loop (runs_wake_fd): nothing to do until then,
+         * and a due next_load would only make the loop spin. */
+        s->next_load = SCHED_NEVER;
+        return;
+    }
+    if (now < s->next_load) {
         return;
     }
     char pass_ms[24];
@@ -994,7 +1045,9 @@ void runs_load_step(struct scheduler *s)
         if (r != NULL) {
             load_page(s, r);
         }
-        next = 0; /* more pages, or other runs: keep going next turn */
+        /* More pages, or other runs: keep going next turn; while a page is on its
+         * way, its arrival is what wakes the loop. */
+        next = audience_call_busy(s->audience_call) ? SCHED_NEVER : 0;
     }
     s->next_load = next;
     PQclear(res);

@@ -10,9 +10,13 @@ message once, and two replicas share the work; personalisation from the live
 profile; an unknown channel is FAILED channel_not_found; injected 5xx is RETRY;
 a response dropped after the message was recorded is UNKNOWN and never resent; a
 429 storm is RETRY rate_limited with Retry-After; a revoked token and a bot the
-vault does not know are FAILED with bot_token_invalid; the live queries
-(VerifyBot, ListUsers paged to the end, ListChannels); metrics; and SIGTERM
-drains in-flight sends and exits 0.
+vault does not know are RETRY with bot_token_invalid (never failed), and a
+refused token holds the bot's other sends (one refused request, not one per
+recipient) until BCRM_SENDER_TOKEN_INVALID_TTL or a query finds it accepted; DMs
+through conversations.open where Slack refuses user ids; a personalised send to
+a whole workspace within Slack's tier limits (users.list pages, not users.info
+per person); the live queries (VerifyBot, ListUsers paged to the end,
+ListChannels); metrics; and SIGTERM drains in-flight sends and exits 0.
 
 sender-messenger runs against the real messenger-sim: the Send API's outcomes
 (sent, person unavailable, outside the 24 h window both as judged by Meta and as
@@ -22,7 +26,8 @@ personalisation, the page queries with cursor paging, and the token cache.
 Also here, for Slack: conversations.members (ListChannelMembers), the scopes of
 VerifyBot from X-OAuth-Scopes, a query rate limit remembered instead of hammering
 the platform, the OAuth code exchange answering a token sealed to the vault, and
-the token's lifetime in the sender's memory, read from /proc/<pid>/mem.
+the token's and the profiles' lifetime in the sender's memory, read from
+/proc/<pid>/mem.
 """
 
 import http.client

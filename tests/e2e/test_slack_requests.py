@@ -3,8 +3,10 @@
 
 The real stack (PostgreSQL, vault, scheduler, api, two sender-slack replicas and
 slack-sim) does what a bot owner does: connects a bot with its token, lists the
-workspace's users and channels through the api, and runs two campaigns, one to a
-few users with personalised text and blocks, one to a channel. slack-sim records
+workspace's users and channels through the api, and runs campaigns: one to a few
+users with personalised text and blocks, one to a channel, a personalised one to
+everyone (profiles read in users.list pages), and one while Slack refuses user ids
+as channels (DMs opened with conversations.open). slack-sim records
 every Web API call as it received it (GET /_sim/requests), and each one is then
 checked against the method's parameters in tests/reference/
 slack_web_openapi_v2.json:
@@ -253,7 +255,7 @@ class SlackRequestsTest(unittest.TestCase):
     def test_every_request_matches_the_documented_parameters(self):
         with Stack() as s:
             s.start_all(sender_replicas=2, messenger_replicas=1, messenger_sim=False, sim_env={
-                'SLACK_SIM_USERS': '12', 'SLACK_SIM_SEED': '4242'})
+                'SLACK_SIM_USERS': '60', 'SLACK_SIM_SEED': '4242'})
             self.assertEqual(s.sim('DELETE', '/_sim/requests')[0], 200)
             ws = s.sim('GET', '/_sim/workspaces')[2]['workspaces'][0]
             team_id = ws['team_id']
@@ -297,39 +299,67 @@ class SlackRequestsTest(unittest.TestCase):
                 'name': 'Channel post', 'bot_id': bot['id'],
                 'message': {'text': 'News for the channel'},
                 'audience': {'filter': {'channel_ids': [general['id']]}},
-                'schedule': {'mode': 'now'}}]
-            paths = []
-            for c in campaigns:
-                status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
-                self.assertEqual(status, 201, body)
-                path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
-                status, _, body = s.api('POST', path + '/schedule')
-                self.assertIn(status, (200, 202), body)
-                paths.append(path)
-            deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-            for path in paths:
-                while True:
-                    status, _, body = s.api('GET', path)
-                    if body.get('status') == 'completed':
-                        break
-                    if time.monotonic() > deadline:
-                        self.fail(f'campaign not completed: {body}')
-                    time.sleep(0.3)
-                self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0, body)
+                'schedule': {'mode': 'now'}}, {
+                'name': 'Everyone, personalised', 'bot_id': bot['id'],
+                'message': {'text': 'Dear {{first_name|friend}}'},
+                'audience': {'filter': {'all': True}}, 'schedule': {'mode': 'now'}}]
+            dm_campaign = {
+                'name': 'DMs opened', 'bot_id': bot['id'], 'message': {'text': 'Via the DM'},
+                'audience': {'filter': {'user_ids': [u['id'] for u in people[3:6]]}},
+                'schedule': {'mode': 'now'}}
+
+            def run(campaigns):
+                paths = []
+                for c in campaigns:
+                    status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
+                    self.assertEqual(status, 201, body)
+                    path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
+                    status, _, body = s.api('POST', path + '/schedule')
+                    self.assertIn(status, (200, 202), body)
+                    paths.append(path)
+                deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
+                for path in paths:
+                    while True:
+                        status, _, body = s.api('GET', path)
+                        if body.get('status') == 'completed':
+                            break
+                        if time.monotonic() > deadline:
+                            self.fail(f'campaign not completed: {body}')
+                        time.sleep(0.3)
+                    self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0,
+                                     body)
+
+            run(campaigns)
+            self.assertEqual(s.sim('POST', '/_sim/faults', {'refuse_user_id_posts': True})[0],
+                             200)
+            run([dm_campaign])
+            s.sim('POST', '/_sim/faults', {'clear': True})
             messages = s.sim('GET', '/_sim/messages?team_id=' + team_id)[2]['messages']
+            everyone = [u['id'] for u in people]
             self.assertEqual(sorted(m['recipient'] for m in messages),
-                             sorted(chosen + [general['id']]))
+                             sorted(chosen + [general['id']] + everyone +
+                                    [u['id'] for u in people[3:6]]))
 
             # Now every request, as slack-sim received it.
             log = s.sim('GET', '/_sim/requests')[2]
             self.assertEqual(log['evicted'], 0, 'the request log overflowed')
             requests = log['requests']
             seen = {r['method'] for r in requests}
-            self.assertTrue({'auth.test', 'users.list', 'conversations.list',
-                             'chat.postMessage'} <= seen, seen)
+            self.assertTrue({'auth.test', 'users.list', 'users.info', 'conversations.list',
+                             'conversations.open', 'chat.postMessage'} <= seen, seen)
+            # The user ids Slack refused under refuse_user_id_posts: well-formed
+            # requests, turned down by design.
+            refused = [r for r in requests if r['method'] == 'chat.postMessage' and
+                       r['error'] == 'channel_not_found' and
+                       USER_RE.match((r['body'] or {}).get('channel', ''))]
+            self.assertTrue(refused, 'no user id was refused: the DM path was not taken')
+            requests = [r for r in requests if r not in refused]
             posts = [r for r in requests if r['method'] == 'chat.postMessage']
-            self.assertEqual(len(posts), len(chosen) + 1)
+            self.assertEqual(len(posts), len(chosen) + 1 + len(everyone) + 3)
             self.assertTrue(any('blocks' in (r['body'] or {}) for r in posts))
+            # The personalised campaign to everyone read its profiles in a page.
+            self.assertTrue(any((r['body'] or {}).get('limit') == '1000' for r in requests
+                                if r['method'] == 'users.list'), 'no users.list fill')
             if os.environ.get('BCRM_E2E_VERBOSE'):
                 for req in requests:
                     print(json.dumps({k: req[k] for k in ('seq', 'method', 'http_method',

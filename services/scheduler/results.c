@@ -14,7 +14,10 @@
  *   retry    -> 'pending', next_attempt_at = now + backoff (full jitter, capped,
  *               at least Retry-After); a rate-limited or token-invalid try is not
  *               counted; after BCRM_SCHEDULER_MAX_ATTEMPTS counted tries, 'failed';
- *               'cancelled' if the campaign was cancelled meanwhile.
+ *               'cancelled' if the campaign was cancelled meanwhile. A result
+ *               with bot_token_invalid is never 'failed' (the token was refused,
+ *               not the recipient): it is a retry, not counted, and its bot
+ *               becomes token_invalid with its campaigns paused.
  *
  * Results are applied whether or not this scheduler leads: they are fenced, and
  * dropping one would turn a delivered message into an 'unknown'.
@@ -195,7 +198,15 @@ static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
     const char *outcome;
     enum sched_result_kind kind;
     const char *error = r->error;
-    switch (r->outcome) {
+    bool token_invalid = r->has_bot_token_invalid && r->bot_token_invalid;
+    Bcrm__V1__Outcome given = r->outcome;
+    if (token_invalid && given == BCRM__V1__OUTCOME__OUTCOME_FAILED) {
+        /* The platform refused the bot's token, not the recipient: nothing was
+         * delivered, so the row waits for the bot to be reconnected (an older
+         * sender said "failed" here). */
+        given = BCRM__V1__OUTCOME__OUTCOME_RETRY;
+    }
+    switch (given) {
     case BCRM__V1__OUTCOME__OUTCOME_SENT:
         outcome = "sent";
         kind = SCHED_RESULT_SENT;
@@ -228,7 +239,6 @@ static void add_result(struct result_arrays *a, const Bcrm__V1__SendResult *r)
     } else {
         pgarray_add_null(&a->retry_after);
     }
-    bool token_invalid = r->has_bot_token_invalid && r->bot_token_invalid;
     pgarray_add_bool(&a->not_counted, (r->has_rate_limited && r->rate_limited) || token_invalid);
     if (r->has_sent_at_ms && r->sent_at_ms > 0) {
         pgarray_add_int(&a->sent_at, r->sent_at_ms);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MESSENGER_PROFILE_CACHE_SLOTS 16384
+#define MESSENGER_PROFILE_CACHE_MAX 262144
 
 static void *messenger_init(void)
 {
@@ -22,7 +22,7 @@ static void *messenger_init(void)
         s->graph_url[--len] = '\0';
     }
     int64_t ttl = config_duration_ms("BCRM_SENDER_PROFILE_TTL", 5 * 60 * 1000);
-    s->profiles = profile_cache_new(MESSENGER_PROFILE_CACHE_SLOTS, ttl);
+    s->profiles = profile_cache_new(MESSENGER_PROFILE_CACHE_MAX, ttl);
     if (s->graph_url == NULL || s->profiles == NULL) {
         log_fatal("messenger module: out of memory", NULL);
         profile_cache_free(s->profiles);
@@ -31,6 +31,13 @@ static void *messenger_init(void)
         return NULL;
     }
     return s;
+}
+
+/* Nothing of a person stays past its time for want of a lookup. */
+static void messenger_tick(void *state, int64_t now_mono_ms)
+{
+    struct messenger_state *s = state;
+    profile_cache_sweep(s->profiles, now_mono_ms);
 }
 
 static void messenger_fini(void *state)
@@ -58,4 +65,5 @@ const struct worker_platform messenger_platform = {
     .build_send = messenger_build_send,
     .classify_send = messenger_classify_send,
     .query = messenger_query,
+    .tick = messenger_tick,
 };

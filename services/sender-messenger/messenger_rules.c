@@ -7,9 +7,10 @@
 #include "messenger.h"
 
 const struct messenger_rule messenger_rules[] = {
-    /* The page's token. */
-    {190, 0, "invalid_token", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {102, 0, "invalid_session", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
+    /* The page's token: refused, so nothing was sent; back to pending (not
+     * counted), and the scheduler pauses the bot until it is reconnected. */
+    {190, 0, "invalid_token", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {102, 0, "invalid_session", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
     /* Policy and recipient. */
     {10, 2018278, "outside_24h_window", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {10, 0, "permission_denied", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},

@@ -10,10 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Profiles for personalised messages: enough for a large workspace's campaign. */
-#define SLACK_PROFILE_CACHE_SLOTS 16384
+/* Profiles for personalised messages, and DM channel ids: enough for a large
+ * workspace's campaign (a full users.list reading), bounded all the same. */
+#define SLACK_PROFILE_CACHE_MAX 262144
 
 static void slack_fini(void *state);
+
+static void dm_channel_free(void *value)
+{
+    char *id = value;
+    if (id != NULL) {
+        sodium_memzero(id, strlen(id));
+        free(id);
+    }
+}
+
+void slack_tick(void *state, int64_t now_mono_ms)
+{
+    struct slack_state *s = state;
+    /* Nothing of a person stays past its time for want of a lookup. */
+    profile_cache_sweep(s->profiles, now_mono_ms);
+    worker_cache_sweep(s->dm_channels, now_mono_ms);
+    slack_bots_sweep(s, now_mono_ms);
+}
 
 /* The OAuth client credentials are optional: without them the exchange answers
  * "oauth_not_configured". 0, or -1 after logging why. */
@@ -58,9 +77,10 @@ static void *slack_init(void)
         slack_fini(s);
         return NULL;
     }
-    int64_t ttl = config_duration_ms("BCRM_SENDER_PROFILE_TTL", 5 * 60 * 1000);
-    s->profiles = profile_cache_new(SLACK_PROFILE_CACHE_SLOTS, ttl);
-    if (s->api_url == NULL || s->profiles == NULL) {
+    s->profile_ttl_ms = config_duration_ms("BCRM_SENDER_PROFILE_TTL", 5 * 60 * 1000);
+    s->profiles = profile_cache_new(SLACK_PROFILE_CACHE_MAX, s->profile_ttl_ms);
+    s->dm_channels = worker_cache_new(SLACK_PROFILE_CACHE_MAX, s->profile_ttl_ms, dm_channel_free);
+    if (s->api_url == NULL || s->profiles == NULL || s->dm_channels == NULL) {
         log_fatal("slack module: out of memory", NULL);
         slack_fini(s);
         return NULL;
@@ -72,6 +92,8 @@ static void slack_fini(void *state)
 {
     struct slack_state *s = state;
     profile_cache_free(s->profiles);
+    worker_cache_free(s->dm_channels);
+    slack_bots_free(s);
     free(s->api_url);
     free(s->client_id);
     sodium_free(s->client_secret);
@@ -96,4 +118,5 @@ const struct worker_platform slack_platform = {
     .classify_send = slack_classify_send,
     .query = slack_query,
     .query_needs_token = slack_query_needs_token,
+    .tick = slack_tick,
 };

@@ -18,6 +18,7 @@ const struct worker_rule slack_send_rules[] = {
     {"not_in_channel", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"messages_tab_disabled", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"cannot_dm_bot", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
+    {"method_not_supported_for_channel_type", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"restricted_action", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"restricted_action_read_only_channel", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"team_access_not_granted", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
@@ -30,15 +31,17 @@ const struct worker_rule slack_send_rules[] = {
     {"too_many_attachments", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"invalid_metadata_format", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
     {"invalid_metadata_schema", BCRM__V1__OUTCOME__OUTCOME_FAILED, 0},
-    /* The bot's token: every send of this bot fails until it is reconnected. For
-     * chat.postMessage, account_inactive means the token belongs to a deleted
-     * user or workspace, i.e. the bot's own account. */
-    {"invalid_auth", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {"not_authed", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {"token_revoked", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {"token_expired", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {"account_inactive", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
-    {"no_permission", BCRM__V1__OUTCOME__OUTCOME_FAILED, WORKER_RULE_TOKEN_INVALID},
+    /* The bot's token: Slack refused the call, so nothing was posted, and every
+     * send of this bot would meet the same refusal until it is reconnected. The
+     * recipient goes back to pending (not counted) and the scheduler pauses the
+     * bot. For chat.postMessage, account_inactive means the token belongs to a
+     * deleted user or workspace, i.e. the bot's own account. */
+    {"invalid_auth", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {"not_authed", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {"token_revoked", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {"token_expired", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {"account_inactive", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
+    {"no_permission", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_TOKEN_INVALID},
     /* Slow down: not delivered, not counted as an attempt. */
     {"ratelimited", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_RATE_LIMITED},
     {"rate_limited", BCRM__V1__OUTCOME__OUTCOME_RETRY, WORKER_RULE_RATE_LIMITED},

@@ -1,8 +1,10 @@
 /* slack_send.c: one campaign message through chat.postMessage.
  *
- * A message without placeholders is one request. A personalised one first reads
- * the recipient's profile with users.info (kept a few minutes in memory, never
- * stored or logged), renders the text and blocks, then posts.
+ * A message without placeholders is one request. A personalised one first needs
+ * the recipient's profile (slack_profiles.c: from memory, users.info, or a
+ * users.list page read for many sends at once), renders the text and blocks,
+ * then posts. A DM goes to the user id, or to the DM conversations.open gives
+ * where Slack refuses the user id (slack_dm.c).
  */
 #include "slack.h"
 
@@ -10,6 +12,7 @@
 #include "bcrm/worker_reply.h"
 #include "bcrm/worker_template.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,9 @@ int slack_request(const struct slack_state *s, const char *method, const char *t
 
 int slack_request_form(struct worker_request *req, char *form)
 {
+    if (req->body != NULL) {
+        sodium_memzero(req->body, req->body_len);
+    }
     free(req->body);
     req->body = form != NULL ? form : strdup("");
     if (req->body == NULL) {
@@ -50,9 +56,7 @@ int slack_request_form(struct worker_request *req, char *form)
     return worker_request_header(req, "Content-Type: application/x-www-form-urlencoded");
 }
 
-/* User ids start with U (or W on Enterprise Grid); channel, group and DM ids do
- * not, and have no profile to read. */
-static bool is_user_id(const char *id)
+bool slack_is_user_id(const char *id)
 {
     return id[0] == 'U' || id[0] == 'W';
 }
@@ -93,6 +97,10 @@ static enum worker_next build_post(struct slack_state *s, struct worker_send *se
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_FAILED, "no_text");
         goto out;
     }
+    const char *channel;
+    if (slack_dm_route(s, send, token, &channel, req, out, &next)) {
+        goto out; /* conversations.open first */
+    }
     if (blocks != NULL && template_render_json(blocks, worker_profile_lookup, &send->profile)) {
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "out_of_memory");
         goto out;
@@ -102,8 +110,8 @@ static enum worker_next build_post(struct slack_state *s, struct worker_send *se
      * precision past 2^53. */
     char delivery_id[32];
     snprintf(delivery_id, sizeof(delivery_id), "%lld", (long long)job->delivery_id);
-    body = json_pack("{s:s, s:{s:s, s:{s:s}}}", "channel", job->recipient_id, "metadata",
-                     "event_type", "bcrm_delivery", "event_payload", "delivery_id", delivery_id);
+    body = json_pack("{s:s, s:{s:s, s:{s:s}}}", "channel", channel, "metadata", "event_type",
+                     "bcrm_delivery", "event_payload", "delivery_id", delivery_id);
     if (body == NULL || (text != NULL && json_object_set_new(body, "text", json_string(text))) ||
         (blocks != NULL && json_object_set(body, "blocks", blocks)) ||
         slack_request(s, "chat.postMessage", token, req) != 0 ||
@@ -114,6 +122,9 @@ static enum worker_next build_post(struct slack_state *s, struct worker_send *se
     send->step = SLACK_STEP_POST;
     next = WORKER_REQUEST;
 out:
+    if (text != NULL) {
+        sodium_memzero(text, strlen(text)); /* it may hold a person's name */
+    }
     free(text);
     json_decref(body);
     return next;
@@ -131,25 +142,19 @@ enum worker_next slack_build_send(void *state, struct worker_send *send, const c
     }
     bool personal = template_has_placeholders(job->text) ||
                     (blocks != NULL && template_json_has_placeholders(blocks));
-    if (personal && !send->have_profile && is_user_id(job->recipient_id)) {
-        if (profile_cache_get(s->profiles, job->bot_id, job->recipient_id, clock_mono_ms(),
-                              &send->profile) == 0) {
-            send->have_profile = true;
-        } else {
-            char *form = NULL;
+    if (personal && slack_is_user_id(job->recipient_id)) {
+        switch (slack_profile_step(s, send, token, req, out)) {
+        case SLACK_PROFILE_READY:
+            break;
+        case SLACK_PROFILE_REQUEST:
             json_decref(blocks);
-            if (worker_form_add(&form, "user", job->recipient_id) != 0 ||
-                slack_request(s, "users.info", token, req) != 0) {
-                free(form);
-                worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "out_of_memory");
-                return WORKER_FINAL;
-            }
-            if (slack_request_form(req, form) != 0) {
-                worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "out_of_memory");
-                return WORKER_FINAL;
-            }
-            send->step = SLACK_STEP_PROFILE;
             return WORKER_REQUEST;
+        case SLACK_PROFILE_WAIT:
+            json_decref(blocks);
+            return WORKER_WAIT;
+        case SLACK_PROFILE_FINAL:
+            json_decref(blocks);
+            return WORKER_FINAL;
         }
     }
     enum worker_next next = build_post(s, send, token, blocks, req, out);
@@ -201,61 +206,22 @@ void slack_classify_post(const struct worker_response *resp, struct worker_outco
     json_decref(body);
 }
 
-/* The profile answer: on success the profile is cached and the post follows. A
- * failure to read it only stops the send when it would stop the post too (token,
- * rate limit, Slack down); otherwise the defaults of the placeholders are used. */
-static enum worker_next classify_profile(struct slack_state *s, struct worker_send *send,
-                                         const struct worker_response *resp,
-                                         struct worker_outcome *out)
-{
-    if (resp->transport != CURLE_OK) {
-        /* users.info is a read: whatever happened, nothing was sent. */
-        worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "profile_unavailable");
-        return WORKER_FINAL;
-    }
-    if (resp->status == 429 || resp->status >= 500) {
-        slack_classify_post(resp, out);
-        return WORKER_FINAL;
-    }
-    json_t *body = slack_parse(resp);
-    json_t *user = json_object_get(body, "user");
-    const char *error = json_string_value(json_object_get(body, "error"));
-    enum worker_next next = WORKER_REQUEST;
-    if (json_is_true(json_object_get(body, "ok")) && json_is_object(user)) {
-        json_t *profile = json_object_get(user, "profile");
-        worker_profile_clear(&send->profile);
-        send->profile.name = worker_json_strdup(user, "name");
-        send->profile.first_name = worker_json_strdup(profile, "first_name");
-        send->profile.real_name = worker_json_strdup(user, "real_name");
-        if (send->profile.real_name == NULL) {
-            send->profile.real_name = worker_json_strdup(profile, "real_name");
-        }
-        profile_cache_put(s->profiles, send->job->bot_id, send->job->recipient_id, &send->profile,
-                          clock_mono_ms());
-    } else {
-        const struct worker_rule *rule =
-            worker_rule_find(slack_send_rules, slack_send_rule_count, error);
-        if (rule != NULL &&
-            (rule->flags != 0 || rule->outcome != BCRM__V1__OUTCOME__OUTCOME_FAILED)) {
-            worker_rule_apply(rule, error, out);
-            out->retry_after_ms = resp->retry_after_ms;
-            if (out->outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
-                out->outcome = BCRM__V1__OUTCOME__OUTCOME_RETRY; /* a read sent nothing */
-            }
-            next = WORKER_FINAL;
-        }
-    }
-    json_decref(body);
-    send->have_profile = true;
-    return next;
-}
-
 enum worker_next slack_classify_send(void *state, struct worker_send *send,
                                      const struct worker_response *resp, struct worker_outcome *out)
 {
-    if (send->step == SLACK_STEP_PROFILE) {
-        return classify_profile(state, send, resp, out);
+    switch (send->step) {
+    case SLACK_STEP_PROFILE:
+    case SLACK_STEP_FILL:
+        return slack_profile_classify(state, send, resp, out);
+    case SLACK_STEP_OPEN:
+        return slack_dm_classify_open(state, send, resp, out);
+    default:
+        break;
     }
     slack_classify_post(resp, out);
+    if (slack_dm_refused(send, out)) {
+        worker_outcome_init(out); /* nothing was posted: open the DM, post there */
+        return WORKER_REQUEST;
+    }
     return WORKER_FINAL;
 }

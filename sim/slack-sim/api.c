@@ -418,7 +418,7 @@ static void api_dispatch(struct api_call *c)
     }
     if (c->faults.error_rate > 0.0 && rng_thread_unit() < c->faults.error_rate) {
         atomic_fetch_add(&sim->counters.injected_errors, 1);
-        api_reply_error(c, "internal_error");
+        api_reply_error(c, sim_error_codes[c->faults.error_code]);
         c->resp->status = c->faults.error_status;
         return;
     }

@@ -21,15 +21,20 @@ struct sim_limits {
     int tier_per_minute[SIM_TIERS];
 };
 
+/* The codes error_rate may answer with (sim_error_codes[error_code]). */
+extern const char *const sim_error_codes[];
+
 struct sim_faults {
     int latency_ms;
     int jitter_ms;
-    double error_rate; /* answer error_status before doing anything */
-    int error_status;
-    double drop_rate;       /* chat.postMessage: record, then close without answering */
-    int64_t storm_until_ms; /* wall clock; every call is rate limited until then */
-    bool short_pages;       /* list pages (users, conversations, members) shorter than asked */
-    double empty_page_rate; /* list pages with nothing in them (not at the end) */
+    double error_rate;         /* answer error_status before doing anything */
+    int error_status;          /* 500-599, or 200 (Slack's ok:false with HTTP 200) */
+    int error_code;            /* index into sim_error_codes: internal_error by default */
+    double drop_rate;          /* chat.postMessage: record, then close without answering */
+    int64_t storm_until_ms;    /* wall clock; every call is rate limited until then */
+    bool short_pages;          /* list pages (users, conversations, members) shorter than asked */
+    bool refuse_user_id_posts; /* chat.postMessage to a user id: channel_not_found */
+    double empty_page_rate;    /* list pages with nothing in them (not at the end) */
     struct sim_limits limits;
 };
 

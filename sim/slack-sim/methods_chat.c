@@ -82,14 +82,19 @@ struct post_target {
 };
 
 /* Resolves channel (a user id, a DM id or a channel id). Returns the error code,
- * or NULL when the bot may post there. */
+ * or NULL when the bot may post there. write_public: the token has chat:write.public;
+ * refuse_user_id: the refuse_user_id_posts fault. */
 static const char *resolve_target(const struct sim_workspace *ws, const char *channel,
-                                  bool write_public, struct post_target *t)
+                                  bool write_public, bool refuse_user_id, struct post_target *t)
 {
     if (channel == NULL || channel[0] == '\0') {
         return "channel_not_found";
     }
     const struct sim_user *u = NULL;
+    if ((channel[0] == 'U' || channel[0] == 'W') && refuse_user_id) {
+        /* A token that may not open DMs implicitly: the DM id is needed. */
+        return "channel_not_found";
+    }
     if (channel[0] == 'U' || channel[0] == 'W') {
         u = population_user(ws, channel);
     } else if (channel[0] == 'D') {
@@ -130,7 +135,8 @@ void method_chat_post_message(struct api_call *c)
     const struct sim_workspace *ws = c->ws;
     struct post_target target;
     const char *err = resolve_target(ws, params_get(&c->params, "channel"),
-                                     api_has_scope(c, SCOPE_CHAT_WRITE_PUBLIC), &target);
+                                     api_has_scope(c, SCOPE_CHAT_WRITE_PUBLIC),
+                                     c->faults.refuse_user_id_posts, &target);
     if (err != NULL) {
         api_reply_error(c, err);
         return;

@@ -10,9 +10,13 @@ message once, and two replicas share the work; personalisation from the live
 profile; an unknown channel is FAILED channel_not_found; injected 5xx is RETRY;
 a response dropped after the message was recorded is UNKNOWN and never resent; a
 429 storm is RETRY rate_limited with Retry-After; a revoked token and a bot the
-vault does not know are FAILED with bot_token_invalid; the live queries
-(VerifyBot, ListUsers paged to the end, ListChannels); metrics; and SIGTERM
-drains in-flight sends and exits 0.
+vault does not know are RETRY with bot_token_invalid (never failed), and a
+refused token holds the bot's other sends (one refused request, not one per
+recipient) until BCRM_SENDER_TOKEN_INVALID_TTL or a query finds it accepted; DMs
+through conversations.open where Slack refuses user ids; a personalised send to
+a whole workspace within Slack's tier limits (users.list pages, not users.info
+per person); the live queries (VerifyBot, ListUsers paged to the end,
+ListChannels); metrics; and SIGTERM drains in-flight sends and exits 0.
 
 sender-messenger runs against the real messenger-sim: the Send API's outcomes
 (sent, person unavailable, outside the 24 h window both as judged by Meta and as
@@ -22,7 +26,8 @@ personalisation, the page queries with cursor paging, and the token cache.
 Also here, for Slack: conversations.members (ListChannelMembers), the scopes of
 VerifyBot from X-OAuth-Scopes, a query rate limit remembered instead of hammering
 the platform, the OAuth code exchange answering a token sealed to the vault, and
-the token's lifetime in the sender's memory, read from /proc/<pid>/mem.
+the token's and the profiles' lifetime in the sender's memory, read from
+/proc/<pid>/mem.
 """
 
 import http.client
@@ -298,23 +303,193 @@ class SenderTest(DriverMixin, unittest.TestCase):
         self.assertGreater(r['retry_after_ms'], 0)
 
     def test_revoked_token_marks_bot(self):
+        """A refused token is RETRY with bot_token_invalid (nothing was posted: the
+        recipient goes back to pending, never failed), and so is a query's answer."""
+        bot = str(uuid.uuid4())  # a bot of its own: the refusal holds its sends back
+        self.vault_store(self.org, bot, self.token)
         self.faults(revoke_token=self.team)
         try:
-            r = self.send_one(self.job(self.people[0]['id'], 'after revocation'))
-            self.assertEqual(r['outcome'], 'OUTCOME_FAILED')
+            r = self.send_one(self.job(self.people[0]['id'], 'after revocation', bot=bot))
+            self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'token_revoked'))
             self.assertTrue(r['bot_token_invalid'])
-            q = self.query('verify', self.org, self.bot)
+            q = self.query('verify', self.org, bot)
             self.assertEqual(q['status'], 'QUERY_TOKEN_INVALID')
         finally:
             self.faults(restore_token=self.team)
+        self.assertEqual(self.sim_messages(), [])
+
+    def sim_requests(self, method):
+        _, _, log = self.s.sim('GET', f'/_sim/requests?method={method}&limit=100000')
+        self.assertEqual(log.get('evicted', 0), 0)
+        return log['requests']
+
+    def run_driver(self, env, jobs, batch=10, timeout_ms=30000):
+        """Runs the driver against the bus addresses in env; {delivery_id: result}."""
+        fd, path = tempfile.mkstemp(suffix='.json', dir=STACK.work_dir)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(jobs, f)
+        res = subprocess.run([self.tool('sender_driver'), 'send', path, '1', str(timeout_ms),
+                              str(batch)], env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        results = {r['delivery_id']: r for r in map(json.loads, res.stdout.splitlines())}
+        self.assertEqual(set(results), {j['delivery_id'] for j in jobs})
+        return results
+
+    def test_revoked_token_holds_the_bot(self):
+        """The first refusal of a token holds the bot's other sends: they come back
+        RETRY token_revoked with bot_token_invalid at once, without the vault or
+        Slack, so Slack sees one refused request, not one per recipient. The hold
+        ends after BCRM_SENDER_TOKEN_INVALID_TTL (the next send asks the vault and
+        tries the token with one request), or at once when a query finds the token
+        accepted again (a reconnected bot's VerifyBot)."""
+        proc, env = self.own_sender(5, {'BCRM_SENDER_ID': 'slack-revoked',
+                                        'BCRM_SENDER_TOKEN_INVALID_TTL': '4s'})
+        bot = str(uuid.uuid4())
+        self.vault_store(self.org, bot, self.token)
+        people = self.people[:40]
+        try:
+            self.s.sim('DELETE', '/_sim/requests')
+            self.faults(revoke_token=self.team)
+            jobs = [self.job(u['id'], f'held {i}', bot=bot) for i, u in enumerate(people)]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual((r['outcome'], r['error'], r['bot_token_invalid']),
+                                 ('OUTCOME_RETRY', 'token_revoked', True), r)
+            # One request tried the fresh token; the other 39 waited for its answer.
+            refused = self.sim_requests('chat.postMessage')
+            self.assertEqual(len(refused), 1, refused)
+            self.assertEqual(refused[0]['error'], 'token_revoked')
+            self.assertEqual(release_count(bot), 1)
+
+            # Restored on Slack's side, but the hold stands: no request at all.
+            self.faults(restore_token=self.team)
+            jobs = [self.job(u['id'], f'still held {i}', bot=bot)
+                    for i, u in enumerate(people[:5])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'token_revoked'))
+            self.assertEqual(len(self.sim_requests('chat.postMessage')), 1)
+            # A query that finds the token accepted ends the hold at once.
+            res = subprocess.run([self.tool('sender_driver'), 'query', 'verify', self.org, bot],
+                                 env=env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(json.loads(res.stdout)['status'], 'QUERY_OK', res.stdout)
+            jobs = [self.job(u['id'], f'sent {i}', bot=bot) for i, u in enumerate(people[:5])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
+
+            # Revoked again: held again; then the hold's own time ends it.
+            self.faults(revoke_token=self.team)
+            r = self.run_driver(env, [self.job(people[6]['id'], 'again', bot=bot)])
+            self.assertEqual(next(iter(r.values()))['outcome'], 'OUTCOME_RETRY')
+            self.faults(restore_token=self.team)
+            time.sleep(4.5)
+            jobs = [self.job(u['id'], f'after the hold {i}', bot=bot)
+                    for i, u in enumerate(people[10:15])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
+            texts = sorted(m['text'] for m in self.sim_messages())
+            self.assertEqual(texts, sorted([f'sent {i}' for i in range(5)] +
+                                           [f'after the hold {i}' for i in range(5)]))
+        finally:
+            self.faults(restore_token=self.team)
+            self.s.kill('sender-slack', 5, signal.SIGTERM)
 
     def test_bot_without_token(self):
         r = self.send_one(self.job(self.people[0]['id'], 'nobody', bot=str(uuid.uuid4())))
-        self.assertEqual(r['outcome'], 'OUTCOME_FAILED')
-        self.assertEqual(r['error'], 'no_token')
+        self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'no_token'))
         self.assertTrue(r['bot_token_invalid'])
         q = self.query('users', self.org, str(uuid.uuid4()))
         self.assertEqual(q['status'], 'QUERY_TOKEN_INVALID')
+
+    def test_dm_when_user_ids_are_refused(self):
+        """Where Slack refuses a user id as the channel, the DM is opened with
+        conversations.open and the message posted to its D... id, once. The D... id
+        is remembered (no second open for that person), and the bot opens DMs first
+        from then on (no refused post per recipient)."""
+        proc, env = self.own_sender(4, {'BCRM_SENDER_ID': 'slack-dm'})
+        bot = str(uuid.uuid4())
+        self.vault_store(self.org, bot, self.token)
+        first, later = self.people[100:110], self.people[110:115]
+        try:
+            self.s.sim('DELETE', '/_sim/requests')
+            self.faults(refuse_user_id_posts=True)
+            jobs = [self.job(u['id'], f'dm {i}', bot=bot) for i, u in enumerate(first)]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
+            opens = self.sim_requests('conversations.open')
+            self.assertEqual(sorted(o['body']['users'] for o in opens),
+                             sorted(u['id'] for u in first))
+            posts = self.sim_requests('chat.postMessage')
+            refused = [p for p in posts if p['error'] == 'channel_not_found']
+            self.assertTrue(refused, 'Slack never refused a user id: the fault is off')
+            self.assertTrue(all(p['body']['channel'].startswith('U') for p in refused))
+            self.assertEqual(sorted(p['body']['channel'] for p in posts if p['ok']),
+                             sorted(u['dm_id'] for u in first))
+
+            # The same people again: straight to their DMs, nothing opened or refused.
+            self.s.sim('DELETE', '/_sim/requests')
+            jobs = [self.job(u['id'], f'dm again {i}', bot=bot) for i, u in enumerate(first)]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
+            self.assertEqual(self.sim_requests('conversations.open'), [])
+            self.assertEqual(sorted(p['body']['channel'] for p in
+                                    self.sim_requests('chat.postMessage')),
+                             sorted(u['dm_id'] for u in first))
+            # Other people of that bot: opened first, never posted to as user ids.
+            self.s.sim('DELETE', '/_sim/requests')
+            jobs = [self.job(u['id'], f'dm later {i}', bot=bot) for i, u in enumerate(later)]
+            jobs.append(self.job('U0NOBODY00', 'to nobody', bot=bot))
+            results = self.run_driver(env, jobs)
+            nobody = results[jobs[-1]['delivery_id']]
+            self.assertEqual((nobody['outcome'], nobody['error']),
+                             ('OUTCOME_FAILED', 'user_not_found'))
+            self.assertTrue(all(r['outcome'] == 'OUTCOME_SENT' for r in results.values()
+                                if r is not nobody), results)
+            self.assertEqual(len(self.sim_requests('conversations.open')), len(later) + 1)
+            self.assertTrue(all(p['body']['channel'].startswith('D')
+                                for p in self.sim_requests('chat.postMessage')))
+            # Each person got each message once, in their DM.
+            by_text = {m['text']: m for m in self.sim_messages()}
+            for i, u in enumerate(first):
+                for text in (f'dm {i}', f'dm again {i}'):
+                    self.assertEqual((by_text[text]['channel'], by_text[text]['count']),
+                                     (u['dm_id'], 1))
+        finally:
+            self.faults(refuse_user_id_posts=False)
+            self.s.kill('sender-slack', 4, signal.SIGTERM)
+
+    def test_personalised_within_tier_limits(self):
+        """A personalised message to every person of the workspace, with Slack's
+        limits on (users.info tier 4: 100 a minute; users.list tier 2: 20 a minute):
+        the first misses are looked up alone, then users.list pages of 1000 fill
+        the cache, so no read is rate limited and every message carries its
+        person's name. (One users.info a recipient would meet 429s past 100.)"""
+        proc, env = self.own_sender(3, {'BCRM_SENDER_ID': 'slack-fill'})
+        bot = str(uuid.uuid4())
+        self.vault_store(self.org, bot, self.token)
+        try:
+            self.s.sim('DELETE', '/_sim/requests')
+            self.faults(limits=True, post_per_minute=100000, channel_burst=10)
+            jobs = [self.job(u['id'], 'Dear {{first_name|friend}}, hello', bot=bot)
+                    for u in self.people]
+            self.assertGreater(len(jobs), 150)
+            results = self.run_driver(env, jobs, batch=50, timeout_ms=60000)
+            self.assertEqual({r['outcome'] for r in results.values()}, {'OUTCOME_SENT'},
+                             [r for r in results.values() if r['outcome'] != 'OUTCOME_SENT'][:5])
+            info = self.sim_requests('users.info')
+            pages = self.sim_requests('users.list')
+            self.assertLessEqual(len(info), 20, 'looked up one by one past the first misses')
+            self.assertEqual(len(pages), 1, pages)  # 300 people: one page of 1000
+            self.assertEqual(pages[0]['body'].get('limit'), '1000')
+            limited = [r for r in info + pages if r['status'] == 429]
+            self.assertEqual(limited, [])
+            by_ts = {m['ts']: m for m in self.sim_messages()}
+            for j in jobs:
+                u = next(p for p in self.people if p['id'] == j['recipient_id'])
+                first = u['first_name'] or (u['real_name'] or '').split(' ')[0] or 'friend'
+                m = by_ts[results[j['delivery_id']]['platform_message_id']]
+                self.assertEqual(m['text'], f'Dear {first}, hello')
+        finally:
+            self.faults(limits=False)
+            self.s.kill('sender-slack', 3, signal.SIGTERM)
 
     # ---- queries -------------------------------------------------------------
 
@@ -500,27 +675,38 @@ class SenderTest(DriverMixin, unittest.TestCase):
         self.assertIn('5m', res.stderr)
 
     def test_token_leaves_memory_after_ttl(self):
-        """The sender holds a token no longer than BCRM_SENDER_TOKEN_TTL: after the
-        TTL and a sweep, no readable byte of the process holds it; while cached, it
-        does (so this test can fail)."""
+        """The sender holds a token no longer than BCRM_SENDER_TOKEN_TTL, and a
+        person's profile no longer than BCRM_SENDER_PROFILE_TTL: after the TTLs
+        and a sweep, no readable byte of the process holds the token or the
+        markers of the names it read (slack-sim puts an 8-character marker in
+        every person's name and email); while cached, they are there (so this
+        test can fail)."""
         replica = 7  # a sender of its own, on its own bus addresses
         urls = {var: f'tcp://127.0.0.1:{self.s.free_port()}' for var in (
             'BCRM_SCHEDULER_WORK_SLACK_URL', 'BCRM_SCHEDULER_RESULTS_URL',
             'BCRM_SCHEDULER_QUERY_SLACK_URL', 'BCRM_API_QUERY_SLACK_URL')}
         proc = self.s.start('sender-slack', replica=replica,
                             env=urls | {'BCRM_SENDER_TOKEN_TTL': '3s',
+                                        'BCRM_SENDER_PROFILE_TTL': '3s',
                                         'BCRM_SENDER_ID': 'slack-memory'})
         try:
             org, bot = str(uuid.uuid4()), str(uuid.uuid4())
             self.vault_store(org, bot, self.token)
             pid = proc.popen.pid
             needle = self.token.encode()
+            personal = self.people[5:8]
+            markers = [u['marker'].encode() for u in personal]
+            self.assertTrue(all(len(m) == 8 for m in markers), markers)
             self.assertFalse(memory_holds(pid, needle), 'token in memory before any send')
+            self.assertFalse(any(memory_holds(pid, m) for m in markers),
+                             'a marker in memory before any send')
             env = self.env() | urls
             jobs = [self.job(u['id'], f'memory {i}', bot=bot) | {'org_id': org}
                     for i, u in enumerate(self.people[:5])]
-            jobs.append(self.job(self.people[5]['id'], 'Hi {{first_name}}', bot=bot)
-                        | {'org_id': org})
+            # {{first_name}} only: the marker is in the name and real name the
+            # profile cache keeps, not in the message.
+            jobs += [self.job(u['id'], 'Hi {{first_name}}', bot=bot) | {'org_id': org}
+                     for u in personal]
             fd, path = tempfile.mkstemp(suffix='.json', dir=STACK.work_dir)
             with os.fdopen(fd, 'w') as f:
                 json.dump(jobs, f)
@@ -534,10 +720,22 @@ class SenderTest(DriverMixin, unittest.TestCase):
             self.assertEqual(json.loads(res.stdout)['status'], 'QUERY_OK', res.stdout)
             self.assertTrue(memory_holds(pid, needle), 'the cached token is not in memory: '
                                                        'this test cannot see it')
+            self.assertTrue(all(memory_holds(pid, m) for m in markers),
+                            'the cached profiles are not in memory: this test cannot see them')
             time.sleep(3 + 1 + 1.5)  # TTL, the sweep's period, a margin
             self.assertFalse(memory_holds(pid, needle), 'token still in memory after its TTL')
+            held = [m for m in markers if memory_holds(pid, m)]
+            self.assertEqual(held, [], 'profile data still in memory after its TTL')
         finally:
             self.s.kill('sender-slack', replica, signal.SIGTERM)
+
+    def test_invalid_ttl_is_capped(self):
+        """BCRM_SENDER_TOKEN_INVALID_TTL over 5 minutes stops the sender at start."""
+        env = self.s.process_env('sender-slack', 8, {'BCRM_SENDER_TOKEN_INVALID_TTL': '10m'})
+        res = subprocess.run([self.s.binary('sender-slack')], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn('BCRM_SENDER_TOKEN_INVALID_TTL', res.stderr)
 
     # ---- shutdown ------------------------------------------------------------
 
@@ -696,7 +894,7 @@ class MessengerSenderTest(DriverMixin, unittest.TestCase):
         self.vault_store(org, bot, 'EAAG-not-the-page-token')
         day = [u for u in self.people()[0] if u['in_window']]
         r = self.send_one(self.job(day[0]['psid'], 'x', bot=bot) | {'org_id': org})
-        self.assertEqual(r['outcome'], 'OUTCOME_FAILED')
+        self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'invalid_token'))
         self.assertTrue(r['bot_token_invalid'])
         self.assertEqual(self.query('verify', org, bot)['status'], 'QUERY_TOKEN_INVALID')
 

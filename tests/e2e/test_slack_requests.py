@@ -5,9 +5,11 @@ The real stack (PostgreSQL, vault, scheduler, api, two sender-slack replicas and
 slack-sim) does what a bot owner does: connects a bot with its token, lists the
 workspace's users and channels through the api, installs a second workspace with
 "Add to Slack" (oauth.v2.access), previews a segment of a channel's members
-(conversations.members), and runs three campaigns: one to a few users with
-personalised text and blocks (users.info), one to a channel, one to the
-segment. Every method bcrm calls must appear. slack-sim records
+(conversations.members), and runs campaigns: one to a few users with personalised
+text and blocks (users.info), one to a channel, one to the segment, a personalised
+one to everyone (profiles read in users.list pages), and one while Slack refuses
+user ids as channels (DMs opened with conversations.open). Every method bcrm calls
+must appear. slack-sim records
 every Web API call as it received it (GET /_sim/requests), and each one is then
 checked against the method's parameters in tests/reference/
 slack_web_openapi_v2.json:
@@ -294,7 +296,7 @@ class SlackRequestsTest(unittest.TestCase):
             # Two workspaces: the first connected with its token, the second
             # installed through the api's "Add to Slack" (OAuth).
             started = [s.start('slack-sim', wait=False, env={
-                'SLACK_SIM_USERS': '12', 'SLACK_SIM_SEED': '4242', 'SLACK_SIM_WORKSPACES': '2'})]
+                'SLACK_SIM_USERS': '60', 'SLACK_SIM_SEED': '4242', 'SLACK_SIM_WORKSPACES': '2'})]
             for name in ('vault', 'scheduler'):
                 started.append(s.start(name, wait=False))
             started.append(s.start('api', wait=False, env={
@@ -383,19 +385,46 @@ class SlackRequestsTest(unittest.TestCase):
                 'schedule': {'mode': 'now'}}, {
                 'name': 'Members', 'bot_id': bot['id'],
                 'message': {'text': 'For the members of #announcements'},
-                'audience': {'segment_id': seg['id']}, 'schedule': {'mode': 'now'}}]
-            paths = []
-            for c in campaigns:
-                status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
-                self.assertEqual(status, 201, body)
-                path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
-                status, _, body = s.api('POST', path + '/schedule')
-                self.assertIn(status, (200, 202), body)
-                paths.append(path)
-            self.wait_completed(s, paths)
+                'audience': {'segment_id': seg['id']}, 'schedule': {'mode': 'now'}}, {
+                'name': 'Everyone, personalised', 'bot_id': bot['id'],
+                'message': {'text': 'Dear {{first_name|friend}}'},
+                'audience': {'filter': {'all': True}}, 'schedule': {'mode': 'now'}}]
+            dm_campaign = {
+                'name': 'DMs opened', 'bot_id': bot['id'], 'message': {'text': 'Via the DM'},
+                'audience': {'filter': {'user_ids': [u['id'] for u in people[3:6]]}},
+                'schedule': {'mode': 'now'}}
+
+            def run(campaigns):
+                paths = []
+                for c in campaigns:
+                    status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
+                    self.assertEqual(status, 201, body)
+                    path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
+                    status, _, body = s.api('POST', path + '/schedule')
+                    self.assertIn(status, (200, 202), body)
+                    paths.append(path)
+                deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
+                for path in paths:
+                    while True:
+                        status, _, body = s.api('GET', path)
+                        if body.get('status') == 'completed':
+                            break
+                        if time.monotonic() > deadline:
+                            self.fail(f'campaign not completed: {body}')
+                        time.sleep(0.3)
+                    self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0,
+                                     body)
+
+            run(campaigns)
+            self.assertEqual(s.sim('POST', '/_sim/faults', {'refuse_user_id_posts': True})[0],
+                             200)
+            run([dm_campaign])
+            s.sim('POST', '/_sim/faults', {'clear': True})
             messages = s.sim('GET', '/_sim/messages?team_id=' + team_id)[2]['messages']
+            everyone = [u['id'] for u in people]
             self.assertEqual(sorted(m['recipient'] for m in messages),
-                             sorted(chosen + [general['id']] + members))
+                             sorted(chosen + [general['id']] + members + everyone +
+                                    [u['id'] for u in people[3:6]]))
             first = {m['recipient']: m['text'] for m in messages if m['text'].startswith('Hi ')}
             self.assertEqual(first, {u['id']: 'Hi %s!' % u['first_name'] for u in people[:3]})
 
@@ -405,13 +434,24 @@ class SlackRequestsTest(unittest.TestCase):
             requests = log['requests']
             seen = {r['method'] for r in requests}
             self.assertTrue({'auth.test', 'users.list', 'users.info', 'conversations.list',
-                             'conversations.members', 'chat.postMessage',
-                             'oauth.v2.access'} <= seen, seen)
+                             'conversations.members', 'conversations.open',
+                             'chat.postMessage', 'oauth.v2.access'} <= seen, seen)
+            # The user ids Slack refused under refuse_user_id_posts: well-formed
+            # requests, turned down by design.
+            refused = [r for r in requests if r['method'] == 'chat.postMessage' and
+                       r['error'] == 'channel_not_found' and
+                       USER_RE.match((r['body'] or {}).get('channel', ''))]
+            self.assertTrue(refused, 'no user id was refused: the DM path was not taken')
+            requests = [r for r in requests if r not in refused]
             posts = [r for r in requests if r['method'] == 'chat.postMessage']
-            self.assertEqual(len(posts), len(chosen) + 1 + len(members))
+            self.assertEqual(len(posts), len(chosen) + 1 + len(members) + len(everyone) + 3)
             self.assertTrue(any('blocks' in (r['body'] or {}) for r in posts))
+            # Profiles: users.info for people of this workspace only, and the
+            # personalised campaign to everyone read its profiles in a page.
             infos = [r for r in requests if r['method'] == 'users.info']
-            self.assertLessEqual({r['body']['user'] for r in infos}, set(chosen))
+            self.assertLessEqual({r['body']['user'] for r in infos}, set(everyone))
+            self.assertTrue(any((r['body'] or {}).get('limit') == '1000' for r in requests
+                                if r['method'] == 'users.list'), 'no users.list fill')
             self.assertEqual(len([r for r in requests if r['method'] == 'oauth.v2.access']), 1)
             self.assertEqual({r['team_id'] for r in requests if r['method'] != 'oauth.v2.access'}
                              - {team_id, ws2['team_id']}, set())

@@ -1238,6 +1238,31 @@ class SlackSimTest(unittest.TestCase):
         status, _, _ = self.sim.control('POST', '/_sim/faults', {'no_such_fault': 1})
         self.assertEqual(status, 400)
 
+    def test_fault_error_code_and_user_id_posts(self):
+        """error_code picks the code error_rate answers (HTTP 200 allowed, as Slack
+        answers ok:false); refuse_user_id_posts makes chat.postMessage refuse a user
+        id (channel_not_found) while the DM id conversations.open gives works."""
+        self.sim.control('POST', '/_sim/faults', {'error_rate': 1.0, 'error_status': 200,
+                                                  'error_code': 'fatal_error'})
+        status, _, body = self.sim.form('chat.postMessage', {'channel': self.people()[0]['id'],
+                                                             'text': 'x'})
+        self.assertEqual((status, body), (200, {'ok': False, 'error': 'fatal_error'}))
+        self.assertEqual(self.sim.messages(), [])
+        for bad in ({'error_code': 'oops'}, {'error_status': 404}):
+            status, _, body = self.sim.control('POST', '/_sim/faults', bad)
+            self.assertEqual(status, 400, body)
+        self.sim.control('POST', '/_sim/faults', {'clear': True, 'refuse_user_id_posts': True})
+        self.assertTrue(self.sim.control('GET', '/_sim/faults')[2]['refuse_user_id_posts'])
+        u = self.people()[0]
+        self.err('chat.postMessage', self.sim.form('chat.postMessage', {'channel': u['id'],
+                                                                        'text': 'x'}),
+                 'channel_not_found')
+        status, _, opened = self.sim.form('conversations.open', {'users': u['id']})
+        self.assertTrue(opened['ok'], opened)
+        self.ok('chat.postMessage', self.sim.form('chat.postMessage', {
+            'channel': opened['channel']['id'], 'text': 'via the DM'}))
+        self.assertEqual([m['text'] for m in self.sim.messages()], ['via the DM'])
+
     def test_fault_drop_after_recording(self):
         self.sim.control('POST', '/_sim/faults', {'drop_rate': 1.0})
         u = self.people()[0]

@@ -7,6 +7,8 @@
 #include "messenger.h"
 #include "slack.h"
 
+#include "bcrm/clock.h"
+
 #include <stdlib.h>
 
 static struct worker_response answer(long status, const char *body)
@@ -45,7 +47,8 @@ static void test_slack_post_outcomes(void)
         char body[128];
         snprintf(body, sizeof(body), "{\"ok\":false,\"error\":\"%s\"}", token_codes[i]);
         o = slack_post(answer(200, body));
-        CHECK(o.outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED && o.bot_token_invalid);
+        /* Refused before anything was posted: back to pending, the bot paused. */
+        CHECK(o.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && o.bot_token_invalid);
         CHECK_STR(o.error, token_codes[i]);
     }
 
@@ -108,7 +111,8 @@ static void test_slack_table(void)
         CHECK(r->outcome != BCRM__V1__OUTCOME__OUTCOME_SENT &&
               r->outcome != BCRM__V1__OUTCOME__OUTCOME_UNSPECIFIED);
         if (r->flags & WORKER_RULE_TOKEN_INVALID) {
-            CHECK(r->outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED && o.bot_token_invalid);
+            /* Never FAILED: the recipient was not refused, the bot's token was. */
+            CHECK(r->outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && o.bot_token_invalid);
         }
         if (r->flags & WORKER_RULE_RATE_LIMITED) {
             CHECK(r->outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && o.rate_limited);
@@ -259,7 +263,7 @@ static void test_slack_build(void)
     worker_request_free(&req);
     struct worker_response revoked = answer(200, "{\"ok\":false,\"error\":\"token_revoked\"}");
     CHECK(slack_classify_send(s, &send, &revoked, &out) == WORKER_FINAL);
-    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED && out.bot_token_invalid);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && out.bot_token_invalid);
     worker_outcome_init(&out);
     struct worker_response limited = answer(429, "");
     limited.retry_after_ms = 1000;
@@ -297,7 +301,7 @@ static void test_messenger_outcomes(void)
     CHECK_STR(o.platform_message_id, "m_abc");
 
     o = graph_error(400, 190, 460);
-    CHECK(o.outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED && o.bot_token_invalid);
+    CHECK(o.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && o.bot_token_invalid);
     o = graph_error(400, 10, 2018278);
     CHECK(o.outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED && !o.bot_token_invalid);
     CHECK_STR(o.error, "outside_24h_window");
@@ -440,11 +444,235 @@ static void test_messenger_build(void)
     messenger_platform.fini(s);
 }
 
+static const char *body_channel(json_t *body)
+{
+    return json_string_value(json_object_get(body, "channel"));
+}
+
+/* DMs: to the user id first; where Slack refuses it, conversations.open and the
+ * D... id, remembered per person and, for the bot, as "open first". */
+static void test_slack_dm(void)
+{
+    setenv("BCRM_SLACK_API_URL", "http://sim.test/api", 1);
+    struct slack_state *s = slack_platform.init();
+    CHECK(s != NULL);
+    struct worker_request req = {0};
+    struct worker_outcome out;
+
+    Bcrm__V1__SendJob job = job_for("U5", "Hello");
+    job.bot_id = "botdm";
+    struct worker_send send = {.job = &job};
+    json_t *body = slack_build_post(s, &send, &req);
+    CHECK_STR(body_channel(body), "U5");
+    json_decref(body);
+    worker_request_free(&req);
+    /* Refused: nothing was posted, so the DM is opened and the message goes there. */
+    struct worker_response refused = answer(200, "{\"ok\":false,\"error\":\"channel_not_found\"}");
+    worker_outcome_init(&out);
+    CHECK(slack_classify_send(s, &send, &refused, &out) == WORKER_REQUEST);
+    CHECK(slack_build_send(s, &send, "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(send.step == SLACK_STEP_OPEN);
+    CHECK_STR(req.url, "http://sim.test/api/conversations.open");
+    CHECK_STR(req.body, "users=U5");
+    worker_request_free(&req);
+    struct worker_response opened = answer(200, "{\"ok\":true,\"channel\":{\"id\":\"D5\"}}");
+    CHECK(slack_classify_send(s, &send, &opened, &out) == WORKER_REQUEST);
+    body = slack_build_post(s, &send, &req);
+    CHECK_STR(body_channel(body), "D5");
+    json_decref(body);
+    worker_request_free(&req);
+    struct worker_response posted =
+        answer(200, "{\"ok\":true,\"channel\":\"D5\",\"ts\":\"1700000000.000200\"}");
+    CHECK(slack_classify_send(s, &send, &posted, &out) == WORKER_FINAL);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_SENT);
+
+    /* The same person again: straight to the D... id. */
+    send = (struct worker_send){.job = &job};
+    body = slack_build_post(s, &send, &req);
+    CHECK_STR(body_channel(body), "D5");
+    json_decref(body);
+    worker_request_free(&req);
+
+    /* Another person of that bot: conversations.open first, no refused post. */
+    Bcrm__V1__SendJob other = job_for("U6", "Hello");
+    other.bot_id = "botdm";
+    send = (struct worker_send){.job = &other};
+    worker_outcome_init(&out);
+    CHECK(slack_build_send(s, &send, "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(send.step == SLACK_STEP_OPEN);
+    worker_request_free(&req);
+    /* Someone conversations.open does not know: failed, with Slack's reason. */
+    struct worker_response nobody = answer(200, "{\"ok\":false,\"error\":\"user_not_found\"}");
+    worker_outcome_init(&out);
+    CHECK(slack_classify_send(s, &send, &nobody, &out) == WORKER_FINAL);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_FAILED);
+    CHECK_STR(out.error, "user_not_found");
+    /* A dropped answer to conversations.open posted nothing: RETRY, not UNKNOWN. */
+    send = (struct worker_send){.job = &other};
+    CHECK(slack_build_send(s, &send, "xoxb-test", &req, &out) == WORKER_REQUEST);
+    worker_request_free(&req);
+    struct worker_response dropped = answer(0, "");
+    dropped.transport = CURLE_GOT_NOTHING;
+    worker_outcome_init(&out);
+    CHECK(slack_classify_send(s, &send, &dropped, &out) == WORKER_FINAL);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY);
+
+    /* Other bots still post to user ids; a channel is never opened. */
+    Bcrm__V1__SendJob plain = job_for("U5", "Hello");
+    send = (struct worker_send){.job = &plain};
+    body = slack_build_post(s, &send, &req);
+    CHECK_STR(body_channel(body), "U5");
+    json_decref(body);
+    worker_request_free(&req);
+    Bcrm__V1__SendJob channel = job_for("C9", "Hello");
+    channel.bot_id = "botdm";
+    send = (struct worker_send){.job = &channel};
+    body = slack_build_post(s, &send, &req);
+    CHECK_STR(body_channel(body), "C9");
+    json_decref(body);
+    worker_request_free(&req);
+    /* channel_not_found for a channel is final. */
+    worker_outcome_init(&out);
+    CHECK(slack_classify_send(s, &send, &refused, &out) == WORKER_FINAL);
+    CHECK_STR(out.error, "channel_not_found");
+
+    /* The tick forgets the D... ids once their time is up. */
+    slack_tick(s, clock_mono_ms() + s->profile_ttl_ms + 1);
+    CHECK(worker_cache_count(s->dm_channels) == 0);
+    slack_platform.fini(s);
+}
+
+static char *page_of(int first, int count, const char *next_cursor)
+{
+    json_t *members = json_array();
+    for (int i = first; i < first + count; i++) {
+        char id[16], name[32], first_name[32];
+        snprintf(id, sizeof(id), "UF%04d", i);
+        snprintf(name, sizeof(name), "person.%d", i);
+        snprintf(first_name, sizeof(first_name), "First%d", i);
+        json_array_append_new(members, json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", id, "name", name,
+                                                 "real_name", "Some One", "profile", "first_name",
+                                                 first_name));
+    }
+    json_t *page = json_pack("{s:b, s:o, s:{s:s}}", "ok", 1, "members", members,
+                             "response_metadata", "next_cursor", next_cursor);
+    char *text = json_dumps(page, JSON_COMPACT);
+    json_decref(page);
+    return text;
+}
+
+static Bcrm__V1__SendJob fill_job(char *id_buf, int n)
+{
+    snprintf(id_buf, 16, "UF%04d", n);
+    Bcrm__V1__SendJob job = job_for(id_buf, "Hi {{first_name|there}}");
+    job.bot_id = "botfill";
+    return job;
+}
+
+/* Profiles at scale: a bot's first misses are looked up one by one; past twenty in
+ * a minute, users.list pages of 1000 fill the cache for every waiting send. */
+static void test_slack_fill(void)
+{
+    setenv("BCRM_SLACK_API_URL", "http://sim.test/api", 1);
+    struct slack_state *s = slack_platform.init();
+    struct worker_request req = {0};
+    struct worker_outcome out;
+    char ids[40][16];
+    Bcrm__V1__SendJob jobs[40];
+    struct worker_send sends[40];
+    for (int i = 0; i < 40; i++) {
+        jobs[i] = fill_job(ids[i], i);
+        sends[i] = (struct worker_send){.job = &jobs[i]};
+    }
+    for (int i = 0; i < 20; i++) {
+        worker_outcome_init(&out);
+        CHECK(slack_build_send(s, &sends[i], "xoxb-test", &req, &out) == WORKER_REQUEST);
+        CHECK(sends[i].step == SLACK_STEP_PROFILE);
+        CHECK_STR(req.url, "http://sim.test/api/users.info");
+        worker_request_free(&req);
+    }
+    /* The 21st miss reads the first page, for everyone. */
+    worker_outcome_init(&out);
+    CHECK(slack_build_send(s, &sends[20], "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(sends[20].step == SLACK_STEP_FILL && sends[20].wakes_waiters);
+    CHECK_STR(req.url, "http://sim.test/api/users.list");
+    CHECK_STR(req.body, "limit=1000");
+    CHECK(req.max_body >= (8u << 20));
+    worker_request_free(&req);
+    /* The next ones wait for it: no request of their own. */
+    for (int i = 21; i < 24; i++) {
+        CHECK(slack_build_send(s, &sends[i], "xoxb-test", &req, &out) == WORKER_WAIT);
+        CHECK(req.url == NULL && sends[i].wait_started_mono_ms > 0);
+    }
+    char *text = page_of(20, 3, "page2");
+    struct worker_response page = answer(200, text);
+    sends[20].wakes_waiters = false; /* the framework's part */
+    CHECK(slack_classify_send(s, &sends[20], &page, &out) == WORKER_REQUEST);
+    free(text);
+    for (int i = 20; i < 23; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "Hi First%d", i);
+        json_t *body = slack_build_post(s, &sends[i], &req);
+        CHECK_STR(json_string_value(json_object_get(body, "text")), want);
+        json_decref(body);
+        worker_request_free(&req);
+        worker_profile_clear(&sends[i].profile);
+    }
+    /* Not on the first page: this one fetches the second, from its cursor. */
+    CHECK(slack_build_send(s, &sends[23], "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(sends[23].step == SLACK_STEP_FILL);
+    CHECK_STR(req.body, "limit=1000&cursor=page2");
+    worker_request_free(&req);
+    /* A 429 on a page: the fetcher and the sends that need the fill go back as
+     * RETRY rate_limited, with the time to wait. */
+    struct worker_response limited = answer(429, "{\"ok\":false,\"error\":\"ratelimited\"}");
+    limited.retry_after_ms = 30000;
+    worker_outcome_init(&out);
+    CHECK(slack_classify_send(s, &sends[23], &limited, &out) == WORKER_FINAL);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && out.rate_limited);
+    worker_outcome_init(&out);
+    CHECK(slack_build_send(s, &sends[24], "xoxb-test", &req, &out) == WORKER_FINAL);
+    CHECK(out.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY && out.rate_limited &&
+          out.retry_after_ms > 29000);
+    CHECK(req.url == NULL);
+    struct slack_bot *b = slack_bot_find(s, "botfill");
+    CHECK(b != NULL && b->filling);
+    b->limited_until_ms = 0; /* as if the time had passed */
+    struct worker_send again = {.job = &jobs[24]};
+    CHECK(slack_build_send(s, &again, "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(again.step == SLACK_STEP_FILL);
+    worker_request_free(&req);
+    /* The last page: the end of the list. Someone not on it is looked up alone. */
+    text = page_of(23, 10, "");
+    page = answer(200, text);
+    CHECK(slack_classify_send(s, &again, &page, &out) == WORKER_REQUEST);
+    free(text);
+    CHECK(!b->filling);
+    json_t *body = slack_build_post(s, &again, &req);
+    CHECK_STR(json_string_value(json_object_get(body, "text")), "Hi First24");
+    json_decref(body);
+    worker_request_free(&req);
+    worker_profile_clear(&again.profile);
+    CHECK(slack_build_send(s, &sends[39], "xoxb-test", &req, &out) == WORKER_REQUEST);
+    CHECK(sends[39].step == SLACK_STEP_PROFILE);
+    worker_request_free(&req);
+
+    /* The tick wipes the profiles once their time is up, asked for or not. */
+    CHECK(profile_cache_count(s->profiles) == 13);
+    slack_tick(s, clock_mono_ms() + s->profile_ttl_ms - 1000);
+    CHECK(profile_cache_count(s->profiles) == 13);
+    slack_tick(s, clock_mono_ms() + s->profile_ttl_ms + 1);
+    CHECK(profile_cache_count(s->profiles) == 0);
+    slack_platform.fini(s);
+}
+
 int main(void)
 {
     test_slack_post_outcomes();
     test_slack_table();
     test_slack_build();
+    test_slack_dm();
+    test_slack_fill();
     test_messenger_outcomes();
     test_messenger_window();
     test_messenger_build();

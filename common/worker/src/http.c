@@ -25,6 +25,10 @@ void worker_request_free(struct worker_request *req)
 {
     wipe_string(req->url);
     free(req->url);
+    /* A personalised message carries a person's name. */
+    if (req->body != NULL) {
+        sodium_memzero(req->body, req->body_len);
+    }
     free(req->body);
     for (struct curl_slist *h = req->headers; h != NULL; h = h->next) {
         wipe_string(h->data);
@@ -84,6 +88,9 @@ int worker_request_json(struct worker_request *req, const json_t *body)
     char *text = json_dumps(body, JSON_COMPACT);
     if (text == NULL) {
         return -1;
+    }
+    if (req->body != NULL) {
+        sodium_memzero(req->body, req->body_len);
     }
     free(req->body);
     req->body = text;

@@ -1,15 +1,32 @@
-/* profile.c: profile fields for templates, and their short-lived cache. */
+/* profile.c: profile fields for templates, and their short-lived cache.
+ *
+ * The cache is a worker_cache (worker_cache.h) of heap copies: a profile expires
+ * BCRM_SENDER_PROFILE_TTL after it was read, and its owner sweeps the cache
+ * periodically so that an expired profile is wiped whether or not anyone asks
+ * for it again. */
 #include "bcrm/worker_profile.h"
 
+#include "bcrm/worker_cache.h"
+
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Names are a person's data: wiped before the heap may hand the block out again. */
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
+}
+
 void worker_profile_clear(struct worker_profile *p)
 {
-    free(p->first_name);
-    free(p->name);
-    free(p->real_name);
+    wipe_free(p->first_name);
+    wipe_free(p->name);
+    wipe_free(p->real_name);
     memset(p, 0, sizeof(*p));
 }
 
@@ -53,7 +70,7 @@ const char *worker_profile_lookup(void *profile, const char *field, size_t len)
             size_t n = strcspn(p->real_name, " ");
             char *word = strndup(p->real_name, n);
             if (word != NULL) {
-                free(p->first_name);
+                wipe_free(p->first_name);
                 p->first_name = word;
             }
             return word;
@@ -69,107 +86,73 @@ const char *worker_profile_lookup(void *profile, const char *field, size_t len)
     return NULL;
 }
 
-struct profile_entry {
-    char *key; /* "bot_id\x1fuser_id"; NULL for an empty slot */
-    struct worker_profile profile;
-    int64_t expires_ms;
-};
-
-struct profile_cache {
-    struct profile_entry *slots;
-    size_t capacity;
-    int64_t ttl_ms;
-};
-
-struct profile_cache *profile_cache_new(size_t capacity, int64_t ttl_ms)
+/* A cached profile is a copy on the heap, wiped when it leaves the cache. */
+static void profile_free(void *value)
 {
-    struct profile_cache *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return NULL;
+    struct worker_profile *p = value;
+    if (p != NULL) {
+        worker_profile_clear(p);
+        free(p);
     }
-    c->slots = calloc(capacity > 0 ? capacity : 1, sizeof(*c->slots));
-    if (c->slots == NULL) {
-        free(c);
-        return NULL;
-    }
-    c->capacity = capacity > 0 ? capacity : 1;
-    c->ttl_ms = ttl_ms;
-    return c;
 }
 
-static void entry_clear(struct profile_entry *e)
+struct profile_cache {
+    struct worker_cache *entries;
+};
+
+struct profile_cache *profile_cache_new(size_t max_entries, int64_t ttl_ms)
 {
-    free(e->key);
-    worker_profile_clear(&e->profile);
-    memset(e, 0, sizeof(*e));
+    struct profile_cache *c = calloc(1, sizeof(*c));
+    if (c != NULL && (c->entries = worker_cache_new(max_entries, ttl_ms, profile_free)) == NULL) {
+        free(c);
+        c = NULL;
+    }
+    return c;
 }
 
 void profile_cache_free(struct profile_cache *cache)
 {
-    if (cache == NULL) {
-        return;
+    if (cache != NULL) {
+        worker_cache_free(cache->entries);
+        free(cache);
     }
-    for (size_t i = 0; i < cache->capacity; i++) {
-        entry_clear(&cache->slots[i]);
-    }
-    free(cache->slots);
-    free(cache);
-}
-
-/* FNV-1a over the key: cheap and spreads ids that share a prefix. */
-static size_t slot_of(const struct profile_cache *c, const char *key)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++) {
-        h = (h ^ *p) * 1099511628211ULL;
-    }
-    return (size_t)(h % c->capacity);
-}
-
-static char *make_key(const char *bot_id, const char *user_id)
-{
-    size_t n = strlen(bot_id) + strlen(user_id) + 2;
-    char *key = malloc(n);
-    if (key != NULL) {
-        memcpy(key, bot_id, strlen(bot_id));
-        key[strlen(bot_id)] = '\x1f';
-        memcpy(key + strlen(bot_id) + 1, user_id, strlen(user_id) + 1);
-    }
-    return key;
 }
 
 int profile_cache_get(struct profile_cache *cache, const char *bot_id, const char *user_id,
                       int64_t now_ms, struct worker_profile *out)
 {
-    char *key = make_key(bot_id, user_id);
-    int rv = -1;
-    if (key == NULL) {
-        return -1;
-    }
-    struct profile_entry *e = &cache->slots[slot_of(cache, key)];
-    if (e->key != NULL && now_ms >= e->expires_ms) {
-        entry_clear(e);
-    }
-    if (e->key != NULL && strcmp(e->key, key) == 0) {
-        rv = worker_profile_copy(out, &e->profile);
-    }
-    free(key);
-    return rv;
+    const struct worker_profile *p = worker_cache_get(cache->entries, bot_id, user_id, now_ms);
+    return p != NULL ? worker_profile_copy(out, p) : -1;
+}
+
+bool profile_cache_has(struct profile_cache *cache, const char *bot_id, const char *user_id,
+                       int64_t now_ms)
+{
+    return worker_cache_get(cache->entries, bot_id, user_id, now_ms) != NULL;
 }
 
 void profile_cache_put(struct profile_cache *cache, const char *bot_id, const char *user_id,
                        const struct worker_profile *p, int64_t now_ms)
 {
-    char *key = make_key(bot_id, user_id);
-    if (key == NULL) {
+    struct worker_profile *copy = calloc(1, sizeof(*copy));
+    if (copy == NULL || worker_profile_copy(copy, p) != 0) {
+        free(copy);
         return;
     }
-    struct profile_entry *e = &cache->slots[slot_of(cache, key)];
-    entry_clear(e);
-    if (worker_profile_copy(&e->profile, p) != 0) {
-        free(key);
-        return;
-    }
-    e->key = key;
-    e->expires_ms = now_ms + cache->ttl_ms;
+    worker_cache_put(cache->entries, bot_id, user_id, copy, now_ms);
+}
+
+size_t profile_cache_sweep(struct profile_cache *cache, int64_t now_ms)
+{
+    return worker_cache_sweep(cache->entries, now_ms);
+}
+
+size_t profile_cache_count(const struct profile_cache *cache)
+{
+    return worker_cache_count(cache->entries);
+}
+
+int64_t profile_cache_ttl(const struct profile_cache *cache)
+{
+    return worker_cache_ttl(cache->entries);
 }

@@ -148,6 +148,7 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
         return;
     case TOKEN_UNAVAILABLE:
     case TOKEN_PENDING:
+    case TOKEN_INVALID: /* token_cache_get asks the vault instead */
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "vault_unavailable");
         return;
     case TOKEN_OK:
@@ -156,8 +157,13 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
     worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_OK, NULL);
     pool->platform->query(pool->state, t->easy, token.data, q, reply);
     token_copy_wipe(&token);
+    /* What the platform said of the token counts for the sends too: a refusal
+     * holds them back, an answer (a reconnected bot's VerifyBot) lets them go. */
     if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-        token_cache_forget(pool->tokens, q->bot_id);
+        token_cache_verdict(pool->tokens, q->org_id, q->bot_id, token.fp, TOKEN_REFUSED, false,
+                            reply->error);
+    } else if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_OK) {
+        token_cache_verdict(pool->tokens, q->org_id, q->bot_id, token.fp, TOKEN_WORKS, false, NULL);
     }
     if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_RATE_LIMITED) {
         limit_note(pool, q, clock_mono_ms(),

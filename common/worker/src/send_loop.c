@@ -10,11 +10,21 @@
  * shutdown fd and an eventfd the token cache's fetch threads write to.
  *
  * A job whose bot's token is not cached is parked while a fetch thread asks the
- * vault, so a slow vault holds up only the bots it is asked about.
+ * vault, so a slow vault holds up only the bots it is asked about. A token fresh
+ * from the vault is tried by one request first (token_cache.c's probe), the bot's
+ * other jobs parked until the platform has answered it; and once the platform
+ * refuses a token, the bot's jobs are answered RETRY with bot_token_invalid at
+ * once, without a request: none of them was delivered, and the scheduler pauses
+ * the bot on the first such answer.
+ *
+ * A module may also set a send aside (WORKER_WAIT) while it fetches data for many
+ * sends at once; those wait on a list of their own, and are built again when the
+ * request they wait for is answered (worker_send.wakes_waiters) or, at the
+ * latest, at the next tick.
  *
  * On SIGTERM the loop closes the PULL socket, answers RETRY for jobs it has not
- * started (they were definitely not sent), lets in-flight requests finish (each
- * bounded by BCRM_SENDER_TIMEOUT) and flushes the results.
+ * started and for waiting ones (they were definitely not sent), lets in-flight
+ * requests finish (each bounded by BCRM_SENDER_TIMEOUT) and flushes the results.
  */
 #include "worker_internal.h"
 
@@ -26,6 +36,7 @@
 
 #include <errno.h>
 #include <nng/supplemental/util/platform.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -51,7 +62,10 @@ struct transfer {
     struct transfer_io io;
     CURL *easy;
     int64_t started_mono_ms;
-    struct transfer *next_parked;
+    /* Which token the request in flight carries, and whether it is the probe. */
+    uint8_t token_fp[TOKEN_FP_BYTES];
+    bool token_probe;
+    struct transfer *next_parked; /* in the parked or the waiting list */
 };
 
 struct send_loop {
@@ -64,6 +78,8 @@ struct send_loop {
     int in_flight;            /* requests on the multi handle */
     int parked;               /* jobs waiting for a token */
     struct transfer *parked_head;
+    int waiting; /* sends a module set aside (WORKER_WAIT) */
+    struct transfer *waiting_head;
     uint64_t token_generation; /* of the token cache when the parked list was tried */
     bool parked_ready;         /* some parked transfers may have their token now */
     struct job_batch *current; /* jobs still to start, or NULL */
@@ -73,7 +89,7 @@ struct send_loop {
     bool draining;
 };
 
-enum build_result { BUILD_FINAL, BUILD_REQUEST, BUILD_PARKED };
+enum build_result { BUILD_FINAL, BUILD_REQUEST, BUILD_PARKED, BUILD_WAIT };
 
 static void batch_release(struct send_loop *loop, struct job_batch *b)
 {
@@ -95,10 +111,6 @@ static void job_finish(struct send_loop *loop, struct job_batch *b, const Bcrm__
     if (out->outcome != BCRM__V1__OUTCOME__OUTCOME_SENT) {
         out->platform_message_id[0] = '\0';
     }
-    if (out->bot_token_invalid) {
-        /* A revoked token must not stay in memory, nor be used for the next job. */
-        token_cache_forget(loop->cfg->tokens, job->bot_id);
-    }
     int64_t now = clock_mono_ms();
     result_queue_add(loop->cfg->results, job, out, now);
     metric_inc(loop->cfg->metrics->sends[out->outcome]);
@@ -119,8 +131,16 @@ static enum build_result transfer_build(struct transfer *t, struct worker_outcom
     case TOKEN_PENDING:
         return BUILD_PARKED;
     case TOKEN_MISSING:
-        worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_FAILED, "no_token");
+        /* Nothing was sent: back to pending, not counted, and the bot paused
+         * until it is reconnected. */
+        worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "no_token");
         out->bot_token_invalid = true;
+        return BUILD_FINAL;
+    case TOKEN_INVALID:
+        /* The platform refused this bot's token a moment ago: not sent at all. */
+        worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, token.data);
+        out->bot_token_invalid = true;
+        token_copy_wipe(&token);
         return BUILD_FINAL;
     case TOKEN_UNAVAILABLE:
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "vault_unavailable");
@@ -132,7 +152,31 @@ static enum build_result transfer_build(struct transfer *t, struct worker_outcom
     enum worker_next next =
         cfg->platform->build_send(cfg->state, &t->send, token.data, &t->req, out);
     token_copy_wipe(&token);
-    return next == WORKER_REQUEST ? BUILD_REQUEST : BUILD_FINAL;
+    if (next == WORKER_REQUEST) {
+        memcpy(t->token_fp, token.fp, TOKEN_FP_BYTES);
+        t->token_probe = token.probe;
+        return BUILD_REQUEST;
+    }
+    if (token.probe) {
+        /* No request came of it: the next send probes instead. */
+        token_cache_verdict(cfg->tokens, job->org_id, job->bot_id, token.fp, TOKEN_NO_VERDICT, true,
+                            NULL);
+    }
+    return next == WORKER_WAIT ? BUILD_WAIT : BUILD_FINAL;
+}
+
+/* What an answer says of the token it carried. */
+static enum token_verdict verdict_of(const struct worker_response *resp, enum worker_next next,
+                                     const struct worker_outcome *out)
+{
+    if (next == WORKER_FINAL && out->bot_token_invalid) {
+        return TOKEN_REFUSED;
+    }
+    if (resp->transport != CURLE_OK || resp->status == 0 || resp->status == 429 ||
+        resp->status >= 500 || (next == WORKER_FINAL && out->rate_limited)) {
+        return TOKEN_NO_VERDICT; /* said nothing of the token */
+    }
+    return TOKEN_WORKS;
 }
 
 /* Hands the transfer's request to the multi handle. 0 or -1 (out filled). */
@@ -144,7 +188,9 @@ static int transfer_start(struct transfer *t, struct worker_outcome *out)
         curl_easy_reset(t->easy);
     }
     if (t->easy == NULL ||
-        transfer_io_setup(t->easy, &t->io, &t->req, WORKER_SEND_MAX_BODY, false) != 0 ||
+        transfer_io_setup(t->easy, &t->io, &t->req,
+                          t->req.max_body > 0 ? t->req.max_body : WORKER_SEND_MAX_BODY,
+                          false) != 0 ||
         curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
         /* Wait for a connection that can multiplex (HTTP/2) rather than open a
          * new one; HTTP/1.1 platforms get a connection per request in flight. */
@@ -157,6 +203,16 @@ static int transfer_start(struct transfer *t, struct worker_outcome *out)
     return 0;
 }
 
+/* A request that never started carries no verdict; a probe is handed back. */
+static void transfer_release_probe(struct transfer *t)
+{
+    if (t->token_probe) {
+        t->token_probe = false;
+        token_cache_verdict(t->loop->cfg->tokens, t->send.job->org_id, t->send.job->bot_id,
+                            t->token_fp, TOKEN_NO_VERDICT, true, NULL);
+    }
+}
+
 static void transfer_free(struct transfer *t)
 {
     worker_request_free(&t->req);
@@ -164,7 +220,7 @@ static void transfer_free(struct transfer *t)
     worker_profile_clear(&t->send.profile);
     if (t->easy != NULL) {
         /* The handle holds copies of the URL (Messenger's access_token); cleaning
-         * it up frees them through the wiping allocator (curl_wipe.c). */
+         * it up frees them through the wiping allocator (wipe_alloc.c). */
         curl_easy_cleanup(t->easy);
     }
     free(t);
@@ -188,11 +244,22 @@ static void transfer_advance(struct send_loop *loop, struct transfer *t)
         loop->parked_head = t;
         loop->parked++;
         return;
+    case BUILD_WAIT:
+        if (!loop->draining) {
+            t->next_parked = loop->waiting_head;
+            loop->waiting_head = t;
+            loop->waiting++;
+            return;
+        }
+        /* Nothing of it was sent: the scheduler may give it to another replica. */
+        worker_outcome_set(&out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "sender_shutdown");
+        break;
     case BUILD_REQUEST:
         if (transfer_start(t, &out) == 0) {
             in_flight_changed(loop, 1);
             return;
         }
+        transfer_release_probe(t);
         break;
     case BUILD_FINAL:
         break;
@@ -232,6 +299,41 @@ static void unpark(struct send_loop *loop)
     }
 }
 
+/* Moves the waiting sends of bot_id (all of them when NULL) to the parked list,
+ * to be built again as soon as there is room. */
+static void wake_waiters(struct send_loop *loop, const char *bot_id)
+{
+    struct transfer **link = &loop->waiting_head;
+    while (*link != NULL) {
+        struct transfer *t = *link;
+        if (bot_id == NULL || strcmp(t->send.job->bot_id, bot_id) == 0) {
+            *link = t->next_parked;
+            loop->waiting--;
+            t->next_parked = loop->parked_head;
+            loop->parked_head = t;
+            loop->parked++;
+            loop->parked_ready = true;
+        } else {
+            link = &t->next_parked;
+        }
+    }
+}
+
+/* Drain: the waiting sends sent nothing, so they go back as RETRY at once. */
+static void refuse_waiters(struct send_loop *loop)
+{
+    while (loop->waiting_head != NULL) {
+        struct transfer *t = loop->waiting_head;
+        loop->waiting_head = t->next_parked;
+        loop->waiting--;
+        struct worker_outcome out;
+        worker_outcome_init(&out);
+        worker_outcome_set(&out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "sender_shutdown");
+        job_finish(loop, t->batch, t->send.job, &out);
+        transfer_free(t);
+    }
+}
+
 static void job_start(struct send_loop *loop, struct job_batch *b, const Bcrm__V1__SendJob *job)
 {
     const struct send_loop_config *cfg = loop->cfg;
@@ -254,7 +356,8 @@ static void job_start(struct send_loop *loop, struct job_batch *b, const Bcrm__V
     transfer_advance(loop, t);
 }
 
-/* A finished curl transfer: classify, then either finish the job or go on. */
+/* A finished curl transfer: classify, tell the token cache what the answer said
+ * of the token, then either finish the job or go on. */
 static void transfer_done(struct send_loop *loop, CURL *easy, CURLcode rc)
 {
     struct transfer *t = NULL;
@@ -269,12 +372,29 @@ static void transfer_done(struct send_loop *loop, CURL *easy, CURLcode rc)
     struct worker_outcome out;
     worker_outcome_init(&out);
     const struct send_loop_config *cfg = loop->cfg;
-    if (cfg->platform->classify_send(cfg->state, &t->send, &resp, &out) == WORKER_REQUEST) {
-        transfer_advance(loop, t);
-        return;
+    const Bcrm__V1__SendJob *job = t->send.job;
+    bool wake = t->send.wakes_waiters;
+    t->send.wakes_waiters = false;
+    enum worker_next next = cfg->platform->classify_send(cfg->state, &t->send, &resp, &out);
+    enum token_verdict verdict = verdict_of(&resp, next, &out);
+    if (t->token_probe || verdict == TOKEN_REFUSED) {
+        token_cache_verdict(cfg->tokens, job->org_id, job->bot_id, t->token_fp, verdict,
+                            t->token_probe, out.error);
     }
-    job_finish(loop, t->batch, t->send.job, &out);
-    transfer_free(t);
+    t->token_probe = false;
+    /* The job is kept alive by its batch until job_finish; copy the bot id for
+     * the wake-up, which comes after it. */
+    char bot_id[128];
+    snprintf(bot_id, sizeof(bot_id), "%s", job->bot_id);
+    if (next == WORKER_REQUEST) {
+        transfer_advance(loop, t);
+    } else {
+        job_finish(loop, t->batch, job, &out);
+        transfer_free(t);
+    }
+    if (wake) {
+        wake_waiters(loop, bot_id);
+    }
 }
 
 static void reap(struct send_loop *loop)
@@ -295,7 +415,7 @@ static bool can_take(const struct send_loop *loop)
      * of their own, so that a bot whose token is slow to come cannot take every
      * slot from the others. */
     int max = loop->cfg->max_in_flight;
-    return !loop->draining && loop->in_flight < max && loop->parked < max &&
+    return !loop->draining && loop->in_flight < max && loop->parked + loop->waiting < max &&
            result_queue_len(loop->cfg->results) < (size_t)max * 4;
 }
 
@@ -377,7 +497,9 @@ static void watch(struct send_loop *loop, int fd, uint32_t events)
 static void drain_begin(struct send_loop *loop)
 {
     loop->draining = true;
-    log_info("draining", "{s:i, s:i}", "in_flight", loop->in_flight, "parked", loop->parked);
+    log_info("draining", "{s:i, s:i, s:i}", "in_flight", loop->in_flight, "parked", loop->parked,
+             "waiting", loop->waiting);
+    refuse_waiters(loop);
     if (loop->current != NULL) {
         batch_refuse_rest(loop, loop->current);
     }
@@ -572,6 +694,11 @@ int send_loop_run(const struct send_loop_config *cfg)
         }
         if (now >= next_sweep) {
             token_cache_sweep(cfg->tokens);
+            if (cfg->platform->tick != NULL) {
+                cfg->platform->tick(cfg->state, now);
+            }
+            /* A waiting send may have waited long enough to go on another way. */
+            wake_waiters(&loop, NULL);
             next_sweep = now + 1000;
         }
         unpark(&loop);
@@ -583,7 +710,7 @@ int send_loop_run(const struct send_loop_config *cfg)
         }
         reap(&loop);
         result_queue_flush(cfg->results, false, clock_mono_ms());
-        if (loop.draining && loop.in_flight == 0 && loop.parked == 0) {
+        if (loop.draining && loop.in_flight == 0 && loop.parked == 0 && loop.waiting == 0) {
             break;
         }
         bool want_pull = loop.pull_open && can_take(&loop);

@@ -16,6 +16,18 @@
  * Copies handed out go into the caller's struct token_copy, which the caller wipes
  * (token_copy_wipe()): a stack buffer costs no allocation per send and leaves no
  * copy in the heap.
+ *
+ * A token is on probation until the platform has accepted it once: the send loop
+ * gets it for one request at a time (the probe), and the bot's other sends wait
+ * for that answer. When the platform refuses a token (revoked, invalid, the
+ * account gone), the entry becomes a refused one for invalid_ttl_ms: it holds no
+ * token, only its fingerprint and the platform's code, and every send of the bot
+ * in that time is answered at once, without the vault or the platform. So a
+ * revoked token costs one refused request per replica, not one per recipient,
+ * and the scheduler, told by those answers, pauses the bot. The refused entry
+ * ends with its time (the next send asks the vault again and probes with one
+ * request), or sooner when a query tries the token and the platform accepts it,
+ * or when the vault releases a different token for the bot.
  */
 #include "worker_internal.h"
 
@@ -26,6 +38,7 @@
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +56,11 @@ struct token_entry {
     char *bot_id;
     enum token_status status; /* TOKEN_PENDING while fetch != FETCH_NONE */
     enum fetch_state fetch;
-    struct secret token; /* data is NULL unless status is TOKEN_OK */
+    struct secret token;        /* data is NULL unless status is TOKEN_OK */
+    uint8_t fp[TOKEN_FP_BYTES]; /* TOKEN_OK and TOKEN_INVALID: which token */
+    bool proven;                /* TOKEN_OK: the platform accepted it */
+    bool probing;               /* TOKEN_OK, unproven: a send holds the probe */
+    char code[64];              /* TOKEN_INVALID: the platform's error code */
     int64_t expires_mono_ms;
     struct token_entry *next;
 };
@@ -54,6 +71,8 @@ struct token_cache {
     struct vault_client *vault; /* borrowed */
     Bcrm__V1__Platform platform;
     int64_t ttl_ms;
+    int64_t invalid_ttl_ms;
+    uint8_t fp_key[crypto_generichash_KEYBYTES];
     struct token_entry *head;
     bool stop;
     atomic_uint_fast64_t generation;
@@ -69,6 +88,17 @@ void token_copy_wipe(struct token_copy *t)
     t->len = 0;
 }
 
+static void fingerprint(const struct token_cache *c, const uint8_t *token, size_t len,
+                        uint8_t fp[TOKEN_FP_BYTES])
+{
+    crypto_generichash(fp, TOKEN_FP_BYTES, token, len, c->fp_key, sizeof(c->fp_key));
+}
+
+static bool same_fp(const uint8_t a[TOKEN_FP_BYTES], const uint8_t b[TOKEN_FP_BYTES])
+{
+    return sodium_memcmp(a, b, TOKEN_FP_BYTES) == 0;
+}
+
 static void entry_free(struct token_entry *e)
 {
     if (e->token.data != NULL) {
@@ -82,7 +112,7 @@ static void entry_free(struct token_entry *e)
 static void *fetch_main(void *arg);
 
 struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
-                                    int64_t ttl_ms, int fetch_threads)
+                                    int64_t ttl_ms, int64_t invalid_ttl_ms, int fetch_threads)
 {
     struct token_cache *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -93,6 +123,8 @@ struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platfo
     c->vault = vault;
     c->platform = platform;
     c->ttl_ms = ttl_ms;
+    c->invalid_ttl_ms = invalid_ttl_ms;
+    randombytes_buf(c->fp_key, sizeof(c->fp_key));
     atomic_init(&c->generation, 0);
     c->threads = calloc((size_t)(fetch_threads > 0 ? fetch_threads : 1), sizeof(*c->threads));
     if (c->threads == NULL) {
@@ -123,6 +155,7 @@ void token_cache_free(struct token_cache *cache)
         pthread_join(cache->threads[i], NULL);
     }
     free(cache->threads);
+    sodium_memzero(cache->fp_key, sizeof(cache->fp_key));
     struct token_entry *e = cache->head;
     while (e != NULL) {
         struct token_entry *next = e->next;
@@ -147,9 +180,17 @@ uint64_t token_cache_generation(struct token_cache *cache)
     return atomic_load(&cache->generation);
 }
 
-/* Copies the entry's answer into out (TOKEN_OK only) and returns its status. */
+/* Copies the entry's answer into out (the token for TOKEN_OK, the code for
+ * TOKEN_INVALID) and returns its status. */
 static enum token_status answer_locked(const struct token_entry *e, struct token_copy *out)
 {
+    out->probe = false;
+    if (e->status == TOKEN_INVALID) {
+        out->len = strlen(e->code);
+        memcpy(out->data, e->code, out->len + 1);
+        memcpy(out->fp, e->fp, TOKEN_FP_BYTES);
+        return TOKEN_INVALID;
+    }
     if (e->status != TOKEN_OK) {
         return e->status;
     }
@@ -159,6 +200,7 @@ static enum token_status answer_locked(const struct token_entry *e, struct token
     memcpy(out->data, e->token.data, e->token.len);
     out->data[e->token.len] = '\0';
     out->len = e->token.len;
+    memcpy(out->fp, e->fp, TOKEN_FP_BYTES);
     return TOKEN_OK;
 }
 
@@ -225,6 +267,7 @@ static void entry_fetch(struct token_cache *c, const struct token_entry *e, stru
     if (code == BCRM__V1__VAULT_CODE__VAULT_OK) {
         ans->status = TOKEN_OK;
         ans->token = released;
+        fingerprint(c, released.data, released.len, ans->fp);
         ans->expires_mono_ms = now + c->ttl_ms;
     } else if (code == BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND) {
         ans->status = TOKEN_MISSING;
@@ -244,7 +287,29 @@ static void answer_apply(struct token_entry *e, const struct token_entry *ans)
     e->fetch = FETCH_NONE;
     e->status = ans->status;
     e->token = ans->token;
+    memcpy(e->fp, ans->fp, TOKEN_FP_BYTES);
+    e->proven = false;
+    e->probing = false;
     e->expires_mono_ms = ans->expires_mono_ms;
+}
+
+/* The bot's answered entry (not one being fetched), or NULL. */
+static struct token_entry *answered_locked(struct token_cache *c, const char *bot_id, int64_t now)
+{
+    for (struct token_entry *e = c->head; e != NULL; e = e->next) {
+        if (e->fetch == FETCH_NONE && strcmp(e->bot_id, bot_id) == 0 && now < e->expires_mono_ms) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void changed_locked(struct token_cache *c)
+{
+    atomic_fetch_add(&c->generation, 1);
+    if (c->notify != NULL) {
+        c->notify(c->notify_arg);
+    }
 }
 
 /* Puts a fetched entry into the list in place of any other entry of its bot. */
@@ -256,14 +321,36 @@ static void insert_locked(struct token_cache *c, struct token_entry *e)
     atomic_fetch_add(&c->generation, 1);
 }
 
+/* Replaces the bot's entries by a refused one (no token: only which one it was). */
+static void refuse_locked(struct token_cache *c, const char *org_id, const char *bot_id,
+                          const uint8_t *fp, const char *code)
+{
+    struct token_entry *e = entry_new(org_id, bot_id);
+    if (e == NULL) {
+        remove_locked(c, bot_id); /* at least the refused token goes */
+        return;
+    }
+    e->status = TOKEN_INVALID;
+    e->fetch = FETCH_NONE;
+    memcpy(e->fp, fp, TOKEN_FP_BYTES);
+    snprintf(e->code, sizeof(e->code), "%s",
+             code != NULL && code[0] != '\0' ? code : "token_invalid");
+    e->expires_mono_ms = clock_mono_ms() + c->invalid_ttl_ms;
+    log_warn("bot token refused by the platform: its sends are held", "{s:s, s:s, s:I}", "bot_id",
+             bot_id, "error", e->code, "hold_ms", (json_int_t)c->invalid_ttl_ms);
+    insert_locked(c, e);
+}
+
 enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
                                   struct token_copy *out)
 {
     out->len = 0;
+    out->probe = false;
     int64_t now = clock_mono_ms();
     pthread_mutex_lock(&cache->lock);
     struct token_entry *hit = find_locked(cache, bot_id, now);
-    if (hit != NULL && hit->fetch == FETCH_NONE && strcmp(hit->org_id, org_id) == 0) {
+    if (hit != NULL && hit->fetch == FETCH_NONE && hit->status != TOKEN_INVALID &&
+        strcmp(hit->org_id, org_id) == 0) {
         enum token_status status = answer_locked(hit, out);
         pthread_mutex_unlock(&cache->lock);
         return status;
@@ -282,7 +369,15 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
     answer_apply(e, &ans);
     pthread_mutex_lock(&cache->lock);
     enum token_status status = answer_locked(e, out);
-    insert_locked(cache, e);
+    struct token_entry *refused = answered_locked(cache, bot_id, clock_mono_ms());
+    if (status == TOKEN_OK && refused != NULL && refused->status == TOKEN_INVALID &&
+        same_fp(refused->fp, e->fp)) {
+        /* The vault still holds the token the platform refused: the query may try
+         * it (its verdict can end the refusal), the sends stay held. */
+        entry_free(e);
+    } else {
+        insert_locked(cache, e);
+    }
     pthread_mutex_unlock(&cache->lock);
     return status;
 }
@@ -291,6 +386,7 @@ enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
                                   struct token_copy *out)
 {
     out->len = 0;
+    out->probe = false;
     int64_t now = clock_mono_ms();
     enum token_status status = TOKEN_PENDING;
     pthread_mutex_lock(&cache->lock);
@@ -300,7 +396,17 @@ enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
         remove_locked(cache, bot_id);
     }
     if (hit != NULL && hit->fetch == FETCH_NONE) {
-        status = answer_locked(hit, out);
+        if (hit->status == TOKEN_OK && !hit->proven) {
+            if (hit->probing) {
+                pthread_mutex_unlock(&cache->lock);
+                return TOKEN_PENDING; /* the probe's verdict will wake us */
+            }
+            hit->probing = true;
+            status = answer_locked(hit, out);
+            out->probe = true;
+        } else {
+            status = answer_locked(hit, out);
+        }
     } else if (hit == NULL) {
         struct token_entry *e = entry_new(org_id, bot_id);
         if (e == NULL) {
@@ -331,7 +437,7 @@ static void *fetch_main(void *arg)
             pthread_cond_wait(&c->work, &c->lock);
             continue;
         }
-        /* A running entry stays in the list, where forget and sweep leave it
+        /* A running entry stays in the list, where verdicts and sweep leave it
          * alone, and only this thread writes it until it is done. */
         e->fetch = FETCH_RUNNING;
         pthread_mutex_unlock(&c->lock);
@@ -341,18 +447,53 @@ static void *fetch_main(void *arg)
         answer_apply(e, &ans);
         unlink_locked(c, e);
         insert_locked(c, e);
-        if (c->notify != NULL) {
-            c->notify(c->notify_arg);
-        }
+        changed_locked(c);
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;
 }
 
-void token_cache_forget(struct token_cache *cache, const char *bot_id)
+void token_cache_verdict(struct token_cache *cache, const char *org_id, const char *bot_id,
+                         const uint8_t fp[TOKEN_FP_BYTES], enum token_verdict verdict, bool probe,
+                         const char *code)
 {
     pthread_mutex_lock(&cache->lock);
-    remove_locked(cache, bot_id);
+    struct token_entry *cur = answered_locked(cache, bot_id, clock_mono_ms());
+    bool same = cur != NULL && same_fp(cur->fp, fp);
+    bool changed = false;
+    switch (verdict) {
+    case TOKEN_REFUSED:
+        /* A newer token released meanwhile is not judged by an answer to the old
+         * one; the same token refused again changes nothing. */
+        if (cur == NULL || (cur->status == TOKEN_OK && same) ||
+            (cur->status == TOKEN_INVALID && !same) ||
+            (cur->status != TOKEN_OK && cur->status != TOKEN_INVALID)) {
+            refuse_locked(cache, org_id, bot_id, fp, code);
+            changed = true;
+        }
+        break;
+    case TOKEN_WORKS:
+        if (same && cur->status == TOKEN_OK && (!cur->proven || cur->probing)) {
+            cur->proven = true;
+            cur->probing = false;
+            changed = true;
+        } else if (same && cur->status == TOKEN_INVALID) {
+            /* The platform takes the refused token again (a query after the bot
+             * was reconnected): the sends may go, with a fresh release. */
+            remove_locked(cache, bot_id);
+            changed = true;
+        }
+        break;
+    case TOKEN_NO_VERDICT:
+        if (probe && same && cur->status == TOKEN_OK && cur->probing) {
+            cur->probing = false; /* the next send probes */
+            changed = true;
+        }
+        break;
+    }
+    if (changed) {
+        changed_locked(cache);
+    }
     pthread_mutex_unlock(&cache->lock);
 }
 

@@ -27,9 +27,10 @@ struct transfer_io {
     char *captured; /* malloc'd value of req->capture_header, or NULL */
 };
 
-/* curl_wipe.c: curl_global_init with an allocator that wipes every block libcurl
- * frees (its copies of URLs and headers hold tokens). 0 or -1. */
-int worker_curl_global_init(void);
+/* wipe_alloc.c: curl_global_init with an allocator that wipes every block libcurl
+ * frees (its copies of URLs and headers hold tokens), and the same free for
+ * jansson (parsed answers hold profiles). Before any other use of either. 0 or -1. */
+int worker_wipe_alloc_init(void);
 
 /* Sets every option of easy for req. allow_replay: whether libcurl may resend
  * the body (only for reads). 0 or -1. */
@@ -46,40 +47,73 @@ enum token_status {
     TOKEN_OK,          /* *out holds a copy of the token */
     TOKEN_MISSING,     /* the vault has no token for this bot */
     TOKEN_UNAVAILABLE, /* the vault could not be asked or refused us */
-    TOKEN_PENDING,     /* token_cache_try only: asked; notify() tells when answered */
+    TOKEN_PENDING,     /* token_cache_try only: asked, or the bot's probe is out;
+                        * notify() tells when to try again */
+    TOKEN_INVALID,     /* token_cache_try only: the platform refused the bot's
+                        * token a moment ago; *out holds its error code */
 };
 /* The vault stores tokens of at most 4096 bytes. */
 #define WORKER_TOKEN_MAX 4096
+#define TOKEN_FP_BYTES 16
 /* A caller's copy of a token, usually on its stack: wipe it with token_copy_wipe()
  * as soon as the request that needs it is built. */
 struct token_copy {
-    char data[WORKER_TOKEN_MAX + 1]; /* NUL-terminated */
+    char data[WORKER_TOKEN_MAX + 1]; /* NUL-terminated; TOKEN_INVALID: the error code */
     size_t len;
+    /* A keyed hash of the token (a key of the cache's own, made at random): it
+     * names the token in token_cache_verdict() without being a copy of it. */
+    uint8_t fp[TOKEN_FP_BYTES];
+    /* token_cache_try: the caller holds the bot's probe, the one request allowed
+     * with a token the platform has not accepted yet; it must report a verdict
+     * (TOKEN_NO_VERDICT if it made no request) with probe set. */
+    bool probe;
 };
 void token_copy_wipe(struct token_copy *t);
 
+/* What the platform made of a token. */
+enum token_verdict {
+    TOKEN_WORKS,      /* an answer that the token was accepted for */
+    TOKEN_REFUSED,    /* revoked, invalid, the account gone */
+    TOKEN_NO_VERDICT, /* no answer about it (a transport failure, a 5xx, a 429) */
+};
+
 struct token_cache;
-/* fetch_threads ask the vault for token_cache_try's misses. NULL when out of
- * memory. */
+/* fetch_threads ask the vault for token_cache_try's misses; invalid_ttl_ms is how
+ * long a refused token holds its bot's sends back. NULL when out of memory. */
 struct token_cache *token_cache_new(struct vault_client *vault, Bcrm__V1__Platform platform,
-                                    int64_t ttl_ms, int fetch_threads);
+                                    int64_t ttl_ms, int64_t invalid_ttl_ms, int fetch_threads);
 /* Stops the fetch threads (waiting for a vault call in progress) and wipes every
  * token. */
 void token_cache_free(struct token_cache *cache);
 /* notify(arg) runs on a fetch thread, with the cache locked, after each answer
  * (it should only wake the caller's loop); NULL stops the calls. */
 void token_cache_set_notify(struct token_cache *cache, void (*notify)(void *arg), void *arg);
-/* Changes whenever an answer from the vault is added. */
+/* Changes whenever an answer from the vault is added, or a verdict changes what
+ * token_cache_try answers. */
 uint64_t token_cache_generation(struct token_cache *cache);
-/* Blocking: on a miss, asks the vault on the calling thread (query threads). */
+/* Blocking: on a miss, asks the vault on the calling thread (query threads).
+ * A query is an explicit question (a reconnected bot's VerifyBot): it does not
+ * wait for probes, and for a bot whose token was refused it asks the vault
+ * afresh and gets the token to try. */
 enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
                                   struct token_copy *out);
 /* Never blocks: on a miss, a fetch thread asks the vault, and TOKEN_PENDING says
- * to try again after the next notify (the send loop). */
+ * to try again after the next notify (the send loop). A token the platform has
+ * not accepted yet goes to one caller at a time (out->probe): the others get
+ * TOKEN_PENDING until its verdict, so a revoked token costs one refused request,
+ * not one per queued send. */
 enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
                                   struct token_copy *out);
-/* Drops the bot's entry (the platform said its token is invalid). */
-void token_cache_forget(struct token_cache *cache, const char *bot_id);
+/* Reports the platform's verdict on the token fp names for bot_id. TOKEN_REFUSED
+ * wipes the token and keeps a refused entry (with code, e.g. "token_revoked") for
+ * invalid_ttl_ms, during which token_cache_try answers TOKEN_INVALID without the
+ * vault or the platform; a newer token released meanwhile is left alone.
+ * TOKEN_WORKS proves the token (or ends a refused entry of that same token: the
+ * platform accepts it again). probe: the report of a caller that held the probe.
+ * Takes the lock; safe on any thread. */
+void token_cache_verdict(struct token_cache *cache, const char *org_id, const char *bot_id,
+                         const uint8_t fp[TOKEN_FP_BYTES], enum token_verdict verdict, bool probe,
+                         const char *code);
 /* Wipes and frees expired entries; returns how many remain. */
 size_t token_cache_sweep(struct token_cache *cache);
 

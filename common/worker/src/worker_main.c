@@ -22,12 +22,15 @@
 #define WORKER_DEFAULT_IN_FLIGHT 1024
 /* The longest a released token may stay in a sender's memory. */
 #define WORKER_TOKEN_TTL_MAX_MS (5 * 60 * 1000)
+/* How long a token the platform refused holds its bot's sends back by default. */
+#define WORKER_TOKEN_INVALID_TTL_MS 10000
 
 struct worker_config {
     const char *sender_id;
     int max_in_flight;
     int query_threads;
     int64_t token_ttl_ms;
+    int64_t token_invalid_ttl_ms;
     int vault_threads;
     int result_batch;
     int64_t result_flush_ms;
@@ -54,6 +57,15 @@ static void worker_config_read(const struct worker_platform *p, struct worker_co
         fprintf(stderr,
                 "BCRM_SENDER_TOKEN_TTL: %lld ms is out of range: want 1ms to %lld ms (5m)\n",
                 (long long)c->token_ttl_ms, (long long)WORKER_TOKEN_TTL_MAX_MS);
+        exit(2);
+    }
+    c->token_invalid_ttl_ms =
+        config_duration_ms("BCRM_SENDER_TOKEN_INVALID_TTL", WORKER_TOKEN_INVALID_TTL_MS);
+    if (c->token_invalid_ttl_ms < 1 || c->token_invalid_ttl_ms > WORKER_TOKEN_TTL_MAX_MS) {
+        fprintf(stderr,
+                "BCRM_SENDER_TOKEN_INVALID_TTL: %lld ms is out of range: want 1ms to %lld ms "
+                "(5m)\n",
+                (long long)c->token_invalid_ttl_ms, (long long)WORKER_TOKEN_TTL_MAX_MS);
         exit(2);
     }
     c->result_batch = (int)config_int("BCRM_SENDER_RESULT_BATCH", 64, 1, 10000);
@@ -108,7 +120,7 @@ int worker_main(const struct worker_platform *p)
         return 1;
     }
     shutdown_install();
-    if (sodium_init() < 0 || worker_curl_global_init() != 0) {
+    if (sodium_init() < 0 || worker_wipe_alloc_init() != 0) {
         log_fatal("library initialisation failed", NULL);
         return 1;
     }
@@ -144,8 +156,8 @@ int worker_main(const struct worker_platform *p)
     if (worker_sockets_open(&cfg, &pull, &push, &rep) != 0) {
         goto out;
     }
-    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms, cfg.vault_threads)) ==
-            NULL ||
+    if ((tokens = token_cache_new(vault, p->platform, cfg.token_ttl_ms, cfg.token_invalid_ttl_ms,
+                                  cfg.vault_threads)) == NULL ||
         (results = result_queue_new(push, cfg.sender_id, (size_t)cfg.result_batch,
                                     cfg.result_flush_ms)) == NULL) {
         log_fatal("out of memory", NULL);

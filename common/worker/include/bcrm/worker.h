@@ -10,7 +10,9 @@
  *
  * A send may take several requests (a profile lookup, then the message): the
  * framework calls build_send, performs the request, and calls classify_send,
- * which either gives the final outcome or asks for the next request.
+ * which either gives the final outcome or asks for the next request. A send may
+ * also wait (WORKER_WAIT) for something the module is fetching on behalf of many
+ * sends at once (a page of profiles) before it makes a request of its own.
  */
 #ifndef BCRM_WORKER_H
 #define BCRM_WORKER_H
@@ -25,18 +27,35 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define WORKER_SEND_SCRATCH 128
+
 /* One send in progress. The framework owns it; modules read the job and keep
- * their per-send progress in step and profile. */
+ * their per-send progress in step, profile and scratch. */
 struct worker_send {
     const Bcrm__V1__SendJob *job;  /* borrowed; valid until the outcome is final */
     int step;                      /* module-defined; 0 before the first request */
     struct worker_profile profile; /* filled by a module's profile step */
     bool have_profile;
+    /* Set by build_send on a request that other sends wait for (WORKER_WAIT):
+     * once its answer is classified, the framework builds every waiting send of
+     * the same bot again. The framework clears it after each request. */
+    bool wakes_waiters;
+    /* Module-defined: when the send began to wait, 0 while it does not. */
+    int64_t wait_started_mono_ms;
+    /* Module-defined per-send state, zeroed when the send starts. */
+    _Alignas(8) unsigned char scratch[WORKER_SEND_SCRATCH];
 };
 
 enum worker_next {
     WORKER_FINAL,   /* out holds the final outcome */
     WORKER_REQUEST, /* perform the request (build_send) / build the next one (classify) */
+    /* build_send only: the send cannot go on until data the module is fetching
+     * for many sends arrives (another send's request with wakes_waiters). The
+     * framework sets it aside, holding no request and no token, and calls
+     * build_send again when that request is answered, or at the latest after a
+     * second. A send may wait only while nothing it sent can have delivered a
+     * message, so that a sender shutting down may answer it RETRY. */
+    WORKER_WAIT,
 };
 
 struct worker_platform {
@@ -76,6 +95,9 @@ struct worker_platform {
      * OAuth code exchange, made before the bot has one); query() then gets a NULL
      * token and no token is released for it. NULL: every query needs the token. */
     bool (*query_needs_token)(const Bcrm__V1__PlatformQuery *query);
+    /* Optional: called on the send loop about once a second, to sweep what the
+     * module keeps for a limited time (profiles). */
+    void (*tick)(void *state, int64_t now_mono_ms);
 };
 
 /* Runs a sender for platform until SIGTERM; returns the process exit status. */

@@ -1,8 +1,9 @@
 /* worker_http.h: the HTTP pieces the platform modules share: the request a module
  * builds, the response it classifies, and a synchronous perform for queries.
  *
- * Requests may carry a bot token (a header for Slack, the URL for Messenger), so
- * worker_request_free() wipes the URL and the headers before freeing them.
+ * Requests may carry a bot token (a header for Slack, the URL for Messenger) and
+ * a person's name (a personalised message), so worker_request_free() wipes the
+ * URL, the headers and the body before freeing them.
  */
 #ifndef BCRM_WORKER_HTTP_H
 #define BCRM_WORKER_HTTP_H
@@ -24,6 +25,9 @@ struct worker_request {
     /* Optional: the name of one response header to keep, lower case with its
      * colon ("x-oauth-scopes:"); a literal, borrowed. */
     const char *capture_header;
+    /* Optional: the largest answer accepted, bytes; 0 for the default (a send's
+     * answer: 1 MiB). A page of 1000 Slack members needs more. */
+    size_t max_body;
 };
 
 /* Wipes and frees everything the request owns and zeroes it. */

@@ -1,4 +1,4 @@
-/* curl_wipe.c: libcurl's memory, wiped when it is freed.
+/* wipe_alloc.c: libcurl's and jansson's memory, wiped when it is freed.
  *
  * A request carries its bot's token: in the Authorization header (Slack) or in the
  * URL's query string (Messenger's access_token). libcurl copies both: the URL
@@ -9,9 +9,14 @@
  * wiped. libcurl lets a program supply its allocator (curl_global_init_mem): this
  * one zeroes every block before it goes back to the heap, so what libcurl frees
  * is gone, and what it still holds is freed with the easy handle that used it.
+ *
+ * jansson gets the same free (json_set_alloc_funcs): the answers it parses hold
+ * people's names and emails (users.info, users.list pages), and its strings
+ * would otherwise outlive the profile cache's expiry in freed blocks.
  */
 #include "worker_internal.h"
 
+#include <jansson.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -54,8 +59,9 @@ static char *wipe_strdup(const char *s)
     return copy;
 }
 
-int worker_curl_global_init(void)
+int worker_wipe_alloc_init(void)
 {
+    json_set_alloc_funcs(malloc, wipe_free);
     return curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wipe_free, wipe_realloc, wipe_strdup,
                                 calloc) == CURLE_OK
                ? 0

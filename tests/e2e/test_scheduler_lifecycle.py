@@ -190,12 +190,12 @@ class LifecycleTest(unittest.TestCase):
 
     def test_cancel_while_running(self):
         with Stack() as s:
-            # Paced at 30/s with answers taking 300 ms: many pending, several in flight
+            # Paced at 50/s with answers taking 100 ms: many pending, several in flight
             # at any time. Threads enough that no request queues at the simulator, so
             # that its request log shows when each one was sent.
-            w = Lifecycle(s, scheduler_env={'BCRM_SLACK_RATE_PER_MINUTE': '1800'}, users=400,
+            w = Lifecycle(s, scheduler_env={'BCRM_SLACK_RATE_PER_MINUTE': '3000'}, users=600,
                           sim_env={'SLACK_SIM_THREADS': '64'})
-            w.slow_down(300)
+            w.slow_down(100)
             cid = w.campaign_full()
             w.act(cid, 'schedule')
             w.wait(cid, lambda c: c['stats']['sent'] >= 20, 'first sends')
@@ -218,11 +218,9 @@ class LifecycleTest(unittest.TestCase):
             self.assertLessEqual({w.dm_to_user.get((r.get('body') or {}).get('channel'),
                                                    (r.get('body') or {}).get('channel'))
                                   for r in after}, in_flight, 'handed out after the cancel')
-            # ... and what was out went within about a second. (A request handed out
-            # just before may wait for one of the sender's busy connections, one
-            # simulated latency or two: hence not exactly a second.)
-            self.assertEqual([ms for ms in delays if ms > 1500], [],
-                             'requests long after the cancel')
+            # ... and what was out went within a second.
+            self.assertEqual([ms for ms in delays if ms > 1000], [],
+                             'requests more than a second after the cancel')
             # What was in flight lands as it really went: sent.
             self.wait_for('results in flight', lambda: w.sql_one(
                 "SELECT count(*) FROM deliveries WHERE status = 'sending'"
@@ -241,7 +239,7 @@ class LifecycleTest(unittest.TestCase):
             sent = sum(1 for st, _ in deliveries.values() if st == 'sent')
             self.assertEqual(stats['sent'], sent)
             self.assertEqual(stats['cancelled'], len(deliveries) - sent)
-            self.assertGreater(stats['cancelled'], 250)
+            self.assertGreater(stats['cancelled'], 400)
             self.assertEqual(stats['pending'], 0)
             self.assertEqual(stats['total'], len(w.expected))
             self.assertEqual(stats['sent'] + stats['cancelled'], stats['total'], stats)

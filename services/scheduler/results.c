@@ -87,7 +87,8 @@ static const char APPLY_SQL[] =
     " WHERE d.id = x.id AND d.lease_id = x.lease_id"
     "   AND (d.status = 'sending'"
     "     OR (d.status = 'unknown' AND d.last_error = 'lease_expired' AND x.outcome = 'sent'))"
-    " RETURNING d.status, x.was_sending, extract(epoch FROM d.sent_at - d.due_at), x.bot_id";
+    " RETURNING d.status, x.was_sending,"
+    "   extract(epoch FROM d.sent_at - coalesce(d.lateness_from, d.due_at)), x.bot_id";
 
 /* A 429 pauses the whole bot (pacing.h): recorded for every scheduler to see. */
 static const char PAUSE_BOTS_SQL[] =

@@ -17,9 +17,11 @@ void sched_metrics_init(void)
     m->due_backlog =
         metrics_gauge("bcrm_scheduler_due_backlog",
                       "Pending deliveries that are due now and not yet claimed.", NULL);
-    m->lateness = metrics_histogram(
-        "bcrm_scheduler_lateness_seconds", "Seconds from a delivery's due time to its sending.",
-        NULL, lateness_bounds, sizeof(lateness_bounds) / sizeof(lateness_bounds[0]));
+    m->lateness = metrics_histogram("bcrm_scheduler_lateness_seconds",
+                                    "Seconds from when a delivery could go (its due time, or its "
+                                    "send window opening) to its sending.",
+                                    NULL, lateness_bounds,
+                                    sizeof(lateness_bounds) / sizeof(lateness_bounds[0]));
     static const char *const outcome_labels[SCHED_RESULT_KINDS] = {
         "outcome=\"sent\"", "outcome=\"retry\"", "outcome=\"failed\"", "outcome=\"unknown\"",
         "outcome=\"stale\""};

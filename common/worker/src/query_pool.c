@@ -14,6 +14,7 @@
 #include "bcrm/metrics.h"
 #include "bcrm/worker_reply.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -262,6 +263,12 @@ static void *query_thread_main(void *arg)
             nng_msg_free(nng_aio_get_msg(t->aio));
             log_warn("query reply not sent", "{s:s}", "error", nng_strerror(rv));
         }
+        /* A page of users parsed and packed (a megabyte of JSON, its tree, the
+         * reply) is free now: give the pages back to the system rather than keep
+         * the high-water mark of the largest answer for the life of the process.
+         * Pages given back come back zeroed, which also drops the profiles that
+         * the freed blocks held. */
+        malloc_trim(0);
     }
     return NULL;
 }

@@ -192,9 +192,12 @@ static int transfer_start(struct transfer *t, struct worker_outcome *out)
                           t->req.max_body > 0 ? t->req.max_body : WORKER_SEND_MAX_BODY,
                           false) != 0 ||
         curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
-        /* Wait for a connection that can multiplex (HTTP/2) rather than open a
-         * new one; HTTP/1.1 platforms get a connection per request in flight. */
-        curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+        /* Over TLS, wait for a connection that can multiplex (HTTP/2) rather than
+         * open a new one. Plain http:// never multiplexes (no h2c), and waiting
+         * there would queue a request behind a busy connection for a whole
+         * platform latency: HTTP/1.1 gets a connection per request in flight. */
+        curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT,
+                         strncmp(t->req.url, "https://", 8) == 0 ? 1L : 0L) != CURLE_OK ||
         curl_multi_add_handle(t->loop->multi, t->easy) != CURLM_OK) {
         worker_outcome_set(out, BCRM__V1__OUTCOME__OUTCOME_RETRY, "request_setup_failed");
         return -1;

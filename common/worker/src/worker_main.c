@@ -11,6 +11,7 @@
 #include "bcrm/shutdown.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <nng/supplemental/util/platform.h>
@@ -120,6 +121,12 @@ int worker_main(const struct worker_platform *p)
         return 1;
     }
     shutdown_install();
+    /* glibc gives each thread that allocates an arena of its own, and a page of
+     * users parsed on one query thread leaves its freed memory in that arena, where
+     * no other thread reuses it: with the send loop, the query and the vault threads,
+     * a sender's RSS would grow to several pages' worth per thread. Two arenas keep
+     * the send loop off the query threads' locks and the footprint small. */
+    mallopt(M_ARENA_MAX, 2);
     if (sodium_init() < 0 || worker_wipe_alloc_init() != 0) {
         log_fatal("library initialisation failed", NULL);
         return 1;

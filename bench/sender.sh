@@ -10,7 +10,7 @@
 # (scripts/stack.py), feeds jobs with tests/integration/sender_driver (no
 # scheduler), and prints one JSON line per run, the medians, and a Markdown row.
 #
-# Tunables (environment): RUNS=5 JOBS=20000 LATENCY_MS=200 SIM_THREADS=256
+# Tunables (environment): RUNS=5 JOBS=20000 LATENCY_MS=200 SIM_THREADS=8
 # IN_FLIGHT=<BCRM_SENDER_MAX_IN_FLIGHT, default the sender's own>.
 set -euo pipefail
 SOURCE_DIR="$(cd "$(dirname "$0")/.." && pwd)"

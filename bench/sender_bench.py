@@ -30,7 +30,7 @@ from stack import Stack  # noqa: E402
 RUNS = int(os.environ.get('RUNS', '5'))
 JOBS = int(os.environ.get('JOBS', '20000'))
 LATENCY_MS = int(os.environ.get('LATENCY_MS', '200'))
-SIM_THREADS = os.environ.get('SIM_THREADS', '256')
+SIM_THREADS = os.environ.get('SIM_THREADS', '8')
 IN_FLIGHT = os.environ.get('IN_FLIGHT')  # BCRM_SENDER_MAX_IN_FLIGHT; default: the sender's
 TICK = os.sysconf('SC_CLK_TCK')
 

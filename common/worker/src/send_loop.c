@@ -192,6 +192,10 @@ static int transfer_start(struct transfer *t, struct worker_outcome *out)
                           t->req.max_body > 0 ? t->req.max_body : WORKER_SEND_MAX_BODY,
                           false) != 0 ||
         curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
+        /* A platform's answer to a send is a KiB or two; the default 16 KiB download
+         * buffer per request in flight would be most of a sender's memory. Larger
+         * answers (a users.list page) just take more reads. */
+        curl_easy_setopt(t->easy, CURLOPT_BUFFERSIZE, 4096L) != CURLE_OK ||
         /* Over TLS, wait for a connection that can multiplex (HTTP/2) rather than
          * open a new one. Plain http:// never multiplexes (no h2c), and waiting
          * there would queue a request behind a busy connection for a whole

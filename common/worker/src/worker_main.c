@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Enough requests in flight for a 200 ms platform to take 5000 sends a second
- * (bench/README.md, "Senders"). */
-#define WORKER_DEFAULT_IN_FLIGHT 1024
+/* Enough requests in flight for a 200 ms platform to take 2500 sends a second per
+ * replica (bench/README.md, "Senders"), at about 30 KiB of libcurl's buffers each:
+ * the default keeps a sender under 32 MB. */
+#define WORKER_DEFAULT_IN_FLIGHT 512
 /* The longest a released token may stay in a sender's memory. */
 #define WORKER_TOKEN_TTL_MAX_MS (5 * 60 * 1000)
 /* How long a token the platform refused holds its bot's sends back by default. */

@@ -12,6 +12,8 @@ pages), vault, sender-slack, sender-messenger, api.
 * The token of another workspace, of another bot user (another app), of another
   page: 409 naming the field and the identity that differs, and nothing changed
   (the bot's row and the very ciphertext the vault holds, no staged row left).
+* A bot whose app was uninstalled (Slack's app_uninstalled, as slack-sim signs and
+  delivers it: the token destroyed) takes the token of the reinstall.
 * A token the platform refuses: 422 with the platform's error; no sender: 503;
   both leave everything as it was.
 * Bad JSON, a missing token, the other platform's field or platform, a bot of
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR',
 from stack import Stack, http_request  # noqa: E402
 
 S = None
+SLACK_SECRET = 'slack-signing-secret-' + uuid.uuid4().hex
 
 
 def setUpModule():
@@ -39,14 +42,16 @@ def setUpModule():
     try:
         S.start_postgres()
         S.make_keys()
-        S.start('slack-sim', env={'SLACK_SIM_WORKSPACES': '2', 'SLACK_SIM_USERS': '40'},
+        S.start('slack-sim', env={'SLACK_SIM_WORKSPACES': '2', 'SLACK_SIM_USERS': '40',
+                                  'SLACK_SIM_SIGNING_SECRET': SLACK_SECRET,
+                                  'SLACK_SIM_EVENTS_URL': S.api_url + '/v1/webhooks/slack/events'},
                 wait=False)
         S.start('messenger-sim', env={'MESSENGER_SIM_PAGES': '2'}, wait=False)
         S.start('vault', wait=False)
         S.start('sender-slack', wait=False)
         S.start('sender-messenger', wait=False)
-        S.start('api', env={'BCRM_PASSWORD_HASH_COST': 'min', 'BCRM_API_QUERY_TIMEOUT': '3s'},
-                wait=False)
+        S.start('api', env={'BCRM_PASSWORD_HASH_COST': 'min', 'BCRM_API_QUERY_TIMEOUT': '3s',
+                            'BCRM_SLACK_SIGNING_SECRET': SLACK_SECRET}, wait=False)
         S.wait_ready([S.procs[k] for k in ('slack-sim', 'messenger-sim', 'vault', 'sender-slack',
                                            'sender-messenger', 'api')])
     except Exception:
@@ -182,6 +187,26 @@ class ReconnectTest(unittest.TestCase):
         # The token went to the vault only.
         self.assertNotIn(self.ws['token'], S.log('api'))
         self.assertNotIn(self.ws['token'], S.pg_dump())
+
+    def test_uninstalled_app_is_reconnected(self):
+        bot = self.connect(token=self.other_ws['token'])
+        paused = self.campaign(bot, 'schedule')
+        _, _, answer = S.sim('POST', '/_sim/events', {'type': 'app_uninstalled',
+                                                      'team_id': self.other_ws['team_id']})
+        self.assertEqual(answer['status'], 200, answer)
+        self.assertEqual(self.get_bot(bot)['status'], 'token_invalid')
+        self.assertEqual(self.stored(bot), (None, False), 'the token was not destroyed')
+        self.assertEqual(S.api('GET', f'/v1/orgs/{self.org}/campaigns/{paused["id"]}')[2]
+                         ['status'], 'paused')
+        # Reinstalled: the workspace's token works again.
+        S.sim('POST', '/_sim/faults', {'restore_token': self.other_ws['team_id']})
+        status, _, body = self.reconnect(bot, {'token': self.other_ws['token']})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body['status'], body['team_id'], body['paused_campaigns']),
+                         ('active', self.other_ws['team_id'], [paused['id']]))
+        self.assertIsNotNone(self.stored(bot)[0])
+        status, _, page = S.api('GET', f'/v1/orgs/{self.org}/bots/{bot["id"]}/users?limit=5')
+        self.assertEqual(status, 200, page)
 
     def test_active_bot_takes_a_new_token_too(self):
         bot = self.connect()

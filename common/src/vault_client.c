@@ -4,6 +4,7 @@
 #include "bcrm/bus.h"
 #include "bcrm/clock.h"
 #include "bcrm/config.h"
+#include "bcrm/token_staging.h"
 #include "bcrm/vault_box.h"
 
 #include <stdio.h>
@@ -172,14 +173,25 @@ int vault_store_token(struct vault_client *vc, const char *org_id, const char *b
     return rv;
 }
 
-int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
-                        Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen)
+/* Copies the reply's token_ref into ref (zeros when it has none of the right size). */
+static void reply_ref(const Bcrm__V1__VaultReply *reply, uint8_t ref[VAULT_TOKEN_REF_BYTES])
+{
+    memset(ref, 0, VAULT_TOKEN_REF_BYTES);
+    if (reply != NULL && reply->has_token_ref && reply->token_ref.len == VAULT_TOKEN_REF_BYTES) {
+        memcpy(ref, reply->token_ref.data, VAULT_TOKEN_REF_BYTES);
+    }
+}
+
+int vault_release_token_ref(struct vault_client *vc, const char *org_id, const char *bot_id,
+                            Bcrm__V1__Platform platform, struct secret *out,
+                            uint8_t ref[VAULT_TOKEN_REF_BYTES], char *err, size_t errlen)
 {
     Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
     Bcrm__V1__ReleaseToken release = BCRM__V1__RELEASE_TOKEN__INIT;
     Bcrm__V1__VaultReply *reply;
     out->data = NULL;
     out->len = 0;
+    memset(ref, 0, VAULT_TOKEN_REF_BYTES);
     release.org_id = (char *)org_id;
     release.bot_id = (char *)bot_id;
     release.platform = platform;
@@ -197,8 +209,68 @@ int vault_release_token(struct vault_client *vc, const char *org_id, const char 
             memcpy(out->data, reply->token.data, reply->token.len);
             out->data[reply->token.len] = '\0';
             out->len = reply->token.len;
+            reply_ref(reply, ref);
         }
     }
+    vault_box_free_unpacked(reply ? &reply->base : NULL);
+    return rv;
+}
+
+int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                        Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen)
+{
+    uint8_t ref[VAULT_TOKEN_REF_BYTES];
+    return vault_release_token_ref(vc, org_id, bot_id, platform, out, ref, err, errlen);
+}
+
+int vault_stage_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                      Bcrm__V1__Platform platform, const uint8_t *token, size_t len,
+                      char staging_id[37], uint8_t staged_ref[VAULT_TOKEN_REF_BYTES], char *err,
+                      size_t errlen)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__StoreToken store = BCRM__V1__STORE_TOKEN__INIT;
+    Bcrm__V1__VaultReply *reply;
+    memset(staged_ref, 0, VAULT_TOKEN_REF_BYTES);
+    if (token_staging_id(bot_id, staging_id) != 0) {
+        snprintf(err, errlen, "bot_id: want a uuid");
+        return BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST;
+    }
+    store.org_id = (char *)org_id;
+    store.bot_id = staging_id;
+    store.platform = platform;
+    store.token.data = (uint8_t *)token; /* borrowed, as in vault_store_token */
+    store.token.len = len;
+    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE;
+    call.store = &store;
+    int rv = vault_call(vc, &call, &reply, err, errlen);
+    if (rv == BCRM__V1__VAULT_CODE__VAULT_OK) {
+        reply_ref(reply, staged_ref);
+        if (sodium_is_zero(staged_ref, VAULT_TOKEN_REF_BYTES)) {
+            /* A vault that names no stored copy cannot be asked to promote this one. */
+            snprintf(err, errlen, "vault: store answered without a token_ref");
+            rv = -1;
+        }
+    }
+    vault_box_free_unpacked(reply ? &reply->base : NULL);
+    return rv;
+}
+
+int vault_promote_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                        Bcrm__V1__Platform platform,
+                        const uint8_t staged_ref[VAULT_TOKEN_REF_BYTES], char *err, size_t errlen)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__PromoteToken promote = BCRM__V1__PROMOTE_TOKEN__INIT;
+    Bcrm__V1__VaultReply *reply;
+    promote.org_id = (char *)org_id;
+    promote.bot_id = (char *)bot_id;
+    promote.platform = platform;
+    promote.staged_ref.data = (uint8_t *)staged_ref;
+    promote.staged_ref.len = VAULT_TOKEN_REF_BYTES;
+    call.op_case = BCRM__V1__VAULT_CALL__OP_PROMOTE;
+    call.promote = &promote;
+    int rv = vault_call(vc, &call, &reply, err, errlen);
     vault_box_free_unpacked(reply ? &reply->base : NULL);
     return rv;
 }

@@ -135,6 +135,7 @@ void bots_create(struct api_req *r);
 void bots_list(struct api_req *r);
 void bots_get(struct api_req *r);
 void bots_delete(struct api_req *r);
+void bots_reconnect(struct api_req *r);
 void bots_users(struct api_req *r);
 void bots_channels(struct api_req *r);
 

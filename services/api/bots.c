@@ -7,7 +7,7 @@
  * users is read live from a sender (PlatformQuery over the bus) and forgotten when
  * the answer is sent; nothing about them is stored.
  */
-#include "api.h"
+#include "bots.h"
 
 #include "bcrm/bus.h"
 #include "bcrm/db.h"
@@ -22,18 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_MAX_CHARS 4096
-
-#define BOT_COLUMNS                                                                                \
-    "id, platform, status, name, team_id, app_id, bot_user_id, page_id, scopes, " API_TS(          \
-        "created_at") ", " API_TS("updated_at")
-
 static const char *const bot_fields[] = {"id",      "platform",   "status",      "name",
                                          "team_id", "app_id",     "bot_user_id", "page_id",
                                          "scopes",  "created_at", "updated_at"};
 #define BOT_NFIELDS 11
 
-static json_t *bot_json(const PGresult *res, int row)
+json_t *bots_json(const PGresult *res, int row)
 {
     json_t *bot = json_object();
     for (int col = 0; col < BOT_NFIELDS; col++) {
@@ -86,10 +80,9 @@ static const char *read_token(struct api_req *r, json_t *body, const char **plat
     return token;
 }
 
-/* Wipes every copy of the token this request holds: the parsed strings (whether
- * or not they passed validation) and the raw body, which is the http wrapper's
- * buffer and ours to overwrite while the handler runs. */
-static void wipe_token(struct api_req *r, json_t *body)
+/* The parsed strings are wiped whether or not they passed validation; the raw
+ * body is the http wrapper's buffer and ours to overwrite while the handler runs. */
+void bots_wipe_token(struct api_req *r, json_t *body)
 {
     static const char *const keys[] = {"token", "page_token"};
     for (size_t i = 0; body != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -109,7 +102,7 @@ void bots_create(struct api_req *r)
     Bcrm__V1__PlatformReply *reply = NULL;
     json_t *body = api_body_object(r);
     if (body == NULL) {
-        wipe_token(r, NULL);
+        bots_wipe_token(r, NULL);
         return;
     }
     token = read_token(r, body, &platform);
@@ -144,7 +137,7 @@ void bots_create(struct api_req *r)
     /* 2. The token goes to the vault and is forgotten here. */
     int code = vault_store_token(r->api->vault, r->org_id, bot_id, platform_enum_of(platform),
                                  (const uint8_t *)token, strlen(token), err, sizeof(err));
-    wipe_token(r, body);
+    bots_wipe_token(r, body);
     token = NULL;
     if (code != 0) {
         log_error("vault refused to store a token", "{s:s, s:i, s:s}", "bot_id", bot_id, "code",
@@ -202,9 +195,9 @@ void bots_create(struct api_req *r)
     }
     log_info("bot connected", "{s:s, s:s, s:s}", "org_id", r->org_id, "bot_id", bot_id, "platform",
              platform);
-    api_json(r, 201, bot_json(res, 0));
+    api_json(r, 201, bots_json(res, 0));
 out:
-    wipe_token(r, body);
+    bots_wipe_token(r, body);
     if (reply != NULL) {
         protobuf_c_message_free_unpacked(&reply->base, NULL);
     }
@@ -229,14 +222,13 @@ void bots_list(struct api_req *r)
     }
     json_t *bots = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
-        json_array_append_new(bots, bot_json(res, i));
+        json_array_append_new(bots, bots_json(res, i));
     }
     PQclear(res);
     api_json(r, 200, json_pack("{s:o}", "bots", bots));
 }
 
-/* The bot of the path as a result row (BOT_COLUMNS), or NULL after answering. */
-static PGresult *find_bot(struct api_req *r)
+PGresult *bots_find(struct api_req *r)
 {
     const char *id = api_param(r, "bot");
     if (!api_is_uuid(id)) {
@@ -266,9 +258,9 @@ static PGresult *find_bot(struct api_req *r)
 
 void bots_get(struct api_req *r)
 {
-    PGresult *res = find_bot(r);
+    PGresult *res = bots_find(r);
     if (res != NULL) {
-        api_json(r, 200, bot_json(res, 0));
+        api_json(r, 200, bots_json(res, 0));
         PQclear(res);
     }
 }
@@ -276,7 +268,7 @@ void bots_get(struct api_req *r)
 void bots_delete(struct api_req *r)
 {
     char err[256], bot_id[API_UUID_LEN];
-    PGresult *res = find_bot(r);
+    PGresult *res = bots_find(r);
     if (res == NULL) {
         return;
     }
@@ -351,7 +343,7 @@ static void list_live(struct api_req *r, bool users)
         api_problem(r, 422, "Invalid parameter", "cursor", "cursor is too long");
         return;
     }
-    PGresult *res = find_bot(r);
+    PGresult *res = bots_find(r);
     if (res == NULL) {
         return;
     }

@@ -32,7 +32,7 @@
     API_TS("c.created_at") ", " API_TS("c.updated_at") ", "                                        \
     API_TS("c.scheduled_at") ", " API_TS("c.completed_at") ","                                     \
     " s.total, s.pending, s.sent, s.failed, s.unknown, s.skipped, s.cancelled, s.read,"            \
-    " c.created_at::text"
+    " c.created_at::text, c.problem"
 /* clang-format on */
 
 /* Statistics by delivery status; "sending" counts as pending (not yet settled). */
@@ -68,7 +68,8 @@ enum {
     COL_SCHEDULED,
     COL_COMPLETED,
     COL_STATS, /* 8 counts */
-    COL_CREATED_RAW = COL_STATS + 8
+    COL_CREATED_RAW = COL_STATS + 8,
+    COL_PROBLEM,
 };
 
 static json_t *text_or_null(const PGresult *res, int row, int col)
@@ -120,6 +121,8 @@ static json_t *campaign_json(const PGresult *res, int row)
     json_object_set_new(c, "updated_at", text_or_null(res, row, COL_UPDATED));
     json_object_set_new(c, "scheduled_at", text_or_null(res, row, COL_SCHEDULED));
     json_object_set_new(c, "completed_at", text_or_null(res, row, COL_COMPLETED));
+    /* Why the campaign does not go on, when the scheduler knows (campaigns.problem). */
+    json_object_set_new(c, "problem", text_or_null(res, row, COL_PROBLEM));
     return c;
 }
 

@@ -56,6 +56,13 @@ static const char schemas_json[] =
 " \"bot_user_id\":{\"type\":\"string\",\"nullable\":true},\"page_id\":{\"type\":\"string\",\"nullable\":true},"
 " \"scopes\":{\"type\":\"string\",\"nullable\":true},\"created_at\":{\"type\":\"string\"},"
 " \"updated_at\":{\"type\":\"string\"}}},"
+"\"BotToken\":{\"type\":\"object\",\"description\":\"the bot's new token: token for a Slack bot, page_token for a Messenger bot\","
+" \"properties\":{\"platform\":{\"type\":\"string\",\"enum\":[\"slack\",\"messenger\"],\"description\":\"optional; must be the bot's\"},"
+" \"token\":{\"type\":\"string\",\"description\":\"Slack bot token (xoxb-...) of the bot's workspace and app\"},"
+" \"page_token\":{\"type\":\"string\",\"description\":\"page access token of the bot's page\"}}},"
+"\"BotReconnected\":{\"allOf\":[{\"$ref\":\"#/components/schemas/Bot\"},{\"type\":\"object\",\"properties\":{"
+" \"paused_campaigns\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+"  \"description\":\"ids of the bot's paused campaigns (a refused token pauses them); resume each with POST .../campaigns/{id}/resume\"}}}]},"
 "\"BotList\":{\"type\":\"object\",\"properties\":{\"bots\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Bot\"}}}},"
 "\"UserPage\":{\"type\":\"object\",\"properties\":{\"users\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
 " \"properties\":{\"id\":{\"type\":\"string\"},\"name\":{\"type\":\"string\"},\"real_name\":{\"type\":\"string\"},"
@@ -110,7 +117,8 @@ static const char schemas_json[] =
 "  \"skipped\":{\"type\":\"integer\"},\"cancelled\":{\"type\":\"integer\"},\"read\":{\"type\":\"integer\"}}},"
 " \"first_due_at\":{\"type\":\"string\",\"nullable\":true},\"last_due_at\":{\"type\":\"string\",\"nullable\":true},"
 " \"created_at\":{\"type\":\"string\"},\"updated_at\":{\"type\":\"string\"},"
-" \"scheduled_at\":{\"type\":\"string\",\"nullable\":true},\"completed_at\":{\"type\":\"string\",\"nullable\":true}}},"
+" \"scheduled_at\":{\"type\":\"string\",\"nullable\":true},\"completed_at\":{\"type\":\"string\",\"nullable\":true},"
+" \"problem\":{\"type\":\"string\",\"nullable\":true,\"description\":\"why the campaign does not go on, naming what to change (e.g. a members_of audience over BCRM_SCHEDULER_MEMBERS_MAX); null when nothing is wrong\"}}},"
 "\"CampaignList\":{\"type\":\"object\",\"properties\":{\"campaigns\":{\"type\":\"array\","
 " \"items\":{\"$ref\":\"#/components/schemas/Campaign\"}},\"next_cursor\":{\"type\":\"string\",\"nullable\":true}}},"
 "\"CampaignRetry\":{\"type\":\"object\",\"required\":[\"status\"],\"properties\":{"
@@ -241,6 +249,21 @@ static json_t *operation(const struct route *rt)
     if (strcmp(rt->method, "POST") == 0 && strstr(rt->pattern, "{campaign}/") != NULL) {
         json_object_set_new(responses, "409",
                             problem_response("not allowed in the campaign's current status"));
+    }
+    if (strcmp(rt->method, "POST") == 0 && strstr(rt->pattern, "{bot}/token") != NULL) {
+        json_object_set_new(responses, "409",
+                            problem_response("the token is another workspace's, app's or page's "
+                                             "(mismatch names the field), the bot is not active "
+                                             "or token_invalid, or another reconnect of the bot "
+                                             "interfered"));
+        json_object_set_new(responses, "422",
+                            problem_response("invalid field, or the platform refused the token "
+                                             "(platform_error)"));
+        json_object_set_new(responses, "429",
+                            problem_response("the platform rate-limits the bot (Retry-After)"));
+        json_object_set_new(responses, "503",
+                            problem_response("no sender answered, or the vault could not be "
+                                             "reached; nothing was changed"));
     }
     json_object_set_new(op, "responses", responses);
     if (rt->auth == ROUTE_PUBLIC) {

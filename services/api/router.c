@@ -50,6 +50,10 @@ const struct route api_routes[] = {
      "One bot", NULL, 200, "Bot"},
     {"DELETE", "/v1/orgs/{org}/bots/{bot}", bots_delete, ROUTE_ORG, ROLE_EDITOR, false,
      "Disconnect a bot; its token is destroyed", NULL, 204, NULL},
+    {"POST", "/v1/orgs/{org}/bots/{bot}/token", bots_reconnect, ROUTE_ORG, ROLE_EDITOR, true,
+     "Reconnect a bot with a new token of the same workspace and app (Slack) or page "
+     "(Messenger), verified first; the bot becomes active, its paused campaigns stay paused",
+     "BotToken", 200, "BotReconnected"},
     {"GET", "/v1/orgs/{org}/bots/{bot}/users", bots_users, ROUTE_ORG, ROLE_VIEWER, false,
      "The bot's users, read live from the platform (never stored)", NULL, 200, "UserPage"},
     {"GET", "/v1/orgs/{org}/bots/{bot}/channels", bots_channels, ROUTE_ORG, ROLE_VIEWER, false,

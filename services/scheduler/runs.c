@@ -33,6 +33,10 @@
  * the members side (ids without profiles) is the smaller. It is not saved: after a
  * crash it is read again before the users resume at audience_cursor.
  *
+ * Channels with more members than the set may hold make the run wait an hour (the bound
+ * changes only with a restart), and the campaign's "problem" (campaigns.problem, shown
+ * by the api) says so, naming the variable, until a pass gets past the members.
+ *
  * A page that fails waits and is tried again (backing off up to a minute, or as long
  * as the platform's Retry-After says). A bot whose token is invalid has its
  * campaigns paused: nothing can be loaded or sent until someone fixes the bot and
@@ -130,6 +134,11 @@ enum {
     RUN_NEXT_PASS_IN,
 };
 
+/* Sets (or, with NULL, clears) what the campaign's owner should know about why it
+ * does not go on; written only when it changes. */
+static const char CAMPAIGN_PROBLEM_SQL[] =
+    "UPDATE campaigns SET problem = $2 WHERE id = $1::uuid AND problem IS DISTINCT FROM $2";
+
 /* Starts a pass: its horizon is now plus the load-ahead. */
 static const char START_PASS_SQL[] =
     "UPDATE campaign_runs SET pass_horizon = now() + $2::bigint * interval '1 millisecond',"
@@ -186,7 +195,8 @@ int runs_prepare(PGconn *conn)
         db_prepare(conn, "lock_campaign", LOCK_CAMPAIGN_SQL, 1) != 0 ||
         db_prepare(conn, "advance_cursor", ADVANCE_CURSOR_SQL, 3) != 0 ||
         db_prepare(conn, "insert_deliveries", INSERT_DELIVERIES_SQL, 8) != 0 ||
-        db_prepare(conn, "finish_run", FINISH_RUN_SQL, 3) != 0) {
+        db_prepare(conn, "finish_run", FINISH_RUN_SQL, 3) != 0 ||
+        db_prepare(conn, "campaign_problem", CAMPAIGN_PROBLEM_SQL, 2) != 0) {
         return -1;
     }
     return 0;
@@ -256,6 +266,12 @@ static void holdoff_prune(struct scheduler *s, const PGresult *loading)
 }
 
 static void run_row_free(struct run_row *r);
+
+static void campaign_problem(struct scheduler *s, const char *campaign_id, const char *problem)
+{
+    const char *params[] = {campaign_id, problem};
+    PQclear(db_query_prepared(s->work, "campaign_problem", 2, params));
+}
 
 static void members_free(struct scheduler *s)
 {
@@ -822,13 +838,21 @@ static void finish_members_page(struct scheduler *s, struct run_row *r, int rv,
         on_query_failure(s, r, reply,
                          reply->error != NULL ? reply->error : "the sender refused the query");
         return;
-    case MEMBERS_PAGE_TOO_MANY:
+    case MEMBERS_PAGE_TOO_MANY: {
+        char problem[512];
         members_free(s);
         holdoff_set(s, r->run_id, MEMBERS_TOO_MANY_WAIT_MS);
         log_error("run cannot be loaded", "{s:s, s:s, s:s, s:s}", "campaign_id", r->campaign_id,
                   "run_id", r->run_id, "error", err, "hint",
                   "raise BCRM_SCHEDULER_MEMBERS_MAX and restart the scheduler");
+        snprintf(problem, sizeof(problem),
+                 "%s, the most one run may hold (BCRM_SCHEDULER_MEMBERS_MAX); nothing is sent "
+                 "until the scheduler runs with a larger BCRM_SCHEDULER_MEMBERS_MAX (it tries "
+                 "again every hour and at start)",
+                 err);
+        campaign_problem(s, r->campaign_id, problem);
         return;
+    }
     case MEMBERS_PAGE_CHANNEL_GONE:
         log_warn("members_of channel not visible: no members from it", "{s:s, s:s}", "campaign_id",
                  r->campaign_id, "channel_id", channel);
@@ -856,6 +880,7 @@ static void finish_members_page(struct scheduler *s, struct run_row *r, int rv,
     m->channel++;
     if (m->channel >= json_array_size(r->audience.members_of)) {
         m->complete = true;
+        campaign_problem(s, r->campaign_id, NULL); /* past the bound, if it ever was not */
         log_info("channel members read", "{s:s, s:s, s:i, s:I}", "campaign_id", r->campaign_id,
                  "run_id", r->run_id, "channels", (int)m->channel, "members",
                  (json_int_t)member_set_count(m->set));

@@ -51,6 +51,7 @@ bool vault_role_allows(enum vault_role role, Bcrm__V1__VaultCall__OpCase op,
     switch (op) {
     case BCRM__V1__VAULT_CALL__OP_STORE:
     case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
+    case BCRM__V1__VAULT_CALL__OP_PROMOTE:
     case BCRM__V1__VAULT_CALL__OP_DESTROY:
         return role == VAULT_ROLE_API;
     case BCRM__V1__VAULT_CALL__OP_RELEASE:

@@ -10,6 +10,8 @@
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
+#include "bcrm/token_staging.h"
+#include "bcrm/vault_client.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -17,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(sizeof(((struct vault_answer *)0)->token_ref) == TOKEN_NONCE_BYTES &&
+                   TOKEN_NONCE_BYTES == VAULT_TOKEN_REF_BYTES,
+               "a token_ref is the nonce of the stored ciphertext");
 
 /* What one call is about, with its ids checked and in canonical (lower-case)
  * form, since the associated data binds these exact strings. */
@@ -48,6 +54,8 @@ const char *vault_op_name(Bcrm__V1__VaultCall__OpCase op)
         return "audit";
     case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
         return "store_sealed";
+    case BCRM__V1__VAULT_CALL__OP_PROMOTE:
+        return "promote";
     default:
         return "unknown";
     }
@@ -167,6 +175,15 @@ void fail_internal(struct call_info *ci, struct vault_answer *ans, const char *w
     answer(ans, BCRM__V1__VAULT_CODE__VAULT_INTERNAL, "%s", what);
 }
 
+/* Names the stored copy (its nonce) in the reply. */
+static void set_token_ref(struct vault_answer *ans, const uint8_t nonce[TOKEN_NONCE_BYTES])
+{
+    memcpy(ans->token_ref, nonce, TOKEN_NONCE_BYTES);
+    ans->reply.has_token_ref = true;
+    ans->reply.token_ref.data = ans->token_ref;
+    ans->reply.token_ref.len = TOKEN_NONCE_BYTES;
+}
+
 static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
                      const struct call_target *t, struct vault_answer *ans)
 {
@@ -211,6 +228,7 @@ static void do_store(struct call_info *ci, const Bcrm__V1__StoreToken *st,
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
         ans->reply.has_key_version = true;
         ans->reply.key_version = (int32_t)version;
+        set_token_ref(ans, nonce);
     } else {
         answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "bot %s is stored for another org",
                t->bot_id);
@@ -312,6 +330,8 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
                             ans->token, &len);
     }
     bool known = row.version_known;
+    uint8_t nonce[TOKEN_NONCE_BYTES];
+    memcpy(nonce, row.nonce, TOKEN_NONCE_BYTES);
     token_row_clear(&row);
     if (opened != 0) {
         /* Tampering, a row copied from another bot or given another version:
@@ -335,6 +355,7 @@ static void do_release(struct call_info *ci, const struct call_target *t, struct
     ans->reply.token.len = len;
     ans->reply.has_key_version = true;
     ans->reply.key_version = (int32_t)b.key_version;
+    set_token_ref(ans, nonce);
 }
 
 static void do_destroy(struct call_info *ci, const struct call_target *t, struct vault_answer *ans)
@@ -343,18 +364,142 @@ static void do_destroy(struct call_info *ci, const struct call_target *t, struct
         fail_internal(ci, ans, "storage unavailable");
         return;
     }
+    /* A token staged for the bot (a reconnect in progress, or one that died) goes
+     * with it: it was stored for this bot and no other. */
+    char staging_id[TOKEN_STAGING_ID_LEN + 1];
     int deleted = token_store_delete(ci->db, t->org_id, t->bot_id);
-    if (deleted < 0) {
+    int staged = token_staging_id(t->bot_id, staging_id) == 0
+                     ? token_store_delete(ci->db, t->org_id, staging_id)
+                     : 0;
+    if (deleted < 0 || staged < 0) {
         fail_internal(ci, ans, "cannot destroy token");
         return;
     }
     /* Destroy is idempotent (a resent call finds nothing); the audit row still
      * tells whether there was something to destroy. */
-    if (audit(ci, deleted > 0 ? "ok" : "absent") != 0 || db_commit(ci->db) != 0) {
+    if (audit_call(ci, deleted > 0 ? "ok" : "absent", 0,
+                   staged > 0 ? "with its staged token" : NULL) != 0 ||
+        db_commit(ci->db) != 0) {
         fail_internal(ci, ans, "cannot write audit record");
         return;
     }
     answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+}
+
+/* Refuses a promote after the transaction is rolled back: audited, then answered. */
+static void promote_refused(struct call_info *ci, struct vault_answer *ans, const char *outcome,
+                            uint32_t key_version, Bcrm__V1__VaultCode code, const char *detail)
+{
+    db_rollback(ci->db);
+    if (audit_call(ci, outcome, key_version, detail) != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    answer(ans, code, "%s", detail);
+}
+
+/* Moves the token staged for t's bot to the bot (see PromoteToken in vault.proto):
+ * the staged ciphertext is opened and sealed again under the bot's binding with
+ * the current key version, in locked memory (token_rewrap), and the bot's row
+ * replaced and the staged row deleted in one transaction with the audit row. */
+static void do_promote(struct call_info *ci, const Bcrm__V1__PromoteToken *pr,
+                       const struct call_target *t, struct vault_answer *ans)
+{
+    char staging_id[TOKEN_STAGING_ID_LEN + 1], detail[160];
+    struct token_row row = {0};
+    uint8_t nonce[TOKEN_NONCE_BYTES];
+    uint8_t *ct = NULL;
+    if (pr->staged_ref.len != TOKEN_NONCE_BYTES) {
+        audit(ci, "bad_request");
+        answer(ans, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, "staged_ref: want %d bytes",
+               TOKEN_NONCE_BYTES);
+        return;
+    }
+    token_staging_id(t->bot_id, staging_id); /* t->bot_id is a checked uuid */
+    if (db_begin(ci->db) != 0) {
+        fail_internal(ci, ans, "storage unavailable");
+        return;
+    }
+    /* The current version stays share-locked until the commit, as for a store. */
+    uint32_t version = key_current_lock(ci->db, false);
+    if (version == 0) {
+        fail_internal(ci, ans, "cannot read the current key version");
+        return;
+    }
+    const char *ids[] = {staging_id, t->bot_id};
+    int found =
+        token_store_lock(ci->db, ids, 2) == 0 ? token_store_fetch(ci->db, staging_id, &row) : -1;
+    if (found < 0) {
+        fail_internal(ci, ans, "cannot read the staged token");
+        return;
+    }
+    bool ours =
+        found == 1 && strcmp(row.org_id, t->org_id) == 0 && strcmp(row.platform, t->platform) == 0;
+    if (!ours || sodium_memcmp(row.nonce, pr->staged_ref.data, TOKEN_NONCE_BYTES) != 0) {
+        /* Nothing staged, or staged again since the caller stored it: the caller
+         * verified another token than the one there now, so nothing moves. */
+        snprintf(detail, sizeof(detail),
+                 ours ? "the staged token of bot %s was replaced since it was stored"
+                      : "no staged token for bot %s",
+                 t->bot_id);
+        token_row_clear(&row);
+        promote_refused(ci, ans, "not_found", 0, BCRM__V1__VAULT_CODE__VAULT_NOT_FOUND, detail);
+        return;
+    }
+    if (!row.version_known || row.key_version < row.min_decryption_version) {
+        uint32_t staged_version = row.key_version;
+        bool known = row.version_known;
+        token_row_clear(&row);
+        snprintf(detail, sizeof(detail), "staged token of bot %s: %s", t->bot_id,
+                 known ? "its key version is retired; stage it again" : "unknown key version");
+        promote_refused(ci, ans, known ? "retired" : "corrupt", staged_version,
+                        known ? BCRM__V1__VAULT_CODE__VAULT_KEY_RETIRED
+                              : BCRM__V1__VAULT_CODE__VAULT_INTERNAL,
+                        detail);
+        return;
+    }
+    struct token_binding from = {t->org_id, staging_id, t->platform, row.key_version};
+    struct token_binding to = {t->org_id, t->bot_id, t->platform, version};
+    size_t ctlen = row.ciphertext_len;
+    ct = malloc(ctlen > 0 ? ctlen : 1);
+    if (ct == NULL) {
+        token_row_clear(&row);
+        fail_internal(ci, ans, "out of memory");
+        return;
+    }
+    int sealed =
+        token_rewrap(ci->v->keyring, &from, row.ciphertext, ctlen, row.nonce, &to, nonce, ct);
+    uint32_t staged_version = row.key_version;
+    token_row_clear(&row);
+    if (sealed != 0) {
+        free(ct);
+        log_error("staged token does not authenticate", "{s:s, s:s}", "bot_id", t->bot_id,
+                  "staging_id", staging_id);
+        snprintf(detail, sizeof(detail), "staged token of bot %s does not authenticate", t->bot_id);
+        promote_refused(ci, ans, "corrupt", staged_version, BCRM__V1__VAULT_CODE__VAULT_INTERNAL,
+                        detail);
+        return;
+    }
+    int stored = token_store_upsert(ci->db, &to, nonce, ct, ctlen);
+    free(ct);
+    if (stored < 0 || (stored == 1 && token_store_delete(ci->db, t->org_id, staging_id) < 0)) {
+        fail_internal(ci, ans, "cannot store token");
+        return;
+    }
+    if (stored == 0) {
+        snprintf(detail, sizeof(detail), "bot %s is stored for another org", t->bot_id);
+        promote_refused(ci, ans, "bad_request", 0, BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST, detail);
+        return;
+    }
+    snprintf(detail, sizeof(detail), "from staging id %s", staging_id);
+    if (audit_call(ci, "ok", version, detail) != 0 || db_commit(ci->db) != 0) {
+        fail_internal(ci, ans, "cannot write audit record");
+        return;
+    }
+    answer(ans, BCRM__V1__VAULT_CODE__VAULT_OK, NULL);
+    ans->reply.has_key_version = true;
+    ans->reply.key_version = (int32_t)version;
+    set_token_ref(ans, nonce);
 }
 
 /* Checks the arguments of a store, release or destroy into t. 0, or -1 with the
@@ -415,6 +560,11 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         bot_id = call->store_sealed->bot_id;
         platform = call->store_sealed->platform;
         break;
+    case BCRM__V1__VAULT_CALL__OP_PROMOTE:
+        org_id = call->promote->org_id;
+        bot_id = call->promote->bot_id;
+        platform = call->promote->platform;
+        break;
     default:
         break;
     }
@@ -459,7 +609,8 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
     bool about_a_bot = call->op_case == BCRM__V1__VAULT_CALL__OP_STORE ||
                        call->op_case == BCRM__V1__VAULT_CALL__OP_STORE_SEALED ||
                        call->op_case == BCRM__V1__VAULT_CALL__OP_RELEASE ||
-                       call->op_case == BCRM__V1__VAULT_CALL__OP_DESTROY;
+                       call->op_case == BCRM__V1__VAULT_CALL__OP_DESTROY ||
+                       call->op_case == BCRM__V1__VAULT_CALL__OP_PROMOTE;
     if (about_a_bot &&
         check_target(org_id, bot_id, call->op_case != BCRM__V1__VAULT_CALL__OP_DESTROY, platform,
                      &t, ans) != 0) {
@@ -489,6 +640,9 @@ void vault_handle_call(struct vault *v, PGconn *db, const uint8_t caller_key[32]
         break;
     case BCRM__V1__VAULT_CALL__OP_DESTROY:
         do_destroy(&ci, &t, ans);
+        break;
+    case BCRM__V1__VAULT_CALL__OP_PROMOTE:
+        do_promote(&ci, call->promote, &t, ans);
         break;
     case BCRM__V1__VAULT_CALL__OP_STATUS:
         ops_status(&ci, ans);

@@ -20,7 +20,8 @@
 struct vault_answer {
     Bcrm__V1__VaultReply reply;
     char error[256];
-    uint8_t *token; /* sodium_malloc'd plaintext of a released token; wiped by clear */
+    uint8_t *token;        /* sodium_malloc'd plaintext of a released token; wiped by clear */
+    uint8_t token_ref[24]; /* reply.token_ref: the nonce of the copy stored or released */
     char next_after_bot_id[40];
     /* status: key versions; audit: records pointing into rows. All freed by clear. */
     Bcrm__V1__VaultKeyVersion *versions;

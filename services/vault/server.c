@@ -22,8 +22,9 @@
 /* The most calls the vault remembers within two replay windows. */
 #define REPLAY_CAPACITY 65536
 
-/* store, release, destroy, status, rotate, rewrap, config, audit, unknown, store_sealed */
-#define OP_COUNT 10
+/* store, release, destroy, status, rotate, rewrap, config, audit, unknown, store_sealed,
+ * promote */
+#define OP_COUNT 11
 #define CODE_COUNT 6 /* ok, denied, not_found, bad_request, internal, key_retired */
 
 struct worker {
@@ -67,6 +68,8 @@ static int op_index(Bcrm__V1__VaultCall__OpCase op)
         return 7;
     case BCRM__V1__VAULT_CALL__OP_STORE_SEALED:
         return 9;
+    case BCRM__V1__VAULT_CALL__OP_PROMOTE:
+        return 10;
     default:
         return 8;
     }
@@ -79,7 +82,8 @@ static void metrics_init(struct vault_server *srv)
         BCRM__V1__VAULT_CALL__OP_DESTROY,  BCRM__V1__VAULT_CALL__OP_STATUS,
         BCRM__V1__VAULT_CALL__OP_ROTATE,   BCRM__V1__VAULT_CALL__OP_REWRAP,
         BCRM__V1__VAULT_CALL__OP_CONFIG,   BCRM__V1__VAULT_CALL__OP_AUDIT,
-        BCRM__V1__VAULT_CALL__OP__NOT_SET, BCRM__V1__VAULT_CALL__OP_STORE_SEALED};
+        BCRM__V1__VAULT_CALL__OP__NOT_SET, BCRM__V1__VAULT_CALL__OP_STORE_SEALED,
+        BCRM__V1__VAULT_CALL__OP_PROMOTE};
     for (int o = 0; o < OP_COUNT; o++) {
         for (int c = 0; c < CODE_COUNT; c++) {
             char labels[96];

@@ -119,6 +119,32 @@ int token_store_fetch(PGconn *db, const char *bot_id, struct token_row *row)
     return rv;
 }
 
+int token_store_lock(PGconn *db, const char *const *bot_ids, int n)
+{
+    /* A text array of uuids: '{id,id}'. The ids were checked as uuids already. */
+    char list[8 + 40 * 4];
+    size_t used = 0;
+    if (n < 1 || n > 4) {
+        return -1;
+    }
+    list[used++] = '{';
+    for (int i = 0; i < n; i++) {
+        used +=
+            (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", bot_ids[i]);
+    }
+    snprintf(list + used, sizeof(list) - used, "}");
+    const char *p[] = {list};
+    PGresult *res = db_query(db, "lock tokens",
+                             "SELECT bot_id FROM bot_tokens WHERE bot_id = ANY($1::uuid[])"
+                             " ORDER BY bot_id FOR UPDATE",
+                             1, p);
+    if (res == NULL) {
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
 int token_store_delete(PGconn *db, const char *org_id, const char *bot_id)
 {
     const char *p[] = {bot_id, org_id};

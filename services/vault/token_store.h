@@ -39,6 +39,9 @@ int token_store_upsert(PGconn *db, const struct token_binding *binding,
                        const uint8_t nonce[TOKEN_NONCE_BYTES], const uint8_t *ct, size_t ctlen);
 /* 1 with row filled, 0 when no row, -1 on error (or a malformed row). */
 int token_store_fetch(PGconn *db, const char *bot_id, struct token_row *row);
+/* In a transaction: locks (FOR UPDATE) the rows of the n bot ids that exist, in
+ * bot id order, as a rewrap batch does, so that the two never deadlock. 0 or -1. */
+int token_store_lock(PGconn *db, const char *const *bot_ids, int n);
 /* The number of rows deleted (0 or 1), or -1. */
 int token_store_delete(PGconn *db, const char *org_id, const char *bot_id);
 /* The number of stored tokens, or -1. */

@@ -266,14 +266,25 @@ class SegmentTests(unittest.TestCase):
             self.assertGreaterEqual(int(headers['retry-after']), 1)
         finally:
             S.sim('POST', '/_sim/faults', {'clear': True})
-        # A bot that is not active cannot be previewed.
-        S.sql(f"UPDATE bots SET status = 'token_invalid' WHERE id = '{self.bot2['id']}'")
+        # A bot that is not active cannot be previewed: Slack refuses its token (a
+        # live read finds out and marks it token_invalid) until it is reconnected.
+        token = self.ws.get('bot_token') or self.ws.get('token')
+        seg2 = self.create({'all': True}, bot=self.bot2)
+        S.sim('POST', '/_sim/faults', {'revoke_token': self.team_id})
         try:
-            seg2 = self.create({'all': True}, bot=self.bot2)
+            status, _, problem = self.req('GET', f'/v1/orgs/{self.org}/bots/{self.bot2["id"]}'
+                                                 f'/users')
+            self.assertEqual(status, 502, problem)
             status, _, problem = self.preview(seg2)
             self.assertEqual(status, 409, problem)
+            self.assertIn('token_invalid', problem['detail'])
         finally:
-            S.sql(f"UPDATE bots SET status = 'active' WHERE id = '{self.bot2['id']}'")
+            S.sim('POST', '/_sim/faults', {'restore_token': self.team_id})
+            status, _, bot = self.req('POST', f'/v1/orgs/{self.org}/bots/{self.bot2["id"]}/token',
+                                      {'token': token})
+            self.assertEqual((status, bot.get('status')), (200, 'active'), bot)
+        status, _, preview = self.preview(seg2)
+        self.assertEqual(status, 200, preview)
 
     def campaign(self, audience, bot=None):
         return self.req('POST', f'/v1/orgs/{self.org}/campaigns', {

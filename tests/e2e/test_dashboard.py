@@ -8,7 +8,9 @@
   slack-sim): the static answers (types, ETag and 304, security headers, HEAD,
   404s, /v1 untouched), then Debian's chromium driven by playwright-core
   (tests/e2e/dashboard/drive.mjs) signs up, connects the simulator's bot, pages
-  through its users, sends a campaign to everyone now and watches it complete,
+  through its users, sees the bot turn token_invalid when Slack revokes its token
+  (badge, alert, a "Reconnect" form whose refusal lands next to its field) and
+  reconnects it, sends a campaign to everyone now with it and watches it complete,
   pauses/resumes/cancels another, picks users for a draft, creates and revokes an
   API key, switches org, logs out and in. Field errors of the API appear next to
   their fields. No CSP violation, no script error, no request without the CSRF
@@ -196,6 +198,7 @@ class DashboardInBrowser(unittest.TestCase):
             out = os.path.join(s.work_dir, 'screenshots')
             os.makedirs(out, exist_ok=True)
             env = dict(os.environ, DASH_URL=s.api_url, DASH_SLACK_TOKEN=workspace['token'],
+                       DASH_SIM_URL=s.sim_url, DASH_TEAM_ID=team_id,
                        DASH_EXPECT_SENT=str(len(reachable)), DASH_OUT=out, DASH_EMAIL=EMAIL)
             started = time.monotonic()
             proc = subprocess.run([node, os.path.join(DRIVER_DIR, 'drive.mjs')], cwd=DRIVER_DIR,
@@ -218,6 +221,14 @@ class DashboardInBrowser(unittest.TestCase):
             self.assertIn('password', result['login_error'])
             # Live users, paged.
             self.assertEqual((result['users_page1'], result['users_page2']), (50, 50))
+            # The revoked bot: shown token_invalid, reconnected from its page (the
+            # campaign to everyone below went out with it).
+            self.assertIn("no longer accepts this bot's token", result['bot_alert'])
+            self.assertEqual(result['list_badge'], 'token_invalid')
+            self.assertIn('token_revoked', result['reconnect_error'])
+            self.assertIn('active again', result['reconnected_notice'])
+            self.assertIn('No campaign of this bot is paused', result['reconnected_notice'])
+            self.assertEqual(result['users_after_reconnect'], 50)
             # The campaign as the page showed it, as the API has it, as Slack got it.
             n = len(reachable)
             self.assertEqual(result['page_stats'],
@@ -233,6 +244,11 @@ class DashboardInBrowser(unittest.TestCase):
                                     {'email': EMAIL, 'password': 'correct horse battery staple'})
             self.assertEqual(status, 200, body)
             org = result['org_id']
+            status, _, bot = s.api('GET', f'/v1/orgs/{org}/bots/{result["bot_id"]}')
+            self.assertEqual((status, bot['status'], bot['team_id']), (200, 'active', team_id))
+            promotes = s.sql(f"SELECT outcome FROM vault_audit WHERE operation = 'promote'"
+                             f" AND bot_id = '{result['bot_id']}'")
+            self.assertEqual(promotes, [('ok',)], 'one reconnect reached the vault')
             status, _, campaign = s.api('GET', f'/v1/orgs/{org}/campaigns/{result["campaign_id"]}')
             self.assertEqual(status, 200, campaign)
             self.assertEqual((campaign['status'], campaign['stats']['sent']), ('completed', n))

@@ -10,7 +10,9 @@ Real processes against slack-sim:
   conditions, and reaches exactly those of the simulator's channel members that the
   conditions take; a channel the bot cannot see adds nobody;
 * a members_of audience larger than BCRM_SCHEDULER_MEMBERS_MAX is refused with an error
-  naming the bound, and nothing is sent; after a restart with room, the same run loads.
+  naming the bound, and nothing is sent; the campaign's answer says so in "problem",
+  naming the variable; after a restart with room, the same run loads and the problem
+  is gone.
 """
 import os
 import signal
@@ -93,7 +95,16 @@ class AudienceTest(unittest.TestCase):
                           log)
             self.assertIn('BCRM_SCHEDULER_MEMBERS_MAX', log)
             self.assertEqual(w.deliveries(cid), {})
-            self.assertEqual(w.get(cid)['status'], 'scheduled')
+            # The owner sees why through the API, not only in the scheduler's log.
+            c = w.wait(cid, lambda c: c.get('problem'), 'the campaign naming its problem')
+            self.assertEqual(c['status'], 'scheduled')
+            self.assertIn('audience.filter.members_of: the channels have more than 10 members',
+                          c['problem'])
+            self.assertIn('BCRM_SCHEDULER_MEMBERS_MAX', c['problem'])
+            status, _, listed = s.api('GET', f'/v1/orgs/{w.org}/campaigns')
+            self.assertEqual(status, 200, listed)
+            self.assertEqual([x['problem'] for x in listed['campaigns'] if x['id'] == cid],
+                             [c['problem']])
 
             # Room for them after a restart: the run loads and runs.
             s.kill('scheduler', 0, signal.SIGTERM)
@@ -101,6 +112,7 @@ class AudienceTest(unittest.TestCase):
             c = w.wait(cid, lambda c: c['status'] == 'completed', 'completion')
             self.assert_reached_exactly(w, cid, want)
             self.assertEqual(c['stats']['sent'], len(want))
+            self.assertIsNone(c['problem'])
             self.assertIn('members_of channel not visible', s.log('scheduler'))
 
             # Members were read page by page through the sender: every page of each

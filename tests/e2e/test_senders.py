@@ -12,7 +12,8 @@ a response dropped after the message was recorded is UNKNOWN and never resent; a
 429 storm is RETRY rate_limited with Retry-After; a revoked token and a bot the
 vault does not know are RETRY with bot_token_invalid (never failed), and a
 refused token holds the bot's other sends (one refused request, not one per
-recipient) until BCRM_SENDER_TOKEN_INVALID_TTL or a query finds it accepted; DMs
+recipient) until BCRM_SENDER_TOKEN_INVALID_TTL, a query finds it accepted, or the
+vault has the token stored again (a reconnect); DMs
 through conversations.open where Slack refuses user ids; a personalised send to
 a whole workspace within Slack's tier limits (users.list pages, not users.info
 per person); the live queries (VerifyBot, ListUsers paged to the end,
@@ -391,6 +392,55 @@ class SenderTest(DriverMixin, unittest.TestCase):
         finally:
             self.faults(restore_token=self.team)
             self.s.kill('sender-slack', 5, signal.SIGTERM)
+
+    def test_token_stored_again_ends_the_hold(self):
+        """A reconnect stores the bot's token again (a new copy in the vault, even of
+        the same token): the next sends that meet the hold find that out from the
+        vault and go, long before BCRM_SENDER_TOKEN_INVALID_TTL, with no query on
+        this replica. Until then the refused copy keeps the hold: sends are
+        answered at once, and Slack sees no request from a recheck."""
+        proc, env = self.own_sender(7, {'BCRM_SENDER_ID': 'slack-restored',
+                                        'BCRM_SENDER_TOKEN_INVALID_TTL': '60s'})
+        bot = str(uuid.uuid4())
+        self.vault_store(self.org, bot, self.token)
+        people = self.people[200:230]
+        try:
+            self.s.sim('DELETE', '/_sim/requests')
+            self.faults(revoke_token=self.team)
+            jobs = [self.job(u['id'], f'refused {i}', bot=bot) for i, u in enumerate(people[:10])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual((r['outcome'], r['error'], r['bot_token_invalid']),
+                                 ('OUTCOME_RETRY', 'token_revoked', True), r)
+            self.assertEqual(len(self.sim_requests('chat.postMessage')), 1)
+            # Slack takes the token again, but the vault holds the refused copy: the
+            # hold stands (rechecks ask the vault, never Slack).
+            self.faults(restore_token=self.team)
+            time.sleep(0.6)  # past a recheck's interval: this batch asks the vault
+            jobs = [self.job(u['id'], f'held {i}', bot=bot) for i, u in enumerate(people[10:15])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'token_revoked'))
+            self.assertEqual(len(self.sim_requests('chat.postMessage')), 1)
+            releases = release_count(bot)
+            self.assertGreaterEqual(releases, 2, 'the held batch did not ask the vault again')
+
+            # Reconnected: the same token stored again. Sent within the 60 s hold.
+            self.vault_store(self.org, bot, self.token)
+            time.sleep(0.6)
+            started = time.monotonic()
+            jobs = [self.job(u['id'], f'sent {i}', bot=bot) for i, u in enumerate(people[15:30])]
+            for r in self.run_driver(env, jobs).values():
+                self.assertEqual(r['outcome'], 'OUTCOME_SENT', r)
+            self.assertLess(time.monotonic() - started, 30)
+            self.assertEqual(sorted(m['text'] for m in self.sim_messages()),
+                             sorted(f'sent {i}' for i in range(15)))
+            # One request tried the token stored again, then the rest: no refusal.
+            posts = self.sim_requests('chat.postMessage')
+            self.assertEqual(len(posts), 16, posts)
+            self.assertEqual([p['error'] for p in posts if p.get('error')], ['token_revoked'])
+            self.assertLessEqual(release_count(bot), releases + 2)
+        finally:
+            self.faults(restore_token=self.team)
+            self.s.kill('sender-slack', 7, signal.SIGTERM)
 
     def test_bot_without_token(self):
         r = self.send_one(self.job(self.people[0]['id'], 'nobody', bot=str(uuid.uuid4())))

@@ -10,7 +10,10 @@ a token in it; no token byte in a pg_dump; a ciphertext moved to another bot's r
 does not open; a captured store replayed after a destroy does not bring the token
 back; concurrent releases from one client; metrics; refusal to start on a readable
 root key, a wrong root key or a bad allowlist; SIGTERM exits 0 and tokens survive a
-restart."""
+restart. Staged tokens (a reconnect, docs/vault.md "Staged tokens"): staging leaves
+the bot's token alone, promote moves exactly the staged copy that was stored (not
+one staged again since) and only for the api role, destroying the bot's token
+destroys its staged one."""
 import os
 import re
 import shutil
@@ -297,6 +300,72 @@ class VaultTest(unittest.TestCase):
         self.assertEqual(len(stores), 2, stores)
         r = self.smoke('sender-slack', 'release', org, slow_bot, 'slack')
         self.assertEqual(r.get('token'), 'xoxb-MARKERSLOW3', r['out'])
+
+    def test_staged_token_is_promoted_only_as_stored(self):
+        """A token staged for a bot waits under the bot's staging id without touching
+        the bot's token; promoting it moves that very copy to the bot (sealed again
+        under the bot's binding, a new token_ref) and deletes the staged row, in one
+        audited step. A staged copy replaced since is not promoted, nor one of
+        another org or platform, and only the api may promote."""
+        org, bot = new_id(), new_id()
+        self.markers += ['xoxb-MARKEROLD', 'xoxb-MARKERSTAGED', 'xoxb-MARKERSTAGED2']
+        self.assertEqual(self.store(org, bot, 'slack', 'xoxb-MARKEROLD')['code'], 'ok')
+        old = self.smoke('sender-slack', 'release', org, bot, 'slack')
+        self.assertRegex(old.get('ref', ''), r'^[0-9a-f]{48}$', old['out'])
+
+        staged = self.smoke('api', 'stage', org, bot, 'slack', 'xoxb-MARKERSTAGED')
+        self.assertEqual(staged['code'], 'ok', staged['out'])
+        staging_id = staged['staging_id']
+        self.assertNotEqual(staging_id, bot)
+        self.assertRegex(staging_id, r'^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-')
+        # The same bot always stages under the same id, whatever the case it is named in.
+        again = self.smoke('api', 'stage', org, bot.upper(), 'slack', 'xoxb-MARKERSTAGED')
+        self.assertEqual(again['staging_id'], staging_id, again['out'])
+        self.assertNotEqual(again['ref'], staged['ref'], 'a store names a new copy')
+        # The bot's own token is untouched; a sender can verify the staged one.
+        r = self.smoke('sender-slack', 'release', org, bot, 'slack')
+        self.assertEqual((r.get('token'), r.get('ref')), ('xoxb-MARKEROLD', old['ref']))
+        r = self.smoke('sender-slack', 'release', org, staging_id, 'slack')
+        self.assertEqual((r.get('token'), r.get('ref')), ('xoxb-MARKERSTAGED', again['ref']))
+
+        # The copy named by the first stage is gone: nothing moves.
+        r = self.smoke('api', 'promote', org, bot, 'slack', staged['ref'])
+        self.assertEqual(r['code'], 'not_found', r['out'])
+        self.assertIn('replaced since it was stored', r['message'])
+        self.assertEqual(self.smoke('sender-slack', 'release', org, bot, 'slack').get('token'),
+                         'xoxb-MARKEROLD')
+        # Only the api promotes; another org or platform finds nothing staged.
+        self.assertEqual(self.smoke('sender-slack', 'promote', org, bot, 'slack',
+                                    again['ref'])['code'], 'denied')
+        self.assertEqual(self.smoke('api', 'promote', new_id(), bot, 'slack',
+                                    again['ref'])['code'], 'not_found')
+        self.assertEqual(self.smoke('api', 'promote', org, bot, 'messenger',
+                                    again['ref'])['code'], 'not_found')
+
+        r = self.smoke('api', 'promote', org, bot, 'slack', again['ref'])
+        self.assertEqual(r['code'], 'ok', r['out'])
+        r = self.smoke('sender-slack', 'release', org, bot, 'slack')
+        self.assertEqual(r.get('token'), 'xoxb-MARKERSTAGED', r['out'])
+        self.assertNotIn(r.get('ref'), (old['ref'], again['ref']))
+        self.assertEqual(self.s.sql(f"SELECT count(*) FROM bot_tokens"
+                                    f" WHERE bot_id = '{staging_id}'"), [('0',)])
+        self.assertEqual(self.smoke('api', 'promote', org, bot, 'slack',
+                                    again['ref'])['code'], 'not_found', 'promoted twice')
+        promotes = [row[:3] for row in self.audit(bot) if row[1] == 'promote']
+        self.assertEqual(promotes, [('api', 'promote', 'not_found'),
+                                    ('sender-slack', 'promote', 'denied'),
+                                    ('api', 'promote', 'not_found'),
+                                    ('api', 'promote', 'not_found'),
+                                    ('api', 'promote', 'ok'), ('api', 'promote', 'not_found')])
+
+        # Destroying the bot's token takes a staged one with it.
+        self.assertEqual(self.smoke('api', 'stage', org, bot, 'slack',
+                                    'xoxb-MARKERSTAGED2')['code'], 'ok')
+        self.assertEqual(self.smoke('api', 'destroy', org, bot)['code'], 'ok')
+        self.assertEqual(self.s.sql(f"SELECT count(*) FROM bot_tokens WHERE bot_id IN"
+                                    f" ('{bot}', '{staging_id}')"), [('0',)])
+        r = self.smoke('sender-slack', 'release', org, staging_id, 'slack')
+        self.assertEqual(r['code'], 'not_found', r['out'])
 
     def test_audit_rows(self):
         org, bot = new_id(), new_id()

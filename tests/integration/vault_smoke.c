@@ -3,7 +3,11 @@
  * vault_client.h as the identity in KEYFILE and prints what came back:
  *
  *   vault_smoke KEYFILE store ORG BOT PLATFORM TOKEN
- *   vault_smoke KEYFILE release ORG BOT PLATFORM       prints "token <value>" on success
+ *   vault_smoke KEYFILE release ORG BOT PLATFORM       prints "token <value>" and
+ *                                                       "ref <hex>" on success
+ *   vault_smoke KEYFILE stage ORG BOT PLATFORM TOKEN   stores TOKEN under BOT's staging
+ *                                                       id: "staging_id <id>", "ref <hex>"
+ *   vault_smoke KEYFILE promote ORG BOT PLATFORM REF   moves BOT's staged token (REF hex)
  *   vault_smoke KEYFILE destroy ORG BOT
  *   vault_smoke KEYFILE status
  *   vault_smoke KEYFILE stale ORG BOT PLATFORM         a release issued 5 minutes ago
@@ -338,8 +342,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (argc < 3) {
-        fprintf(stderr, "usage: vault_smoke KEYFILE store|release|destroy|status|stale|replay|"
-                        "concurrent|batch|release-loop ARGS...\n");
+        fprintf(stderr, "usage: vault_smoke KEYFILE store|release|stage|promote|destroy|status|"
+                        "stale|replay|concurrent|batch|release-loop ARGS...\n");
         return 2;
     }
     const char *url = getenv("BCRM_VAULT_URL");
@@ -366,12 +370,38 @@ int main(int argc, char **argv)
                     err);
     } else if (strcmp(cmd, "release") == 0 && nargs == 3) {
         struct secret s;
-        int code =
-            vault_release_token(vc, args[0], args[1], platform_of(args[2]), &s, err, sizeof(err));
+        uint8_t ref[VAULT_TOKEN_REF_BYTES];
+        char ref_hex[2 * VAULT_TOKEN_REF_BYTES + 1];
+        int code = vault_release_token_ref(vc, args[0], args[1], platform_of(args[2]), &s, ref, err,
+                                           sizeof(err));
         rv = report(code, err);
         if (code == 0) {
-            printf("token %s\n", (const char *)s.data);
+            hex_encode(ref_hex, ref, sizeof(ref));
+            printf("token %s\nref %s\n", (const char *)s.data, ref_hex);
             secret_free(&s);
+        }
+    } else if (strcmp(cmd, "stage") == 0 && nargs == 4) {
+        char staging_id[37] = "";
+        uint8_t ref[VAULT_TOKEN_REF_BYTES];
+        char ref_hex[2 * VAULT_TOKEN_REF_BYTES + 1];
+        int code =
+            vault_stage_token(vc, args[0], args[1], platform_of(args[2]), (const uint8_t *)args[3],
+                              strlen(args[3]), staging_id, ref, err, sizeof(err));
+        rv = report(code, err);
+        if (code == 0) {
+            hex_encode(ref_hex, ref, sizeof(ref));
+            printf("staging_id %s\nref %s\n", staging_id, ref_hex);
+        }
+    } else if (strcmp(cmd, "promote") == 0 && nargs == 4) {
+        uint8_t ref[VAULT_TOKEN_REF_BYTES];
+        if (hex_decode(ref, sizeof(ref), args[3]) != 0) {
+            fprintf(stderr, "vault_smoke: REF: want %d hex characters\n",
+                    2 * VAULT_TOKEN_REF_BYTES);
+            rv = 2;
+        } else {
+            rv = report(vault_promote_token(vc, args[0], args[1], platform_of(args[2]), ref, err,
+                                            sizeof(err)),
+                        err);
         }
     } else if (strcmp(cmd, "destroy") == 0 && nargs == 2) {
         rv = report(vault_destroy_token(vc, args[0], args[1], err, sizeof(err)), err);

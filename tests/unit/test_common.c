@@ -1,5 +1,6 @@
 /* Unit tests of the common library: configuration parsing, hex, key files,
- * metrics rendering, HTTP limits, and protobuf over a real NNG socket pair. */
+ * metrics rendering, HTTP limits, protobuf over a real NNG socket pair, and the
+ * staging ids of reconnected bots' tokens. */
 #include "check.h"
 
 #include "bcrm/bus.h"
@@ -8,6 +9,7 @@
 #include "bcrm/http.h"
 #include "bcrm/keys.h"
 #include "bcrm/metrics.h"
+#include "bcrm/token_staging.h"
 #include "bcrm/v1/send.pb-c.h"
 
 #include <stdio.h>
@@ -182,6 +184,32 @@ static void test_bus_size_limit(void)
     unlink(url + strlen("ipc://"));
 }
 
+/* A staging id is a version 8 UUID, the same for a bot however its id is cased,
+ * different for different bots and never the bot's own id; non-UUIDs are refused. */
+static void test_token_staging_id(void)
+{
+    char a[TOKEN_STAGING_ID_LEN + 1], b[TOKEN_STAGING_ID_LEN + 1], c[TOKEN_STAGING_ID_LEN + 1];
+    const char *bot = "3f1c2b9e-8d4a-4c1e-9b7a-0a1b2c3d4e5f";
+    CHECK(token_staging_id(bot, a) == 0);
+    CHECK(token_staging_id("3F1C2B9E-8D4A-4C1E-9B7A-0A1B2C3D4E5F", b) == 0);
+    CHECK_STR(a, b);
+    CHECK(strcmp(a, bot) != 0);
+    CHECK(strlen(a) == TOKEN_STAGING_ID_LEN);
+    CHECK(a[8] == '-' && a[13] == '-' && a[18] == '-' && a[23] == '-');
+    CHECK(a[14] == '8');
+    CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(token_staging_id("3f1c2b9e-8d4a-4c1e-9b7a-0a1b2c3d4e60", c) == 0);
+    CHECK(strcmp(a, c) != 0);
+    /* A staging id's own staging id is another id again (a destroy of it deletes
+     * nothing else). */
+    CHECK(token_staging_id(a, c) == 0 && strcmp(c, a) != 0);
+    CHECK(token_staging_id("not-a-uuid", c) == -1);
+    CHECK(token_staging_id("3f1c2b9e-8d4a-4c1e-9b7a-0a1b2c3d4e5", c) == -1);
+    CHECK(token_staging_id("3f1c2b9e+8d4a-4c1e-9b7a-0a1b2c3d4e5f", c) == -1);
+    CHECK(token_staging_id("3f1c2b9e-8d4a-4c1e-9b7a-0a1b2c3d4e5g", c) == -1);
+    CHECK(token_staging_id(NULL, c) == -1);
+}
+
 /* process_harden(): no core file, and not dumpable (so no ptrace by other users'
  * processes and /proc/<pid>/mem readable only with CAP_SYS_PTRACE). Last, since it
  * hardens this test process too. */
@@ -205,6 +233,7 @@ int main(void)
     test_http_addr();
     test_bus_roundtrip();
     test_bus_size_limit();
+    test_token_staging_id();
     test_process_harden();
     CHECK_DONE();
 }

@@ -24,6 +24,11 @@ struct secret {
     size_t len;
 };
 
+/* The vault's name for one stored copy of a token (VaultReply.token_ref: the
+ * nonce of its ciphertext; not secret). Storing the bot's token again, even the
+ * same token, gives another. All zeros when the vault named none. */
+#define VAULT_TOKEN_REF_BYTES 24
+
 void secret_free(struct secret *s);
 
 struct vault_client;
@@ -49,8 +54,31 @@ int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const 
 /* On VAULT_OK, *out holds the token; free it with secret_free(). */
 int vault_release_token(struct vault_client *vc, const char *org_id, const char *bot_id,
                         Bcrm__V1__Platform platform, struct secret *out, char *err, size_t errlen);
-/* Deletes the token's ciphertext (crypto-shredding). Idempotent: destroying a
- * token that is not stored also answers VAULT_OK. */
+/* The same, also giving which stored copy was released (ref, VAULT_TOKEN_REF_BYTES;
+ * zeros unless VAULT_OK). */
+int vault_release_token_ref(struct vault_client *vc, const char *org_id, const char *bot_id,
+                            Bcrm__V1__Platform platform, struct secret *out,
+                            uint8_t ref[VAULT_TOKEN_REF_BYTES], char *err, size_t errlen);
+
+/* Reconnecting a bot (docs/vault.md, "Staged tokens"). vault_stage_token stores
+ * token (borrowed; the caller wipes it) under the staging id of bot_id
+ * (token_staging.h), replacing an earlier staged one and leaving the bot's own
+ * token alone; staging_id receives that id (for the sender's VerifyBot) and
+ * staged_ref the stored copy's ref. vault_promote_token then moves the staged
+ * token to the bot, only if the staged copy is still staged_ref (VAULT_NOT_FOUND
+ * otherwise: nothing staged, or another staging since). To give up, destroy the
+ * staging id with vault_destroy_token (destroying the bot's token removes its
+ * staged token too). */
+int vault_stage_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                      Bcrm__V1__Platform platform, const uint8_t *token, size_t len,
+                      char staging_id[37], uint8_t staged_ref[VAULT_TOKEN_REF_BYTES], char *err,
+                      size_t errlen);
+int vault_promote_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                        Bcrm__V1__Platform platform,
+                        const uint8_t staged_ref[VAULT_TOKEN_REF_BYTES], char *err, size_t errlen);
+/* Deletes the token's ciphertext (crypto-shredding), and the bot's staged token
+ * if there is one. Idempotent: destroying a token that is not stored also answers
+ * VAULT_OK. */
 int vault_destroy_token(struct vault_client *vc, const char *org_id, const char *bot_id, char *err,
                         size_t errlen);
 /* The vault's state, for the ops role: the number of stored tokens and the

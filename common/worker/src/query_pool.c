@@ -143,7 +143,10 @@ static void query_answer(struct query_thread *t, const Bcrm__V1__PlatformQuery *
         return;
     }
     struct token_copy token;
-    switch (token_cache_get(pool->tokens, q->org_id, q->bot_id, &token)) {
+    /* VerifyBot is the question "is the token the vault holds now good?" (a new or
+     * reconnected bot), so it never answers from a copy cached before. */
+    bool fresh = q->query_case == BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
+    switch (token_cache_get(pool->tokens, q->org_id, q->bot_id, fresh, &token)) {
     case TOKEN_MISSING:
         worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID, "no_token");
         return;

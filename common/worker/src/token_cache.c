@@ -27,7 +27,20 @@
  * and the scheduler, told by those answers, pauses the bot. The refused entry
  * ends with its time (the next send asks the vault again and probes with one
  * request), or sooner when a query tries the token and the platform accepts it,
- * or when the vault releases a different token for the bot.
+ * or when the vault has the bot's token stored again since (a reconnect).
+ *
+ * That last one is what lets a reconnected bot's campaign, resumed at once, go
+ * out from every replica: the reconnect's own VerifyBot reaches one replica at
+ * most (and checks the new token under its staging id, not the bot's), so each
+ * replica finds out for itself. While sends meet the hold, it asks the vault
+ * again at most every TOKEN_RECHECK_MS (the sends wait for the answer, as for
+ * any fetch); the vault names each stored copy of a token (token_ref), and a
+ * copy other than the refused one ends the hold: that token goes on probation
+ * like any fresh one. The same copy, or no answer, keeps the hold, so a revoked
+ * token still costs one refused request per replica, and the platform is never
+ * asked by a recheck. Only jobs that reach a held bot cause rechecks: after the
+ * first refusal the scheduler pauses the bot's campaigns, so these are the few
+ * jobs in flight then, and the first jobs after a resume.
  */
 #include "worker_internal.h"
 
@@ -44,6 +57,8 @@
 
 /* How long a failure to reach the vault is remembered before asking again. */
 #define TOKEN_UNAVAILABLE_MS 1000
+/* How often a held bot's token is looked up again while sends meet the hold. */
+#define TOKEN_RECHECK_MS 500
 
 enum fetch_state {
     FETCH_NONE,    /* an answer (status is final until it expires) */
@@ -58,9 +73,16 @@ struct token_entry {
     enum fetch_state fetch;
     struct secret token;        /* data is NULL unless status is TOKEN_OK */
     uint8_t fp[TOKEN_FP_BYTES]; /* TOKEN_OK and TOKEN_INVALID: which token */
-    bool proven;                /* TOKEN_OK: the platform accepted it */
-    bool probing;               /* TOKEN_OK, unproven: a send holds the probe */
-    char code[64];              /* TOKEN_INVALID: the platform's error code */
+    /* TOKEN_OK and TOKEN_INVALID: which stored copy of it the vault released
+     * (zeros when unknown): a reconnect stores a new copy even of the same token. */
+    uint8_t ref[VAULT_TOKEN_REF_BYTES];
+    /* TOKEN_INVALID: when the vault may be asked again, and (while it is being
+     * asked, expires_mono_ms being INT64_MAX then) when the hold ends. */
+    int64_t recheck_mono_ms;
+    int64_t hold_expires_mono_ms;
+    bool proven;   /* TOKEN_OK: the platform accepted it */
+    bool probing;  /* TOKEN_OK, unproven: a send holds the probe */
+    char code[64]; /* TOKEN_INVALID: the platform's error code */
     int64_t expires_mono_ms;
     struct token_entry *next;
 };
@@ -97,6 +119,11 @@ static void fingerprint(const struct token_cache *c, const uint8_t *token, size_
 static bool same_fp(const uint8_t a[TOKEN_FP_BYTES], const uint8_t b[TOKEN_FP_BYTES])
 {
     return sodium_memcmp(a, b, TOKEN_FP_BYTES) == 0;
+}
+
+static bool same_ref(const uint8_t a[VAULT_TOKEN_REF_BYTES], const uint8_t b[VAULT_TOKEN_REF_BYTES])
+{
+    return memcmp(a, b, VAULT_TOKEN_REF_BYTES) == 0;
 }
 
 static void entry_free(struct token_entry *e)
@@ -261,8 +288,8 @@ static void entry_fetch(struct token_cache *c, const struct token_entry *e, stru
 {
     struct secret released = {0};
     char err[256] = "";
-    int code = vault_release_token(c->vault, e->org_id, e->bot_id, c->platform, &released, err,
-                                   sizeof(err));
+    int code = vault_release_token_ref(c->vault, e->org_id, e->bot_id, c->platform, &released,
+                                       ans->ref, err, sizeof(err));
     int64_t now = clock_mono_ms();
     if (code == BCRM__V1__VAULT_CODE__VAULT_OK) {
         ans->status = TOKEN_OK;
@@ -288,6 +315,7 @@ static void answer_apply(struct token_entry *e, const struct token_entry *ans)
     e->status = ans->status;
     e->token = ans->token;
     memcpy(e->fp, ans->fp, TOKEN_FP_BYTES);
+    memcpy(e->ref, ans->ref, VAULT_TOKEN_REF_BYTES);
     e->proven = false;
     e->probing = false;
     e->expires_mono_ms = ans->expires_mono_ms;
@@ -321,9 +349,10 @@ static void insert_locked(struct token_cache *c, struct token_entry *e)
     atomic_fetch_add(&c->generation, 1);
 }
 
-/* Replaces the bot's entries by a refused one (no token: only which one it was). */
+/* Replaces the bot's entries by a refused one (no token: only which one it was,
+ * and which stored copy, ref, or NULL when not known). */
 static void refuse_locked(struct token_cache *c, const char *org_id, const char *bot_id,
-                          const uint8_t *fp, const char *code)
+                          const uint8_t *fp, const uint8_t *ref, const char *code)
 {
     struct token_entry *e = entry_new(org_id, bot_id);
     if (e == NULL) {
@@ -333,23 +362,28 @@ static void refuse_locked(struct token_cache *c, const char *org_id, const char 
     e->status = TOKEN_INVALID;
     e->fetch = FETCH_NONE;
     memcpy(e->fp, fp, TOKEN_FP_BYTES);
+    if (ref != NULL) {
+        memcpy(e->ref, ref, VAULT_TOKEN_REF_BYTES);
+    }
     snprintf(e->code, sizeof(e->code), "%s",
              code != NULL && code[0] != '\0' ? code : "token_invalid");
-    e->expires_mono_ms = clock_mono_ms() + c->invalid_ttl_ms;
+    int64_t now = clock_mono_ms();
+    e->expires_mono_ms = now + c->invalid_ttl_ms;
+    e->recheck_mono_ms = now + TOKEN_RECHECK_MS;
     log_warn("bot token refused by the platform: its sends are held", "{s:s, s:s, s:I}", "bot_id",
              bot_id, "error", e->code, "hold_ms", (json_int_t)c->invalid_ttl_ms);
     insert_locked(c, e);
 }
 
 enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct token_copy *out)
+                                  bool fresh, struct token_copy *out)
 {
     out->len = 0;
     out->probe = false;
     int64_t now = clock_mono_ms();
     pthread_mutex_lock(&cache->lock);
     struct token_entry *hit = find_locked(cache, bot_id, now);
-    if (hit != NULL && hit->fetch == FETCH_NONE && hit->status != TOKEN_INVALID &&
+    if (!fresh && hit != NULL && hit->fetch == FETCH_NONE && hit->status != TOKEN_INVALID &&
         strcmp(hit->org_id, org_id) == 0) {
         enum token_status status = answer_locked(hit, out);
         pthread_mutex_unlock(&cache->lock);
@@ -371,8 +405,8 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
     enum token_status status = answer_locked(e, out);
     struct token_entry *refused = answered_locked(cache, bot_id, clock_mono_ms());
     if (status == TOKEN_OK && refused != NULL && refused->status == TOKEN_INVALID &&
-        same_fp(refused->fp, e->fp)) {
-        /* The vault still holds the token the platform refused: the query may try
+        same_fp(refused->fp, e->fp) && same_ref(refused->ref, e->ref)) {
+        /* The vault still holds the copy the platform refused: the query may try
          * it (its verdict can end the refusal), the sends stay held. */
         entry_free(e);
     } else {
@@ -404,6 +438,15 @@ enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
             hit->probing = true;
             status = answer_locked(hit, out);
             out->probe = true;
+        } else if (hit->status == TOKEN_INVALID && now >= hit->recheck_mono_ms) {
+            /* Has the bot's token been stored again since it was refused? A fetch
+             * thread asks the vault; this send waits for the answer like any. The
+             * sweep leaves an entry being fetched alone, so its hold's end is
+             * kept aside meanwhile. */
+            hit->hold_expires_mono_ms = hit->expires_mono_ms;
+            hit->expires_mono_ms = INT64_MAX;
+            hit->fetch = FETCH_WAITING;
+            pthread_cond_signal(&cache->work);
         } else {
             status = answer_locked(hit, out);
         }
@@ -444,6 +487,23 @@ static void *fetch_main(void *arg)
         struct token_entry ans = {0};
         entry_fetch(c, e, &ans);
         pthread_mutex_lock(&c->lock);
+        if (e->status == TOKEN_INVALID) {
+            if (ans.status != TOKEN_OK || same_ref(ans.ref, e->ref)) {
+                /* The refused copy is still the bot's (or the vault said nothing
+                 * useful): the hold goes on. Another entry of the bot made
+                 * meanwhile is newer and stays in front of this one. */
+                if (ans.token.data != NULL) {
+                    secret_free(&ans.token);
+                }
+                e->fetch = FETCH_NONE;
+                e->expires_mono_ms = e->hold_expires_mono_ms;
+                e->recheck_mono_ms = clock_mono_ms() + TOKEN_RECHECK_MS;
+                changed_locked(c);
+                continue;
+            }
+            log_info("bot token stored again since the platform refused it: the hold ends", "{s:s}",
+                     "bot_id", e->bot_id);
+        }
         answer_apply(e, &ans);
         unlink_locked(c, e);
         insert_locked(c, e);
@@ -468,7 +528,8 @@ void token_cache_verdict(struct token_cache *cache, const char *org_id, const ch
         if (cur == NULL || (cur->status == TOKEN_OK && same) ||
             (cur->status == TOKEN_INVALID && !same) ||
             (cur->status != TOKEN_OK && cur->status != TOKEN_INVALID)) {
-            refuse_locked(cache, org_id, bot_id, fp, code);
+            refuse_locked(cache, org_id, bot_id, fp,
+                          cur != NULL && same && cur->status == TOKEN_OK ? cur->ref : NULL, code);
             changed = true;
         }
         break;

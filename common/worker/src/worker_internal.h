@@ -94,14 +94,17 @@ uint64_t token_cache_generation(struct token_cache *cache);
 /* Blocking: on a miss, asks the vault on the calling thread (query threads).
  * A query is an explicit question (a reconnected bot's VerifyBot): it does not
  * wait for probes, and for a bot whose token was refused it asks the vault
- * afresh and gets the token to try. */
+ * afresh and gets the token to try. fresh: ask the vault even on a hit (VerifyBot
+ * checks the token the vault holds now, not one cached before it was replaced). */
 enum token_status token_cache_get(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct token_copy *out);
+                                  bool fresh, struct token_copy *out);
 /* Never blocks: on a miss, a fetch thread asks the vault, and TOKEN_PENDING says
  * to try again after the next notify (the send loop). A token the platform has
  * not accepted yet goes to one caller at a time (out->probe): the others get
  * TOKEN_PENDING until its verdict, so a revoked token costs one refused request,
- * not one per queued send. */
+ * not one per queued send. A bot held after a refusal is answered TOKEN_INVALID,
+ * except that every 500 ms at most a send waits (TOKEN_PENDING) while the vault
+ * is asked whether the token was stored again (a reconnect), which ends the hold. */
 enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
                                   struct token_copy *out);
 /* Reports the platform's verdict on the token fp names for bot_id. TOKEN_REFUSED

@@ -456,7 +456,45 @@ function userName(u) {
   return u.real_name || u.name || u.first_name || u.id;
 }
 
-async function pageBot(view, botId) {
+// The alert and the "Reconnect" form of a bot whose token the platform refused
+// (POST .../bots/{bot}/token). onDone(answer) gets the reconnected bot.
+function reconnectForm(bot, onDone) {
+  const slack = bot.platform === 'slack';
+  const name = slack ? 'token' : 'page_token';
+  const input = h('input', { name, type: 'password', autocomplete: 'off', spellcheck: 'false',
+    placeholder: slack ? 'xoxb-…' : null, required: true });
+  const form = h('form', { class: 'card', novalidate: true, 'data-reconnect': '' },
+    h('h2', {}, 'Reconnect'),
+    h('p', {}, slack
+      ? 'Paste a new bot token of the same workspace and app (reinstall the app to get one).'
+      : 'Paste a new page access token of the same page.'),
+    h('div', { class: 'row' }, field(slack ? 'New bot token' : 'New page access token', input,
+      { name, hint: 'Verified with the platform first; the bot keeps its campaigns and history.' })),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Reconnect')));
+  onSubmit(form, async () => {
+    const answer = await api('POST', orgPath(`/bots/${encodeURIComponent(bot.id)}/token`),
+      { [name]: input.value.trim() }, { 'Idempotency-Key': newKey() });
+    input.value = '';
+    await onDone(answer);
+  });
+  const alert = h('div', { class: 'alert', role: 'alert', 'data-bot-alert': '' },
+    h('strong', {}, 'The platform no longer accepts this bot\'s token.'),
+    ' Its campaigns are paused when they meet the refused token, and nothing is sent in its name ',
+    'until it is reconnected. Reconnect it below; paused campaigns stay paused until you resume them.');
+  return [alert, form];
+}
+
+// What a reconnect left to do: the bot's paused campaigns, each a link.
+function reconnectedNotice(answer) {
+  const ids = answer.paused_campaigns || [];
+  return h('div', { class: 'notice', role: 'status', 'data-reconnected': '' },
+    h('strong', {}, 'Reconnected: the bot is active again. '),
+    ids.length === 0 ? 'No campaign of this bot is paused.'
+      : [`${ids.length} paused campaign${ids.length === 1 ? '' : 's'} of this bot stay${ids.length === 1 ? 's' : ''} paused until you resume ${ids.length === 1 ? 'it' : 'them'}: `,
+        ids.map((id, i) => [i ? ', ' : '', h('a', { href: `#/o/${state.org}/campaigns/${id}` }, id.slice(0, 8))])]);
+}
+
+async function pageBot(view, botId, reconnected = null) {
   document.title = 'Bot · bcrm';
   const bot = await api('GET', orgPath(`/bots/${encodeURIComponent(botId)}`));
   document.title = `${bot.name || 'Bot'} · bcrm`;
@@ -474,6 +512,11 @@ async function pageBot(view, botId) {
     h('p', { class: 'crumbs' }, h('a', { href: `#/o/${state.org}/bots` }, '← Bots')),
     h('div', { class: 'page-head' }, h('h1', {}, bot.name || bot.id), badge(bot.status),
       h('span', { class: 'spacer' }), remove),
+    ...(reconnected ? [reconnectedNotice(reconnected)] : []),
+    ...(bot.status === 'token_invalid' ? reconnectForm(bot, async (answer) => {
+      view.replaceChildren();
+      await pageBot(view, botId, answer);
+    }) : []),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Platform'), h('dd', {}, bot.platform),
       h('dt', {}, bot.platform === 'slack' ? 'Team' : 'Page'), h('dd', {}, bot.team_id || bot.page_id || '—'),
@@ -507,7 +550,9 @@ async function pageBot(view, botId) {
   if (bot.status === 'active') {
     await pager.reset();
   } else {
-    holder.replaceChildren(h('p', { class: 'muted' }, `The bot is ${bot.status}; reconnect it to read its users.`));
+    holder.replaceChildren(h('p', { class: 'muted' }, bot.status === 'token_invalid'
+      ? 'The bot is token_invalid; reconnect it above to read its users.'
+      : `The bot is ${bot.status}; its users cannot be read.`));
   }
 }
 
@@ -773,6 +818,7 @@ async function pageCampaign(view, campaignId) {
   const status = h('span', { id: 'campaign-status' });
   const actions = h('div', { class: 'actions' });
   const notice = h('div', {});
+  const problem = h('div', {});
   const progress = h('progress', { max: 1, value: 0 });
   const statTiles = new Map(STATS.map((s) => [s, h('span', { class: 'stat-value' }, '0')]));
   const facts = h('dl', { class: 'facts' });
@@ -798,6 +844,9 @@ async function pageCampaign(view, campaignId) {
     title.textContent = c.name;
     status.replaceChildren(badge(c.status));
     status.dataset.status = c.status;
+    // Why it does not go on, when the scheduler knows (e.g. an audience too large).
+    problem.replaceChildren(...(c.problem ? [h('div', { class: 'alert', role: 'alert', 'data-problem': '' },
+      h('strong', {}, 'This campaign cannot go on: '), c.problem)] : []));
     for (const [name, el] of statTiles) el.textContent = String(s[name] ?? 0);
     progress.max = Math.max(1, s.total || 0);
     progress.value = (s.total || 0) - (s.pending || 0);
@@ -858,7 +907,7 @@ async function pageCampaign(view, campaignId) {
   view.append(
     h('p', { class: 'crumbs' }, h('a', { href: `#/o/${state.org}/campaigns` }, '← Campaigns')),
     h('div', { class: 'page-head' }, title, status, h('span', { class: 'spacer' }), updated),
-    notice, actions,
+    problem, notice, actions,
     h('div', { class: 'stats' }, STATS.map((s) => h('div', { class: `stat stat-${s}`, 'data-stat': s },
       statTiles.get(s), h('span', { class: 'stat-label' }, s)))),
     progress, facts,

@@ -2,9 +2,10 @@
 // (playwright-core, no browser download), for tests/e2e/test_dashboard.py.
 //
 // Input (environment): DASH_URL (the api, which serves the dashboard at /),
-// DASH_SLACK_TOKEN (the simulator's bot token), DASH_EXPECT_SENT (how many users
-// a campaign to everyone reaches), DASH_OUT (a directory for screenshots and the
-// browser profile), DASH_EMAIL. Output: one JSON line on stdout with what was seen;
+// DASH_SLACK_TOKEN (the simulator's bot token), DASH_SIM_URL and DASH_TEAM_ID (the
+// simulator's control address and the token's workspace, to revoke and restore the
+// token), DASH_EXPECT_SENT (how many users a campaign to everyone reaches), DASH_OUT
+// (a directory for screenshots and the browser profile), DASH_EMAIL. Output: one JSON line on stdout with what was seen;
 // the Python test checks it against the API, the database and the simulator.
 // Any failed step throws: the process exits 1 with the step named on stderr.
 import { chromium, request } from 'playwright-core';
@@ -13,6 +14,8 @@ import path from 'node:path';
 
 const BASE = process.env.DASH_URL;
 const TOKEN = process.env.DASH_SLACK_TOKEN;
+const SIM_URL = process.env.DASH_SIM_URL;
+const TEAM_ID = process.env.DASH_TEAM_ID;
 const EXPECT_SENT = Number(process.env.DASH_EXPECT_SENT);
 const OUT = process.env.DASH_OUT;
 const EMAIL = process.env.DASH_EMAIL || 'dash@e2e.bcrm.test';
@@ -147,6 +150,50 @@ try {
     await page.getByRole('button', { name: '← Previous' }).click();
     await page.waitForFunction((first) => document.querySelector('tr[data-user]')?.dataset.user === first,
       firstIds[0]);
+  });
+
+  await step('a bot whose token Slack refused: badge, alert, reconnect', async () => {
+    // Slack revokes the token; a live read of the bot's users (by the same person,
+    // outside this page) finds out and the bot becomes token_invalid.
+    const sim = await request.newContext();
+    const faults = async (body) => {
+      const res = await sim.post(`${SIM_URL}/_sim/faults`, { data: body });
+      check(res.status() === 200, `sim faults ${res.status()}`);
+    };
+    await faults({ revoke_token: TEAM_ID });
+    const other = await request.newContext({ baseURL: BASE });
+    const login = await other.post('/v1/login', { data: { email: EMAIL, password: PASSWORD } });
+    check(login.status() === 200, `login ${login.status()}`);
+    const users = await other.get(`/v1/orgs/${result.org_id}/bots/${result.bot_id}/users`);
+    check(users.status() === 502, `users of a revoked bot answered ${users.status()}`);
+    await other.dispose();
+
+    await page.reload();
+    await page.locator('.page-head .badge-token_invalid').waitFor();
+    result.bot_alert = await page.locator('[data-bot-alert]').innerText();
+    await page.getByRole('link', { name: '← Bots' }).click();
+    await page.locator('td .badge-token_invalid').waitFor();
+    result.list_badge = await page.locator('td .badge-token_invalid').innerText();
+    await page.goBack();
+    await page.locator('[data-reconnect]').waitFor();
+    await shot('02b-bot-token-invalid');
+    // Still revoked: Slack's refusal lands next to the field, nothing changes.
+    await page.getByLabel('New bot token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Reconnect' }).click();
+    result.reconnect_error = await fieldError('New bot token');
+    // The owner fixed it on Slack's side: the same token works again.
+    await faults({ restore_token: TEAM_ID });
+    await sim.dispose();
+    await page.getByLabel('New bot token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Reconnect' }).click();
+    await page.locator('[data-reconnected]').waitFor();
+    result.reconnected_notice = await page.locator('[data-reconnected]').innerText();
+    await page.locator('.page-head .badge-active').waitFor();
+    check(await page.locator('[data-reconnect]').count() === 0, 'the form is gone');
+    check(await page.getByLabel('New bot token').count() === 0, 'the token field is gone');
+    await page.locator('tr[data-user]').first().waitFor();
+    result.users_after_reconnect = await page.locator('tr[data-user]').count();
+    await shot('02c-bot-reconnected');
   });
 
   await step('create and schedule a campaign to everyone, now', async () => {

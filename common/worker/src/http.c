@@ -253,7 +253,12 @@ static size_t io_write(char *data, size_t size, size_t nmemb, void *userdata)
         return 0; /* CURLE_WRITE_ERROR: an answer this large is not one we expect */
     }
     if (io->len + n + 1 > io->cap) {
-        size_t cap = io->cap > 0 ? io->cap : 4096;
+        /* Sized from Content-Length when the platform gave one: a megabyte page
+         * then takes one block, not a doubling series of copies (each a moment of
+         * twice the memory). Otherwise 1 KiB, which most answers to a send fit. */
+        size_t cap = io->cap > 0                       ? io->cap
+                     : io->expected >= io->len + n + 1 ? io->expected + 1
+                                                       : 1024;
         while (cap < io->len + n + 1) {
             cap *= 2;
         }
@@ -281,6 +286,11 @@ static size_t io_header(char *data, size_t size, size_t nitems, void *userdata)
 {
     struct transfer_io *io = userdata;
     size_t n = size * nitems;
+    static const char length[] = "content-length:";
+    if (n > sizeof(length) - 1 && n < 64 && strncasecmp(data, length, sizeof(length) - 1) == 0) {
+        unsigned long long v = strtoull(data + sizeof(length) - 1, NULL, 10);
+        io->expected = v > 0 && v <= io->max ? (size_t)v : 0;
+    }
     static const char name[] = "retry-after:";
     if (n > sizeof(name) - 1 && n < 200 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
         char value[200];
@@ -313,6 +323,7 @@ int transfer_io_setup(CURL *easy, struct transfer_io *io, const struct worker_re
     io->upload_pos = 0;
     io->len = 0;
     io->max = max_body;
+    io->expected = 0;
     io->retry_after_ms = -1;
     io->allow_replay = allow_replay;
     free(io->captured);

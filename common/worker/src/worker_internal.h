@@ -23,6 +23,7 @@ struct transfer_io {
     bool allow_replay;
     char *body; /* malloc'd, NUL-terminated answer */
     size_t len, cap, max;
+    size_t expected; /* the answer's Content-Length when given (and within max), else 0 */
     int64_t retry_after_ms;
     char *captured; /* malloc'd value of req->capture_header, or NULL */
 };

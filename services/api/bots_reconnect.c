@@ -25,7 +25,6 @@
  */
 #include "bots.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/v1/query.pb-c.h"
@@ -243,16 +242,7 @@ void bots_reconnect(struct api_req *r)
     }
 
     /* 2. A sender checks it where it waits. */
-    char request_id[33];
-    bus_new_id(request_id);
-    Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = staging_id;
-    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
-    q.verify_bot = &verify;
-    if (platform_call(r, b.platform, &q, &reply) != 0) {
+    if (bots_verify(r, b.platform, staging_id, &reply) != 0) {
         drop_staged(r, staging_id);
         goto out;
     }

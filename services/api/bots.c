@@ -405,10 +405,7 @@ static void list_live(struct api_req *r, bool users)
         return;
     }
     if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
-        if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-            platform_mark_token_invalid(r, bot_id);
-        }
-        platform_answer_failure(r, platform, reply, false);
+        platform_answer_read_failure(r, platform, bot_id, reply);
         protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }

@@ -118,3 +118,12 @@ void platform_mark_token_invalid(struct api_req *r, const char *bot_id)
                 1, p);
     }
 }
+
+void platform_answer_read_failure(struct api_req *r, const char *platform, const char *bot_id,
+                                  const Bcrm__V1__PlatformReply *rep)
+{
+    if (rep->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+        platform_mark_token_invalid(r, bot_id);
+    }
+    platform_answer_failure(r, platform, rep, false);
+}

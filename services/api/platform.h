@@ -35,4 +35,10 @@ json_t *platform_user_json(const Bcrm__V1__PlatformUser *u);
 /* Marks an active bot token_invalid after a sender found its token revoked. */
 void platform_mark_token_invalid(struct api_req *r, const char *bot_id);
 
+/* Answers a live read's reply that is not QUERY_OK (platform_answer_failure, not
+ * verifying), first marking the bot token_invalid when the sender found its token
+ * revoked. */
+void platform_answer_read_failure(struct api_req *r, const char *platform, const char *bot_id,
+                                  const Bcrm__V1__PlatformReply *rep);
+
 #endif

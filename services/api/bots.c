@@ -9,7 +9,6 @@
  */
 #include "bots.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/v1/query.pb-c.h"
@@ -80,31 +79,35 @@ int bots_verify(struct api_req *r, const char *platform, const char *bot_id,
                 Bcrm__V1__PlatformReply **reply)
 {
     char request_id[33];
-    bus_new_id(request_id);
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, bot_id);
     Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = (char *)bot_id;
     q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
     q.verify_bot = &verify;
     return platform_call(r, platform, &q, reply);
 }
 
+void bots_identity_params(const char *bot_id, const Bcrm__V1__BotIdentity *id,
+                          const char *p[BOT_IDENTITY_NPARAMS])
+{
+    p[0] = bot_id;
+    p[1] = id ? id->name : NULL;
+    p[2] = id ? id->team_id : NULL;
+    p[3] = id ? id->app_id : NULL;
+    p[4] = id ? id->bot_user_id : NULL;
+    p[5] = id ? id->page_id : NULL;
+    p[6] = id ? id->scopes : NULL;
+}
+
 PGresult *bots_activate(PGconn *conn, const char *bot_id, const Bcrm__V1__BotIdentity *id)
 {
-    const char *p[] = {bot_id,
-                       id ? id->name : NULL,
-                       id ? id->team_id : NULL,
-                       id ? id->app_id : NULL,
-                       id ? id->bot_user_id : NULL,
-                       id ? id->page_id : NULL,
-                       id ? id->scopes : NULL};
+    const char *p[BOT_IDENTITY_NPARAMS];
+    bots_identity_params(bot_id, id, p);
     return db_query(conn, "activate bot",
                     "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
                     " bot_user_id = $5, page_id = $6, scopes = $7, updated_at = now()"
                     " WHERE id = $1 RETURNING " BOT_COLUMNS,
-                    7, p);
+                    BOT_IDENTITY_NPARAMS, p);
 }
 
 /* The token of the body, validated; the caller wipes it. */
@@ -380,13 +383,10 @@ static void list_live(struct api_req *r, bool users)
     api_db_release(r);
 
     char request_id[33];
-    bus_new_id(request_id);
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, bot_id);
     Bcrm__V1__ListUsers list_users = BCRM__V1__LIST_USERS__INIT;
     Bcrm__V1__ListChannels list_channels = BCRM__V1__LIST_CHANNELS__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = bot_id;
     if (users) {
         list_users.cursor = cursor && cursor[0] ? (char *)cursor : NULL;
         list_users.has_limit = true;

@@ -55,6 +55,14 @@ int bots_insert_verifying(struct api_req *r, const char *org_id, const char *pla
 int bots_verify(struct api_req *r, const char *platform, const char *bot_id,
                 Bcrm__V1__PlatformReply **reply);
 
+/* The parameters of a bot row's update from the identity the platform reported:
+ * $1 the bot's id, then $2 name, $3 team_id, $4 app_id, $5 bot_user_id, $6 page_id
+ * and $7 scopes (NULL where the platform reported none, or all when id is NULL).
+ * The strings are borrowed from bot_id and id. */
+#define BOT_IDENTITY_NPARAMS 7
+void bots_identity_params(const char *bot_id, const Bcrm__V1__BotIdentity *id,
+                          const char *p[BOT_IDENTITY_NPARAMS]);
+
 /* Makes a new bot's row active with the identity the platform reported (id may be
  * NULL: the fields stay NULL). The row as BOT_COLUMNS (PQclear it; no row when the
  * bot is gone), or NULL on a database error. */

@@ -20,7 +20,6 @@
 #include "bots.h"
 #include "platform.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/vault_client.h"
@@ -190,14 +189,11 @@ static void oauth_slack_install(struct api_req *r, const char *org_id, const cha
 
     /* The exchange: only sender-slack knows the client secret. */
     snprintf(redirect, sizeof(redirect), "%s%s", r->api->public_url, OAUTH_CALLBACK_PATH);
-    bus_new_id(request_id);
     Bcrm__V1__ExchangeOAuthCode exchange = BCRM__V1__EXCHANGE_OAUTH_CODE__INIT;
     exchange.code = (char *)code;
     exchange.redirect_uri = redirect;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)org_id;
-    q.bot_id = bot_id;
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, org_id, bot_id);
     q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE;
     q.exchange_oauth_code = &exchange;
     if (platform_call(r, "slack", &q, &reply) != 0) {

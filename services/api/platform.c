@@ -14,6 +14,17 @@ Bcrm__V1__Platform platform_enum_of(const char *platform)
                                           : BCRM__V1__PLATFORM__PLATFORM_MESSENGER;
 }
 
+void platform_query_init(Bcrm__V1__PlatformQuery *q, char request_id[33], const char *org_id,
+                         const char *bot_id)
+{
+    Bcrm__V1__PlatformQuery init = BCRM__V1__PLATFORM_QUERY__INIT;
+    *q = init;
+    bus_new_id(request_id);
+    q->request_id = request_id;
+    q->org_id = (char *)org_id;
+    q->bot_id = (char *)bot_id;
+}
+
 /* Asks a sender of platform. 0 with *reply set (whatever its status), or -1 after
  * answering 503 because no sender answered in time. */
 int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,

@@ -17,6 +17,12 @@
 /* "slack" or "messenger" as the bus enum. */
 Bcrm__V1__Platform platform_enum_of(const char *platform);
 
+/* Starts q as a question about bot_id of org_id, under a fresh request id written
+ * into request_id: q borrows all three, which must outlive it. The caller sets the
+ * query case. */
+void platform_query_init(Bcrm__V1__PlatformQuery *q, char request_id[33], const char *org_id,
+                         const char *bot_id);
+
 /* Asks a sender of platform. 0 with *reply set whatever its status (free it with
  * protobuf_c_message_free_unpacked(&(*reply)->base, NULL)), or -1 after answering 503
  * because no sender answered in time. q is borrowed. */

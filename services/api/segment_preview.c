@@ -17,7 +17,6 @@
 #include "api.h"
 
 #include "../scheduler/audience.h"
-#include "bcrm/bus.h"
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
@@ -121,13 +120,10 @@ static int ask_page(struct api_req *r, const struct preview_bot *b, const char *
                     const char *cursor, Bcrm__V1__PlatformReply **reply)
 {
     char request_id[33];
-    bus_new_id(request_id);
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, b->bot_id);
     Bcrm__V1__ListUsers users = BCRM__V1__LIST_USERS__INIT;
     Bcrm__V1__ListChannelMembers members = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = (char *)b->bot_id;
     char *from = cursor[0] ? (char *)cursor : NULL;
     if (channel_id != NULL) {
         members.channel_id = (char *)channel_id;

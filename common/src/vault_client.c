@@ -153,22 +153,12 @@ out:
     return rv;
 }
 
-int vault_store_token(struct vault_client *vc, const char *org_id, const char *bot_id,
-                      Bcrm__V1__Platform platform, const uint8_t *token, size_t len, char *err,
-                      size_t errlen)
+/* A call whose reply tells nothing but its code: vault_call, the reply freed. */
+static int vault_call_code(struct vault_client *vc, Bcrm__V1__VaultCall *call, char *err,
+                           size_t errlen)
 {
-    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
-    Bcrm__V1__StoreToken store = BCRM__V1__STORE_TOKEN__INIT;
     Bcrm__V1__VaultReply *reply;
-    store.org_id = (char *)org_id;
-    store.bot_id = (char *)bot_id;
-    store.platform = platform;
-    /* Borrowed: vault_box_seal packs it into locked memory and wipes that. */
-    store.token.data = (uint8_t *)token;
-    store.token.len = len;
-    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE;
-    call.store = &store;
-    int rv = vault_call(vc, &call, &reply, err, errlen);
+    int rv = vault_call(vc, call, &reply, err, errlen);
     vault_box_free_unpacked(reply ? &reply->base : NULL);
     return rv;
 }
@@ -180,6 +170,39 @@ static void reply_ref(const Bcrm__V1__VaultReply *reply, uint8_t ref[VAULT_TOKEN
     if (reply != NULL && reply->has_token_ref && reply->token_ref.len == VAULT_TOKEN_REF_BYTES) {
         memcpy(ref, reply->token_ref.data, VAULT_TOKEN_REF_BYTES);
     }
+}
+
+/* Stores token under stored_id (a bot's id, or its staging id): the StoreToken call
+ * of vault_store_token and vault_stage_token. On VAULT_OK, ref (when not NULL) gets
+ * the reply's token_ref. token is borrowed: vault_box_seal packs it into locked
+ * memory and wipes that. */
+static int store_token_as(struct vault_client *vc, const char *org_id, const char *stored_id,
+                          Bcrm__V1__Platform platform, const uint8_t *token, size_t len,
+                          uint8_t ref[VAULT_TOKEN_REF_BYTES], char *err, size_t errlen)
+{
+    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
+    Bcrm__V1__StoreToken store = BCRM__V1__STORE_TOKEN__INIT;
+    Bcrm__V1__VaultReply *reply;
+    store.org_id = (char *)org_id;
+    store.bot_id = (char *)stored_id;
+    store.platform = platform;
+    store.token.data = (uint8_t *)token;
+    store.token.len = len;
+    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE;
+    call.store = &store;
+    int rv = vault_call(vc, &call, &reply, err, errlen);
+    if (rv == BCRM__V1__VAULT_CODE__VAULT_OK && ref != NULL) {
+        reply_ref(reply, ref);
+    }
+    vault_box_free_unpacked(reply ? &reply->base : NULL);
+    return rv;
+}
+
+int vault_store_token(struct vault_client *vc, const char *org_id, const char *bot_id,
+                      Bcrm__V1__Platform platform, const uint8_t *token, size_t len, char *err,
+                      size_t errlen)
+{
+    return store_token_as(vc, org_id, bot_id, platform, token, len, NULL, err, errlen);
 }
 
 int vault_release_token_ref(struct vault_client *vc, const char *org_id, const char *bot_id,
@@ -228,31 +251,17 @@ int vault_stage_token(struct vault_client *vc, const char *org_id, const char *b
                       char staging_id[37], uint8_t staged_ref[VAULT_TOKEN_REF_BYTES], char *err,
                       size_t errlen)
 {
-    Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
-    Bcrm__V1__StoreToken store = BCRM__V1__STORE_TOKEN__INIT;
-    Bcrm__V1__VaultReply *reply;
     memset(staged_ref, 0, VAULT_TOKEN_REF_BYTES);
     if (token_staging_id(bot_id, staging_id) != 0) {
         snprintf(err, errlen, "bot_id: want a uuid");
         return BCRM__V1__VAULT_CODE__VAULT_BAD_REQUEST;
     }
-    store.org_id = (char *)org_id;
-    store.bot_id = staging_id;
-    store.platform = platform;
-    store.token.data = (uint8_t *)token; /* borrowed, as in vault_store_token */
-    store.token.len = len;
-    call.op_case = BCRM__V1__VAULT_CALL__OP_STORE;
-    call.store = &store;
-    int rv = vault_call(vc, &call, &reply, err, errlen);
-    if (rv == BCRM__V1__VAULT_CODE__VAULT_OK) {
-        reply_ref(reply, staged_ref);
-        if (sodium_is_zero(staged_ref, VAULT_TOKEN_REF_BYTES)) {
-            /* A vault that names no stored copy cannot be asked to promote this one. */
-            snprintf(err, errlen, "vault: store answered without a token_ref");
-            rv = -1;
-        }
+    int rv = store_token_as(vc, org_id, staging_id, platform, token, len, staged_ref, err, errlen);
+    if (rv == BCRM__V1__VAULT_CODE__VAULT_OK && sodium_is_zero(staged_ref, VAULT_TOKEN_REF_BYTES)) {
+        /* A vault that names no stored copy cannot be asked to promote this one. */
+        snprintf(err, errlen, "vault: store answered without a token_ref");
+        rv = -1;
     }
-    vault_box_free_unpacked(reply ? &reply->base : NULL);
     return rv;
 }
 
@@ -262,7 +271,6 @@ int vault_promote_token(struct vault_client *vc, const char *org_id, const char 
 {
     Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
     Bcrm__V1__PromoteToken promote = BCRM__V1__PROMOTE_TOKEN__INIT;
-    Bcrm__V1__VaultReply *reply;
     promote.org_id = (char *)org_id;
     promote.bot_id = (char *)bot_id;
     promote.platform = platform;
@@ -270,9 +278,7 @@ int vault_promote_token(struct vault_client *vc, const char *org_id, const char 
     promote.staged_ref.len = VAULT_TOKEN_REF_BYTES;
     call.op_case = BCRM__V1__VAULT_CALL__OP_PROMOTE;
     call.promote = &promote;
-    int rv = vault_call(vc, &call, &reply, err, errlen);
-    vault_box_free_unpacked(reply ? &reply->base : NULL);
-    return rv;
+    return vault_call_code(vc, &call, err, errlen);
 }
 
 int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const char *bot_id,
@@ -281,7 +287,6 @@ int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const 
 {
     Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
     Bcrm__V1__StoreSealedToken store = BCRM__V1__STORE_SEALED_TOKEN__INIT;
-    Bcrm__V1__VaultReply *reply;
     store.org_id = (char *)org_id;
     store.bot_id = (char *)bot_id;
     store.platform = platform;
@@ -289,9 +294,7 @@ int vault_store_sealed_token(struct vault_client *vc, const char *org_id, const 
     store.sealed_token.len = len;
     call.op_case = BCRM__V1__VAULT_CALL__OP_STORE_SEALED;
     call.store_sealed = &store;
-    int rv = vault_call(vc, &call, &reply, err, errlen);
-    vault_box_free_unpacked(reply ? &reply->base : NULL);
-    return rv;
+    return vault_call_code(vc, &call, err, errlen);
 }
 
 int vault_destroy_token(struct vault_client *vc, const char *org_id, const char *bot_id, char *err,
@@ -299,14 +302,11 @@ int vault_destroy_token(struct vault_client *vc, const char *org_id, const char 
 {
     Bcrm__V1__VaultCall call = BCRM__V1__VAULT_CALL__INIT;
     Bcrm__V1__DestroyToken destroy = BCRM__V1__DESTROY_TOKEN__INIT;
-    Bcrm__V1__VaultReply *reply;
     destroy.org_id = (char *)org_id;
     destroy.bot_id = (char *)bot_id;
     call.op_case = BCRM__V1__VAULT_CALL__OP_DESTROY;
     call.destroy = &destroy;
-    int rv = vault_call(vc, &call, &reply, err, errlen);
-    vault_box_free_unpacked(reply ? &reply->base : NULL);
-    return rv;
+    return vault_call_code(vc, &call, err, errlen);
 }
 
 int vault_status(struct vault_client *vc, int64_t *token_count, int32_t *key_version, char *err,

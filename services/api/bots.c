@@ -9,7 +9,6 @@
  */
 #include "bots.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/v1/query.pb-c.h"
@@ -38,12 +37,11 @@ json_t *bots_json(const PGresult *res, int row)
     return bot;
 }
 
-/* Removes a bot that failed to connect: its vault entry and its row. */
-static void undo_connect(struct api_req *r, const char *bot_id)
+void bots_undo_connect(struct api_req *r, const char *org_id, const char *bot_id, bool stored)
 {
     char err[256];
-    if (r->api->vault != NULL &&
-        vault_destroy_token(r->api->vault, r->org_id, bot_id, err, sizeof(err)) != 0) {
+    if (stored && r->api->vault != NULL &&
+        vault_destroy_token(r->api->vault, org_id, bot_id, err, sizeof(err)) != 0) {
         log_error("cannot destroy the token of a failed bot", "{s:s, s:s}", "bot_id", bot_id,
                   "error", err);
     }
@@ -52,6 +50,64 @@ static void undo_connect(struct api_req *r, const char *bot_id)
     if (conn != NULL) {
         db_exec(conn, "delete failed bot", "DELETE FROM bots WHERE id = $1", 1, p);
     }
+}
+
+int bots_insert_verifying(struct api_req *r, const char *org_id, const char *platform,
+                          char bot_id[API_UUID_LEN])
+{
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
+        return -1;
+    }
+    const char *p[] = {org_id, platform};
+    PGresult *res = db_query(conn, "insert bot",
+                             "INSERT INTO bots (org_id, platform, status)"
+                             " VALUES ($1, $2, 'verifying') RETURNING id",
+                             2, p);
+    if (res == NULL) {
+        api_internal_error(r);
+        return -1;
+    }
+    snprintf(bot_id, API_UUID_LEN, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    /* Slow calls follow; the connection serves other requests meanwhile. */
+    api_db_release(r);
+    return 0;
+}
+
+int bots_verify(struct api_req *r, const char *platform, const char *bot_id,
+                Bcrm__V1__PlatformReply **reply)
+{
+    char request_id[33];
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, bot_id);
+    Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
+    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
+    q.verify_bot = &verify;
+    return platform_call(r, platform, &q, reply);
+}
+
+void bots_identity_params(const char *bot_id, const Bcrm__V1__BotIdentity *id,
+                          const char *p[BOT_IDENTITY_NPARAMS])
+{
+    p[0] = bot_id;
+    p[1] = id ? id->name : NULL;
+    p[2] = id ? id->team_id : NULL;
+    p[3] = id ? id->app_id : NULL;
+    p[4] = id ? id->bot_user_id : NULL;
+    p[5] = id ? id->page_id : NULL;
+    p[6] = id ? id->scopes : NULL;
+}
+
+PGresult *bots_activate(PGconn *conn, const char *bot_id, const Bcrm__V1__BotIdentity *id)
+{
+    const char *p[BOT_IDENTITY_NPARAMS];
+    bots_identity_params(bot_id, id, p);
+    return db_query(conn, "activate bot",
+                    "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
+                    " bot_user_id = $5, page_id = $6, scopes = $7, updated_at = now()"
+                    " WHERE id = $1 RETURNING " BOT_COLUMNS,
+                    BOT_IDENTITY_NPARAMS, p);
 }
 
 /* The token of the body, validated; the caller wipes it. */
@@ -115,24 +171,9 @@ void bots_create(struct api_req *r)
         goto out;
     }
     /* 1. The row, committed, so a crash later leaves a visible 'verifying' bot. */
-    PGconn *conn = api_db(r);
-    if (conn == NULL) {
+    if (bots_insert_verifying(r, r->org_id, platform, bot_id) != 0) {
         goto out;
     }
-    const char *pi[] = {r->org_id, platform};
-    res = db_query(conn, "insert bot",
-                   "INSERT INTO bots (org_id, platform, status) VALUES ($1, $2, 'verifying')"
-                   " RETURNING id",
-                   2, pi);
-    if (res == NULL) {
-        api_internal_error(r);
-        goto out;
-    }
-    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = NULL;
-    /* Slow calls follow; the connection serves other requests meanwhile. */
-    api_db_release(r);
 
     /* 2. The token goes to the vault and is forgotten here. */
     int code = vault_store_token(r->api->vault, r->org_id, bot_id, platform_enum_of(platform),
@@ -142,54 +183,33 @@ void bots_create(struct api_req *r)
     if (code != 0) {
         log_error("vault refused to store a token", "{s:s, s:i, s:s}", "bot_id", bot_id, "code",
                   code, "error", err);
-        undo_connect(r, bot_id);
+        bots_undo_connect(r, r->org_id, bot_id, true);
         api_problem(r, 503, "Service Unavailable", NULL, "the vault could not store the token");
         goto out;
     }
 
     /* 3. A sender checks the token with the platform. */
-    char request_id[33];
-    bus_new_id(request_id);
-    Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = bot_id;
-    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
-    q.verify_bot = &verify;
-    if (platform_call(r, platform, &q, &reply) != 0) {
-        undo_connect(r, bot_id);
+    if (bots_verify(r, platform, bot_id, &reply) != 0) {
+        bots_undo_connect(r, r->org_id, bot_id, true);
         goto out;
     }
     if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
         log_info("bot verification refused", "{s:s, s:s, s:s}", "bot_id", bot_id, "platform",
                  platform, "error", reply->error ? reply->error : "");
-        undo_connect(r, bot_id);
+        bots_undo_connect(r, r->org_id, bot_id, true);
         platform_answer_failure(r, platform, reply, true);
         goto out;
     }
 
     /* 4. Active, with the identity the platform reported. */
-    const Bcrm__V1__BotIdentity *id = reply->identity;
-    conn = api_db(r);
+    PGconn *conn = api_db(r);
     if (conn == NULL) {
-        undo_connect(r, bot_id);
+        bots_undo_connect(r, r->org_id, bot_id, true);
         goto out;
     }
-    const char *pu[] = {bot_id,
-                        id ? id->name : NULL,
-                        id ? id->team_id : NULL,
-                        id ? id->app_id : NULL,
-                        id ? id->bot_user_id : NULL,
-                        id ? id->page_id : NULL,
-                        id ? id->scopes : NULL};
-    res = db_query(conn, "activate bot",
-                   "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
-                   " bot_user_id = $5, page_id = $6, scopes = $7, updated_at = now()"
-                   " WHERE id = $1 RETURNING " BOT_COLUMNS,
-                   7, pu);
+    res = bots_activate(conn, bot_id, reply->identity);
     if (res == NULL || PQntuples(res) != 1) {
-        undo_connect(r, bot_id);
+        bots_undo_connect(r, r->org_id, bot_id, true);
         api_internal_error(r);
         goto out;
     }
@@ -363,13 +383,10 @@ static void list_live(struct api_req *r, bool users)
     api_db_release(r);
 
     char request_id[33];
-    bus_new_id(request_id);
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, bot_id);
     Bcrm__V1__ListUsers list_users = BCRM__V1__LIST_USERS__INIT;
     Bcrm__V1__ListChannels list_channels = BCRM__V1__LIST_CHANNELS__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = bot_id;
     if (users) {
         list_users.cursor = cursor && cursor[0] ? (char *)cursor : NULL;
         list_users.has_limit = true;
@@ -388,10 +405,7 @@ static void list_live(struct api_req *r, bool users)
         return;
     }
     if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
-        if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-            platform_mark_token_invalid(r, bot_id);
-        }
-        platform_answer_failure(r, platform, reply, false);
+        platform_answer_read_failure(r, platform, bot_id, reply);
         protobuf_c_message_free_unpacked(&reply->base, NULL);
         return;
     }

@@ -25,7 +25,6 @@
  */
 #include "bots.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/v1/query.pb-c.h"
@@ -169,21 +168,16 @@ static json_t *paused_campaigns(PGconn *conn, const char *bot_id)
  * still be the bot's, active or token_invalid (not deleted meanwhile). */
 static PGresult *activate(PGconn *conn, const struct bot_before *b, const Bcrm__V1__BotIdentity *id)
 {
-    const char *p[] = {b->id,
-                       id ? id->name : NULL,
-                       id ? id->scopes : NULL,
-                       id ? id->team_id : NULL,
-                       id ? id->app_id : NULL,
-                       id ? id->bot_user_id : NULL,
-                       id ? id->page_id : NULL};
+    const char *p[BOT_IDENTITY_NPARAMS];
+    bots_identity_params(b->id, id, p);
     return db_query(conn, "activate reconnected bot",
                     "UPDATE bots SET status = 'active', name = coalesce($2, name),"
-                    " scopes = coalesce($3, scopes), team_id = coalesce(team_id, $4),"
-                    " app_id = coalesce(app_id, $5), bot_user_id = coalesce(bot_user_id, $6),"
-                    " page_id = coalesce(page_id, $7), updated_at = now()"
+                    " scopes = coalesce($7, scopes), team_id = coalesce(team_id, $3),"
+                    " app_id = coalesce(app_id, $4), bot_user_id = coalesce(bot_user_id, $5),"
+                    " page_id = coalesce(page_id, $6), updated_at = now()"
                     " WHERE id = $1 AND status IN ('active', 'token_invalid')"
                     " RETURNING " BOT_COLUMNS,
-                    7, p);
+                    BOT_IDENTITY_NPARAMS, p);
 }
 
 void bots_reconnect(struct api_req *r)
@@ -243,16 +237,7 @@ void bots_reconnect(struct api_req *r)
     }
 
     /* 2. A sender checks it where it waits. */
-    char request_id[33];
-    bus_new_id(request_id);
-    Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)r->org_id;
-    q.bot_id = staging_id;
-    q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
-    q.verify_bot = &verify;
-    if (platform_call(r, b.platform, &q, &reply) != 0) {
+    if (bots_verify(r, b.platform, staging_id, &reply) != 0) {
         drop_staged(r, staging_id);
         goto out;
     }

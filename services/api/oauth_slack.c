@@ -17,9 +17,9 @@
 #include "api.h"
 
 #include "auth.h"
+#include "bots.h"
 #include "platform.h"
 
-#include "bcrm/bus.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
 #include "bcrm/vault_client.h"
@@ -170,21 +170,6 @@ static int consume_state(struct api_req *r, const char *state, char org_id[API_U
     return rv;
 }
 
-/* Removes a bot whose install failed: its vault entry (if any) and its row. */
-static void install_undo(struct api_req *r, const char *org_id, const char *bot_id, bool stored)
-{
-    char err[256];
-    if (stored && vault_destroy_token(r->api->vault, org_id, bot_id, err, sizeof(err)) != 0) {
-        log_error("cannot destroy the token of a failed install", "{s:s, s:s}", "bot_id", bot_id,
-                  "error", err);
-    }
-    PGconn *conn = api_db(r);
-    const char *p[] = {bot_id};
-    if (conn != NULL) {
-        db_exec(conn, "delete failed bot", "DELETE FROM bots WHERE id = $1", 1, p);
-    }
-}
-
 /* Steps 3 and 4 of the install: the bot row, the code exchanged by sender-slack,
  * the sealed token to the vault, the bot active. Answers in every case. */
 static void oauth_slack_install(struct api_req *r, const char *org_id, const char *code)
@@ -198,34 +183,17 @@ static void oauth_slack_install(struct api_req *r, const char *org_id, const cha
                     "this api has no identity key (BCRM_IDENTITY_KEY_FILE) to reach the vault");
         return;
     }
-    PGconn *conn = api_db(r);
-    if (conn == NULL) {
+    if (bots_insert_verifying(r, org_id, "slack", bot_id) != 0) {
         return;
     }
-    const char *pi[] = {org_id};
-    res = db_query(conn, "insert bot",
-                   "INSERT INTO bots (org_id, platform, status) VALUES ($1, 'slack', 'verifying')"
-                   " RETURNING id",
-                   1, pi);
-    if (res == NULL) {
-        api_internal_error(r);
-        return;
-    }
-    snprintf(bot_id, sizeof(bot_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = NULL;
-    api_db_release(r);
 
     /* The exchange: only sender-slack knows the client secret. */
     snprintf(redirect, sizeof(redirect), "%s%s", r->api->public_url, OAUTH_CALLBACK_PATH);
-    bus_new_id(request_id);
     Bcrm__V1__ExchangeOAuthCode exchange = BCRM__V1__EXCHANGE_OAUTH_CODE__INIT;
     exchange.code = (char *)code;
     exchange.redirect_uri = redirect;
-    Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-    q.request_id = request_id;
-    q.org_id = (char *)org_id;
-    q.bot_id = bot_id;
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, org_id, bot_id);
     q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE;
     q.exchange_oauth_code = &exchange;
     if (platform_call(r, "slack", &q, &reply) != 0) {
@@ -249,20 +217,11 @@ static void oauth_slack_install(struct api_req *r, const char *org_id, const cha
     }
     stored = true;
     const Bcrm__V1__BotIdentity *id = reply->identity;
-    if ((conn = api_db(r)) == NULL) {
+    PGconn *conn = api_db(r);
+    if (conn == NULL) {
         goto fail;
     }
-    const char *pu[] = {bot_id,
-                        id ? id->name : NULL,
-                        id ? id->team_id : NULL,
-                        id ? id->app_id : NULL,
-                        id ? id->bot_user_id : NULL,
-                        id ? id->scopes : NULL};
-    res = db_query(conn, "activate bot",
-                   "UPDATE bots SET status = 'active', name = $2, team_id = $3, app_id = $4,"
-                   " bot_user_id = $5, scopes = $6, updated_at = now() WHERE id = $1"
-                   " RETURNING id",
-                   6, pu);
+    res = bots_activate(conn, bot_id, id);
     if (res == NULL || PQntuples(res) != 1) {
         api_internal_error(r);
         goto fail;
@@ -278,7 +237,7 @@ static void oauth_slack_install(struct api_req *r, const char *org_id, const cha
     http_add_header(r->resp, "Cache-Control", "no-store");
     goto out;
 fail:
-    install_undo(r, org_id, bot_id, stored);
+    bots_undo_connect(r, org_id, bot_id, stored);
 out:
     PQclear(res);
     if (reply != NULL) {

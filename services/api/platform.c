@@ -14,6 +14,17 @@ Bcrm__V1__Platform platform_enum_of(const char *platform)
                                           : BCRM__V1__PLATFORM__PLATFORM_MESSENGER;
 }
 
+void platform_query_init(Bcrm__V1__PlatformQuery *q, char request_id[33], const char *org_id,
+                         const char *bot_id)
+{
+    Bcrm__V1__PlatformQuery init = BCRM__V1__PLATFORM_QUERY__INIT;
+    *q = init;
+    bus_new_id(request_id);
+    q->request_id = request_id;
+    q->org_id = (char *)org_id;
+    q->bot_id = (char *)bot_id;
+}
+
 /* Asks a sender of platform. 0 with *reply set (whatever its status), or -1 after
  * answering 503 because no sender answered in time. */
 int platform_call(struct api_req *r, const char *platform, Bcrm__V1__PlatformQuery *q,
@@ -117,4 +128,13 @@ void platform_mark_token_invalid(struct api_req *r, const char *bot_id)
                 " WHERE id = $1 AND status = 'active'",
                 1, p);
     }
+}
+
+void platform_answer_read_failure(struct api_req *r, const char *platform, const char *bot_id,
+                                  const Bcrm__V1__PlatformReply *rep)
+{
+    if (rep->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
+        platform_mark_token_invalid(r, bot_id);
+    }
+    platform_answer_failure(r, platform, rep, false);
 }

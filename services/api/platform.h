@@ -17,6 +17,12 @@
 /* "slack" or "messenger" as the bus enum. */
 Bcrm__V1__Platform platform_enum_of(const char *platform);
 
+/* Starts q as a question about bot_id of org_id, under a fresh request id written
+ * into request_id: q borrows all three, which must outlive it. The caller sets the
+ * query case. */
+void platform_query_init(Bcrm__V1__PlatformQuery *q, char request_id[33], const char *org_id,
+                         const char *bot_id);
+
 /* Asks a sender of platform. 0 with *reply set whatever its status (free it with
  * protobuf_c_message_free_unpacked(&(*reply)->base, NULL)), or -1 after answering 503
  * because no sender answered in time. q is borrowed. */
@@ -34,5 +40,11 @@ json_t *platform_user_json(const Bcrm__V1__PlatformUser *u);
 
 /* Marks an active bot token_invalid after a sender found its token revoked. */
 void platform_mark_token_invalid(struct api_req *r, const char *bot_id);
+
+/* Answers a live read's reply that is not QUERY_OK (platform_answer_failure, not
+ * verifying), first marking the bot token_invalid when the sender found its token
+ * revoked. */
+void platform_answer_read_failure(struct api_req *r, const char *platform, const char *bot_id,
+                                  const Bcrm__V1__PlatformReply *rep);
 
 #endif

@@ -17,7 +17,6 @@
 #include "api.h"
 
 #include "../scheduler/audience.h"
-#include "bcrm/bus.h"
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
 #include "bcrm/log.h"
@@ -113,6 +112,48 @@ static json_t *preview_answer(const struct preview_bot *b, const char *kind, lon
                      "pages_read", pages, "read_at", now);
 }
 
+/* Asks a sender for one page of PREVIEW_PAGE_LIMIT from cursor ("" for the first):
+ * of the members of channel_id (ListChannelMembers), or of the bot's users
+ * (ListUsers) when channel_id is NULL. As platform_call: 0 with *reply set whatever
+ * its status, or -1 after answering 503. */
+static int ask_page(struct api_req *r, const struct preview_bot *b, const char *channel_id,
+                    const char *cursor, Bcrm__V1__PlatformReply **reply)
+{
+    char request_id[33];
+    Bcrm__V1__PlatformQuery q;
+    platform_query_init(&q, request_id, r->org_id, b->bot_id);
+    Bcrm__V1__ListUsers users = BCRM__V1__LIST_USERS__INIT;
+    Bcrm__V1__ListChannelMembers members = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
+    char *from = cursor[0] ? (char *)cursor : NULL;
+    if (channel_id != NULL) {
+        members.channel_id = (char *)channel_id;
+        members.cursor = from;
+        members.has_limit = true;
+        members.limit = PREVIEW_PAGE_LIMIT;
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
+        q.list_channel_members = &members;
+    } else {
+        users.cursor = from;
+        users.has_limit = true;
+        users.limit = PREVIEW_PAGE_LIMIT;
+        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
+        q.list_users = &users;
+    }
+    return platform_call(r, b->platform, &q, reply);
+}
+
+/* Copies the reply's next cursor into cursor (cap bytes). false when the reply is
+ * the last page, or names a next one whose cursor does not fit (read as the last). */
+static bool next_page(const Bcrm__V1__PlatformReply *reply, char *cursor, size_t cap)
+{
+    if (reply->next_cursor == NULL || reply->next_cursor[0] == '\0' ||
+        strlen(reply->next_cursor) >= cap) {
+        return false;
+    }
+    snprintf(cursor, cap, "%s", reply->next_cursor);
+    return true;
+}
+
 /* Reads the members of the audience's members_of channels into set, page by page.
  * Adds the pages read to *pages. 0, or -1 after answering the failure. */
 static int read_members(struct api_req *r, const struct preview_bot *b,
@@ -124,30 +165,14 @@ static int read_members(struct api_req *r, const struct preview_bot *b,
     {
         char cursor[1024] = "";
         for (;;) {
-            char request_id[33];
-            bus_new_id(request_id);
-            Bcrm__V1__ListChannelMembers list = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
-            list.channel_id = (char *)json_string_value(channel);
-            list.cursor = cursor[0] ? cursor : NULL;
-            list.has_limit = true;
-            list.limit = PREVIEW_PAGE_LIMIT;
-            Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-            q.request_id = request_id;
-            q.org_id = (char *)r->org_id;
-            q.bot_id = (char *)b->bot_id;
-            q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
-            q.list_channel_members = &list;
             Bcrm__V1__PlatformReply *reply = NULL;
-            if (platform_call(r, b->platform, &q, &reply) != 0) {
+            if (ask_page(r, b, json_string_value(channel), cursor, &reply) != 0) {
                 return -1;
             }
             char err[160];
             enum audience_members_page got = audience_add_members(set, reply, err, sizeof(err));
             if (got == MEMBERS_PAGE_REFUSED) {
-                if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-                    platform_mark_token_invalid(r, b->bot_id);
-                }
-                platform_answer_failure(r, b->platform, reply, false);
+                platform_answer_read_failure(r, b->platform, b->bot_id, reply);
                 protobuf_c_message_free_unpacked(&reply->base, NULL);
                 return -1;
             }
@@ -158,12 +183,7 @@ static int read_members(struct api_req *r, const struct preview_bot *b,
                 return -1;
             }
             (*pages)++;
-            bool more = got == MEMBERS_PAGE_ADDED && reply->next_cursor != NULL &&
-                        reply->next_cursor[0] != '\0' &&
-                        strlen(reply->next_cursor) < sizeof(cursor);
-            if (more) {
-                snprintf(cursor, sizeof(cursor), "%s", reply->next_cursor);
-            }
+            bool more = got == MEMBERS_PAGE_ADDED && next_page(reply, cursor, sizeof(cursor));
             protobuf_c_message_free_unpacked(&reply->base, NULL);
             if (!more) {
                 break;
@@ -203,27 +223,12 @@ static void preview_users(struct api_req *r, const struct preview_bot *b, struct
     }
     int member_pages = pages;
     for (;;) {
-        char request_id[33];
-        bus_new_id(request_id);
-        Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
-        list.cursor = cursor[0] ? cursor : NULL;
-        list.has_limit = true;
-        list.limit = PREVIEW_PAGE_LIMIT;
-        Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
-        q.request_id = request_id;
-        q.org_id = (char *)r->org_id;
-        q.bot_id = (char *)b->bot_id;
-        q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
-        q.list_users = &list;
         Bcrm__V1__PlatformReply *reply = NULL;
-        if (platform_call(r, b->platform, &q, &reply) != 0) {
+        if (ask_page(r, b, NULL, cursor, &reply) != 0) {
             goto fail;
         }
         if (reply->status != BCRM__V1__QUERY_STATUS__QUERY_OK) {
-            if (reply->status == BCRM__V1__QUERY_STATUS__QUERY_TOKEN_INVALID) {
-                platform_mark_token_invalid(r, b->bot_id);
-            }
-            platform_answer_failure(r, b->platform, reply, false);
+            platform_answer_read_failure(r, b->platform, b->bot_id, reply);
             protobuf_c_message_free_unpacked(&reply->base, NULL);
             goto fail;
         }
@@ -237,11 +242,7 @@ static void preview_users(struct api_req *r, const struct preview_bot *b, struct
                 }
             }
         }
-        bool more = reply->next_cursor != NULL && reply->next_cursor[0] != '\0' &&
-                    strlen(reply->next_cursor) < sizeof(cursor);
-        if (more) {
-            snprintf(cursor, sizeof(cursor), "%s", reply->next_cursor);
-        }
+        bool more = next_page(reply, cursor, sizeof(cursor));
         protobuf_c_message_free_unpacked(&reply->base, NULL);
         if (!more) {
             break;

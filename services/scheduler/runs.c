@@ -763,33 +763,30 @@ static void start_query(struct scheduler *s, struct run_row *r, Bcrm__V1__Platfo
     s->calling = r;
 }
 
-/* Asks a sender for a page of the platform's users (ListUsers). Takes ownership of r. */
-static void start_platform_page(struct scheduler *s, struct run_row *r)
+/* Asks a sender for the next page of r's audience: of the members of the channel m
+ * is at (ListChannelMembers), or of the platform's users (ListUsers) when m is
+ * NULL. Takes ownership of r. */
+static void start_page(struct scheduler *s, struct run_row *r, const struct members_load *m)
 {
-    Bcrm__V1__ListUsers list = BCRM__V1__LIST_USERS__INIT;
-    list.cursor = r->cursor;
-    list.has_limit = true;
-    list.limit = s->cfg.page_limit;
+    Bcrm__V1__ListUsers users = BCRM__V1__LIST_USERS__INIT;
+    Bcrm__V1__ListChannelMembers members = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
     Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
-    query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
-    query.list_users = &list;
-    r->members_call = false;
-    start_query(s, r, &query);
-}
-
-/* Asks a sender for the next page of members of the channel m is at
- * (ListChannelMembers). Takes ownership of r. */
-static void start_members_page(struct scheduler *s, struct run_row *r, const struct members_load *m)
-{
-    Bcrm__V1__ListChannelMembers list = BCRM__V1__LIST_CHANNEL_MEMBERS__INIT;
-    list.channel_id = (char *)json_string_value(json_array_get(r->audience.members_of, m->channel));
-    list.cursor = m->cursor;
-    list.has_limit = true;
-    list.limit = s->cfg.page_limit;
-    Bcrm__V1__PlatformQuery query = BCRM__V1__PLATFORM_QUERY__INIT;
-    query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
-    query.list_channel_members = &list;
-    r->members_call = true;
+    if (m != NULL) {
+        members.channel_id =
+            (char *)json_string_value(json_array_get(r->audience.members_of, m->channel));
+        members.cursor = m->cursor;
+        members.has_limit = true;
+        members.limit = s->cfg.page_limit;
+        query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
+        query.list_channel_members = &members;
+    } else {
+        users.cursor = r->cursor;
+        users.has_limit = true;
+        users.limit = s->cfg.page_limit;
+        query.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
+        query.list_users = &users;
+    }
+    r->members_call = m != NULL;
     start_query(s, r, &query);
 }
 
@@ -813,8 +810,8 @@ static struct members_load *members_for(struct scheduler *s, const struct run_ro
     return m;
 }
 
-/* The reply to start_members_page's call: its ids go into the set; then the channel's
- * next page, the next channel, or (all read) the users. */
+/* The reply to a page of members (start_page with m): its ids go into the set;
+ * then the channel's next page, the next channel, or (all read) the users. */
 static void finish_members_page(struct scheduler *s, struct run_row *r, int rv,
                                 Bcrm__V1__PlatformReply *reply, const char *request_id)
 {
@@ -887,7 +884,8 @@ static void finish_members_page(struct scheduler *s, struct run_row *r, int rv,
     }
 }
 
-/* The reply to start_platform_page's call: the page is filtered and written. */
+/* The reply to a page of users (start_page without m): the page is filtered and
+ * written. */
 static void finish_platform_page(struct scheduler *s, struct run_row *r, int rv,
                                  Bcrm__V1__PlatformReply *reply, const char *request_id)
 {
@@ -915,7 +913,7 @@ static void finish_platform_page(struct scheduler *s, struct run_row *r, int rv,
     if (next != NULL) {
         struct run_row *ahead = run_row_at_cursor(r, next);
         if (ahead != NULL) {
-            start_platform_page(s, ahead);
+            start_page(s, ahead, NULL);
         }
     }
     struct page page;
@@ -991,12 +989,12 @@ static void load_page(struct scheduler *s, struct run_row *r)
                 return;
             }
             if (!m->complete) {
-                start_members_page(s, r, m);
+                start_page(s, r, m);
                 return;
             }
             r->audience.members = m->set;
         }
-        start_platform_page(s, r);
+        start_page(s, r, NULL);
         return;
     }
     load_listed_page(s, r);

@@ -193,9 +193,12 @@ static enum worker_next classify_profile(struct messenger_state *s, struct worke
         return WORKER_FINAL;
     }
     json_t *body = json_loadb(resp->body, resp->body_len, 0, NULL);
-    enum worker_next next = WORKER_REQUEST;
     int code, subcode;
-    if (resp->status == 200 && json_is_object(body) && !messenger_error(body, &code, &subcode)) {
+    bool read =
+        resp->status == 200 && json_is_object(body) && !messenger_error(body, &code, &subcode);
+    struct worker_outcome would; /* what the post would come to on this answer */
+    worker_outcome_init(&would);
+    if (read) {
         worker_profile_clear(&send->profile);
         send->profile.first_name = worker_json_strdup(body, "first_name");
         const char *first = json_string_value(json_object_get(body, "first_name"));
@@ -209,25 +212,11 @@ static enum worker_next classify_profile(struct messenger_state *s, struct worke
             send->profile.real_name = full;
             send->profile.name = full != NULL ? strdup(full) : NULL;
         }
-        profile_cache_put(s->profiles, send->job->bot_id, send->job->recipient_id, &send->profile,
-                          clock_mono_ms());
     } else {
-        struct worker_outcome would;
-        worker_outcome_init(&would);
         messenger_classify_post(resp, &would);
-        if (would.bot_token_invalid || would.rate_limited ||
-            would.outcome == BCRM__V1__OUTCOME__OUTCOME_RETRY ||
-            would.outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
-            *out = would;
-            if (out->outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
-                out->outcome = BCRM__V1__OUTCOME__OUTCOME_RETRY; /* a read sent nothing */
-            }
-            next = WORKER_FINAL;
-        }
     }
     json_decref(body);
-    send->have_profile = true;
-    return next;
+    return worker_profile_read_done(send, s->profiles, read, &would, out);
 }
 
 enum worker_next messenger_classify_send(void *state, struct worker_send *send,

@@ -301,27 +301,21 @@ static enum worker_next classify_info(struct slack_state *s, struct worker_send 
     json_t *body = slack_parse(resp);
     json_t *user = json_object_get(body, "user");
     const char *error = json_string_value(json_object_get(body, "error"));
-    enum worker_next next = WORKER_REQUEST;
-    if (json_is_true(json_object_get(body, "ok")) && json_is_object(user)) {
+    bool read = json_is_true(json_object_get(body, "ok")) && json_is_object(user);
+    struct worker_outcome would; /* what chat.postMessage would come to on this error */
+    worker_outcome_init(&would);
+    if (read) {
         slack_profile_from_member(user, &send->profile);
-        profile_cache_put(s->profiles, send->job->bot_id, send->job->recipient_id, &send->profile,
-                          clock_mono_ms());
     } else {
         const struct worker_rule *rule =
             worker_rule_find(slack_send_rules, slack_send_rule_count, error);
-        if (rule != NULL &&
-            (rule->flags != 0 || rule->outcome != BCRM__V1__OUTCOME__OUTCOME_FAILED)) {
-            worker_rule_apply(rule, error, out);
-            out->retry_after_ms = resp->retry_after_ms;
-            if (out->outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
-                out->outcome = BCRM__V1__OUTCOME__OUTCOME_RETRY; /* a read sent nothing */
-            }
-            next = WORKER_FINAL;
+        if (rule != NULL) {
+            worker_rule_apply(rule, error, &would);
+            would.retry_after_ms = resp->retry_after_ms;
         }
     }
     json_decref(body);
-    send->have_profile = true;
-    return next;
+    return worker_profile_read_done(send, s->profiles, read, &would, out);
 }
 
 enum worker_next slack_profile_classify(struct slack_state *s, struct worker_send *send,

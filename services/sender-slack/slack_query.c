@@ -110,10 +110,30 @@ static int page_form(char **form, const char *cursor, bool has_limit, int32_t li
     return 0;
 }
 
-static void set_next_cursor(Bcrm__V1__PlatformReply *reply, const json_t *body)
+/* One page of a paged list method: cursor and limit (page_form) and the pairs of
+ * extra (key, value, ..., NULL; extra may be NULL) in its form. The answer's body
+ * (json_decref it) with reply->next_cursor set from its response_metadata, or NULL
+ * with the reply's status saying why. */
+static json_t *call_page(const struct slack_state *s, CURL *easy, const char *token,
+                         const char *method, const char *cursor, bool has_limit, int32_t limit,
+                         const char *const *extra, Bcrm__V1__PlatformReply *reply)
 {
-    json_t *meta = json_object_get(body, "response_metadata");
-    reply->next_cursor = worker_json_strdup(meta, "next_cursor");
+    char *form = NULL;
+    int rv = page_form(&form, cursor, has_limit, limit);
+    for (size_t i = 0; rv == 0 && extra != NULL && extra[i] != NULL; i += 2) {
+        rv = worker_form_add(&form, extra[i], extra[i + 1]);
+    }
+    if (rv != 0) {
+        free(form);
+        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
+        return NULL;
+    }
+    json_t *body = slack_call(s, easy, token, method, form, reply, NULL, NULL);
+    if (body != NULL) {
+        json_t *meta = json_object_get(body, "response_metadata");
+        reply->next_cursor = worker_json_strdup(meta, "next_cursor");
+    }
+    return body;
 }
 
 static void verify_bot(const struct slack_state *s, CURL *easy, const char *token,
@@ -148,13 +168,8 @@ static bool json_flag(const json_t *obj, const char *key)
 static void list_users(const struct slack_state *s, CURL *easy, const char *token,
                        const Bcrm__V1__ListUsers *q, Bcrm__V1__PlatformReply *reply)
 {
-    char *form = NULL;
-    if (page_form(&form, q->cursor, q->has_limit, q->limit) != 0) {
-        free(form);
-        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
-        return;
-    }
-    json_t *body = slack_call(s, easy, token, "users.list", form, reply, NULL, NULL);
+    json_t *body =
+        call_page(s, easy, token, "users.list", q->cursor, q->has_limit, q->limit, NULL, reply);
     if (body == NULL) {
         return;
     }
@@ -192,22 +207,16 @@ static void list_users(const struct slack_state *s, CURL *easy, const char *toke
         u->is_bot = json_flag(m, "is_bot") || strcmp(id, "USLACKBOT") == 0;
         u->deleted = json_flag(m, "deleted");
     }
-    set_next_cursor(reply, body);
     json_decref(body);
 }
 
 static void list_channels(const struct slack_state *s, CURL *easy, const char *token,
                           const Bcrm__V1__ListChannels *q, Bcrm__V1__PlatformReply *reply)
 {
-    char *form = NULL;
-    if (page_form(&form, q->cursor, q->has_limit, q->limit) != 0 ||
-        worker_form_add(&form, "types", "public_channel,private_channel") != 0 ||
-        worker_form_add(&form, "exclude_archived", "true") != 0) {
-        free(form);
-        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
-        return;
-    }
-    json_t *body = slack_call(s, easy, token, "conversations.list", form, reply, NULL, NULL);
+    static const char *const extra[] = {"types", "public_channel,private_channel",
+                                        "exclude_archived", "true", NULL};
+    json_t *body = call_page(s, easy, token, "conversations.list", q->cursor, q->has_limit,
+                             q->limit, extra, reply);
     if (body == NULL) {
         return;
     }
@@ -235,7 +244,6 @@ static void list_channels(const struct slack_state *s, CURL *easy, const char *t
             c->num_members = (int32_t)json_integer_value(members);
         }
     }
-    set_next_cursor(reply, body);
     json_decref(body);
 }
 
@@ -243,14 +251,9 @@ static void list_channel_members(const struct slack_state *s, CURL *easy, const 
                                  const Bcrm__V1__ListChannelMembers *q,
                                  Bcrm__V1__PlatformReply *reply)
 {
-    char *form = NULL;
-    if (page_form(&form, q->cursor, q->has_limit, q->limit) != 0 ||
-        worker_form_add(&form, "channel", q->channel_id) != 0) {
-        free(form);
-        worker_reply_status(reply, BCRM__V1__QUERY_STATUS__QUERY_UNAVAILABLE, "out_of_memory");
-        return;
-    }
-    json_t *body = slack_call(s, easy, token, "conversations.members", form, reply, NULL, NULL);
+    const char *extra[] = {"channel", q->channel_id, NULL};
+    json_t *body = call_page(s, easy, token, "conversations.members", q->cursor, q->has_limit,
+                             q->limit, extra, reply);
     if (body == NULL) {
         return;
     }
@@ -264,7 +267,6 @@ static void list_channel_members(const struct slack_state *s, CURL *easy, const 
             break;
         }
     }
-    set_next_cursor(reply, body);
     json_decref(body);
 }
 

@@ -19,12 +19,13 @@ up, connects the workspace's bot, and sends a campaign to everyone, now. Then:
 import base64
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import (connect_bot, create_campaign, schedule_campaign, signup,  # noqa: E402
+                         wait_campaign)
 
 # Generated users: some are bots or deleted, so 220 give more than 200 people to reach.
 USERS = 220
@@ -100,36 +101,17 @@ class CampaignEndToEnd(unittest.TestCase):
             dm_to_user = {u['dm_id']: u['id'] for u in population if u.get('dm_id')}
 
             # A person signs up and connects the bot.
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'E2E Owner', 'email': 'owner@e2e.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'E2E Agency'})
-            self.assertEqual(status, 201, body)
-            org = body['org']['id']
-            status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
-                                   {'platform': 'slack', 'token': token})
-            self.assertEqual(status, 201, bot)
+            org = signup(s, 'E2E Owner', 'owner@e2e.bcrm.test', 'E2E Agency')
+            bot = connect_bot(s, org, 'slack', token)
             self.assertEqual(bot.get('team_id'), team_id, bot)
             self.assertNotIn(token, str(bot))
 
-            status, _, campaign = s.api('POST', f'/v1/orgs/{org}/campaigns', {
+            path, campaign = create_campaign(s, org, {
                 'name': 'E2E to everyone', 'bot_id': bot['id'], 'message': {'text': TEXT},
                 'audience': {'filter': {'all': True}}, 'schedule': {'mode': 'now'}})
-            self.assertEqual(status, 201, campaign)
             self.assertEqual(campaign['status'], 'draft')
-            path = f'/v1/orgs/{org}/campaigns/{campaign["id"]}'
-            status, _, body = s.api('POST', path + '/schedule')
-            self.assertIn(status, (200, 202), body)
-
-            deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-            while True:
-                status, _, campaign = s.api('GET', path)
-                self.assertEqual(status, 200, campaign)
-                if campaign['status'] == 'completed':
-                    break
-                if time.monotonic() > deadline:
-                    self.fail(f'campaign not completed after {CAMPAIGN_TIMEOUT_S}s: '
-                              f'status {campaign["status"]}, stats {campaign.get("stats")}')
-                time.sleep(0.5)
+            schedule_campaign(s, path)
+            campaign = wait_campaign(s, path, CAMPAIGN_TIMEOUT_S)
 
             n = len(expected)
             stats = campaign['stats']

@@ -23,6 +23,8 @@ import uuid
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import (connect_bot, create_campaign, schedule_campaign, signup,  # noqa: E402
+                         wait_until)
 
 TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '120'))
 DAY_MS = 24 * 3600 * 1000
@@ -52,14 +54,8 @@ class MessengerReceiptsTest(unittest.TestCase):
             self.assertEqual((status, body['echoed']), (200, True), body)
 
             page = s.msim('GET', '/_sim/pages')[2]['pages'][0]
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'Receipts', 'email': 'receipts@e2e.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'Receipts'})
-            self.assertEqual(status, 201, body)
-            org = body['org']['id']
-            status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
-                                   {'platform': 'messenger', 'page_token': page['token']})
-            self.assertEqual(status, 201, bot)
+            org = signup(s, 'Receipts', 'receipts@e2e.bcrm.test', 'Receipts')
+            bot = connect_bot(s, org, 'messenger', page['token'])
             # A read comes well after the answer, so bcrm has recorded the send.
             status, _, receipts = s.msim('POST', '/_sim/receipts', {
                 'enabled': True, 'read_fraction': 0.5, 'delivery_delay_ms': 100,
@@ -73,15 +69,12 @@ class MessengerReceiptsTest(unittest.TestCase):
             readers = {u['psid'] for u in inside if u['reads']}
             self.assertGreater(len(readers), 2)
             self.assertGreater(len(inside) - len(readers), 2)
-            status, _, c = s.api('POST', f'/v1/orgs/{org}/campaigns', {
+            path, c = create_campaign(s, org, {
                 'name': 'Read me', 'bot_id': bot['id'],
                 'message': {'text': 'Hi {{first_name|there}}, news for you'},
                 'audience': {'filter': {'user_ids': [u['psid'] for u in inside]}},
                 'schedule': {'mode': 'now'}, 'messenger': {'messaging_type': 'UPDATE'}})
-            self.assertEqual(status, 201, c)
-            path = f'/v1/orgs/{org}/campaigns/{c["id"]}'
-            status, _, body = s.api('POST', path + '/schedule')
-            self.assertIn(status, (200, 202), body)
+            schedule_campaign(s, path)
 
             def deliveries():
                 rows = s.sql(f"SELECT recipient_id, status, platform_message_id,"
@@ -89,15 +82,12 @@ class MessengerReceiptsTest(unittest.TestCase):
                              f" WHERE campaign_id = '{c['id']}'")
                 return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-            deadline = time.monotonic() + TIMEOUT_S
-            while True:
-                d = deliveries()
+            def all_read(d):
                 read = {p for p, v in d.items() if v[0] == 'read'}
-                if len(d) == len(inside) and read == readers:
-                    break
-                if time.monotonic() > deadline:
-                    self.fail(f'deliveries {d}, readers {sorted(readers)}')
-                time.sleep(0.3)
+                return len(d) == len(inside) and read == readers
+
+            wait_until(f'every delivery, read by {sorted(readers)}', deliveries, all_read,
+                       TIMEOUT_S, step=0.3)
             time.sleep(2)  # the last read events have come and gone
             d = deliveries()
             self.assertEqual({p for p, v in d.items() if v[0] == 'read'}, readers)

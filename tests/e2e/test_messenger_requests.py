@@ -28,6 +28,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import connect_bot, signup, start_campaign, wait_campaigns  # noqa: E402
 
 CAMPAIGN_TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '120'))
 DAY_MS = 24 * 3600 * 1000
@@ -161,14 +162,8 @@ class MessengerRequestsTest(unittest.TestCase):
                        and now - u['last_message_ms'] > 8 * DAY_MS][:1]
             self.assertEqual((len(inside), len(outside)), (3, 1))
 
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'Graph Checker', 'email': 'graph@e2e.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'Graph'})
-            self.assertEqual(status, 201, body)
-            org = body['org']['id']
-            status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
-                                   {'platform': 'messenger', 'page_token': page['token']})
-            self.assertEqual(status, 201, bot)
+            org = signup(s, 'Graph Checker', 'graph@e2e.bcrm.test', 'Graph')
+            bot = connect_bot(s, org, 'messenger', page['token'])
             listed, cursor = [], ''
             for _ in range(20):
                 q = f'?limit=10&cursor={cursor}' if cursor else '?limit=10'
@@ -190,23 +185,8 @@ class MessengerRequestsTest(unittest.TestCase):
                  'audience': {'filter': {'user_ids': [u['psid'] for u in outside]}},
                  'schedule': {'mode': 'now'},
                  'messenger': {'messaging_type': 'MESSAGE_TAG', 'tag': 'ACCOUNT_UPDATE'}}]
-            paths = []
-            for c in campaigns:
-                status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
-                self.assertEqual(status, 201, body)
-                path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
-                status, _, body = s.api('POST', path + '/schedule')
-                self.assertIn(status, (200, 202), body)
-                paths.append(path)
-            deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-            for path in paths:
-                while True:
-                    status, _, body = s.api('GET', path)
-                    if body.get('status') == 'completed':
-                        break
-                    if time.monotonic() > deadline:
-                        self.fail(f'campaign not completed: {body}')
-                    time.sleep(0.3)
+            paths = [start_campaign(s, org, c) for c in campaigns]
+            for body in wait_campaigns(s, paths, CAMPAIGN_TIMEOUT_S):
                 self.assertEqual(body['stats']['sent'], body['stats']['total'], body)
             messages = s.msim('GET', '/_sim/messages')[2]['messages']
             self.assertEqual(sorted(m['recipient'] for m in messages),

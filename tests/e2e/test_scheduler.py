@@ -33,6 +33,7 @@ import zoneinfo
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import connect_bot, create_campaign, signup, wait_until  # noqa: E402
 
 USERS = 150
 SEED = 4242
@@ -111,22 +112,14 @@ class World:
         self.expected = {u['id']: u for u in self.population if is_reachable(u)}
         self.dm_to_user = {u['dm_id']: u['id'] for u in self.population if u.get('dm_id')}
 
-        status, _, body = s.api('POST', '/v1/signup', {
-            'name': 'Scheduler Test', 'email': 'sched@e2e.bcrm.test',
-            'password': 'correct horse battery staple', 'org_name': 'Scheduler Test'})
-        assert status == 201, body
-        self.org = body['org']['id']
-        status, _, bot = s.api('POST', f'/v1/orgs/{self.org}/bots',
-                               {'platform': 'slack', 'token': self.token})
-        assert status == 201, bot
-        self.bot = bot['id']
+        self.org = signup(s, 'Scheduler Test', 'sched@e2e.bcrm.test', 'Scheduler Test')
+        self.bot = connect_bot(s, self.org, 'slack', self.token)['id']
 
     def campaign(self, schedule=None, audience=None, text='Hi {{first_name|there}}!'):
-        status, _, c = self.s.api('POST', f'/v1/orgs/{self.org}/campaigns', {
+        _, c = create_campaign(self.s, self.org, {
             'name': 'scheduler test', 'bot_id': self.bot, 'message': {'text': text},
             'audience': audience or {'filter': {'all': True}},
             'schedule': schedule or {'mode': 'now'}})
-        assert status == 201, c
         return c['id']
 
     def path(self, cid):
@@ -143,15 +136,7 @@ class World:
         return body
 
     def wait(self, cid, predicate, what, timeout=TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            c = self.get(cid)
-            if predicate(c):
-                return c
-            if time.monotonic() > deadline:
-                raise AssertionError(f'{what} not reached after {timeout}s: status '
-                                     f'{c["status"]}, stats {c.get("stats")}')
-            time.sleep(0.2)
+        return wait_until(what, lambda: self.get(cid), predicate, timeout)
 
     def received(self):
         """{recipient: number of messages the platform got}."""

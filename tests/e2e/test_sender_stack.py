@@ -28,7 +28,6 @@ campaigns made through the REST API (issue 6, "honest about what happened").
   the api never held the token.
 """
 import contextlib
-import http.client
 import json
 import os
 import re
@@ -36,11 +35,11 @@ import signal
 import sys
 import time
 import unittest
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+import e2e_helpers as e2e  # noqa: E402
 
 USERS = 20000
 REPLICAS = 3
@@ -90,11 +89,7 @@ class SenderStackTest(unittest.TestCase):
             for replica in range(REPLICAS):
                 cls.start_sender(replica)
             s.start('sender-messenger')
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'Sender Tester', 'email': 'senders@e2e.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'Senders'})
-            assert status == 201, body
-            cls.org = body['org']['id']
+            cls.org = e2e.signup(s, 'Sender Tester', 'senders@e2e.bcrm.test', 'Senders')
             ws = s.sim('GET', '/_sim/workspaces')[2]['workspaces'][0]
             cls.team, cls.token = ws['team_id'], ws['token']
             cls.users = s.sim('GET', f'/_sim/users?team_id={cls.team}')[2]['users']
@@ -128,35 +123,23 @@ class SenderStackTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
 
     def connect_bot(self, platform='slack', token=None):
-        body = {'platform': platform}
-        body['token' if platform == 'slack' else 'page_token'] = token or self.token
-        status, _, bot = self.s.api('POST', f'/v1/orgs/{self.org}/bots', body)
-        self.assertEqual(status, 201, bot)
-        return bot['id']
+        return e2e.connect_bot(self.s, self.org, platform, token or self.token)['id']
 
     def campaign(self, bot, filter_, text='Hello {{first_name|there}}', wait=True, **extra):
         body = {'name': 'senders', 'bot_id': bot, 'message': {'text': text},
                 'audience': {'filter': filter_}, 'schedule': {'mode': 'now'}} | extra
-        status, _, c = self.s.api('POST', f'/v1/orgs/{self.org}/campaigns', body)
-        self.assertEqual(status, 201, c)
-        status, _, body = self.s.api('POST', f'/v1/orgs/{self.org}/campaigns/{c["id"]}/schedule')
-        self.assertIn(status, (200, 202), body)
+        path, c = e2e.create_campaign(self.s, self.org, body)
+        e2e.schedule_campaign(self.s, path)
         return self.wait_done(c['id']) if wait else c['id']
 
+    def campaign_path(self, cid):
+        return f'/v1/orgs/{self.org}/campaigns/{cid}'
+
     def get_campaign(self, cid):
-        status, _, c = self.s.api('GET', f'/v1/orgs/{self.org}/campaigns/{cid}')
-        self.assertEqual(status, 200, c)
-        return c
+        return e2e.get_campaign(self.s, self.campaign_path(cid))
 
     def wait_done(self, cid, statuses=('completed',), timeout=CAMPAIGN_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            c = self.get_campaign(cid)
-            if c['status'] in statuses:
-                return c
-            if time.monotonic() > deadline:
-                self.fail(f'campaign {cid}: {c["status"]} after {timeout}s, {c.get("stats")}')
-            time.sleep(0.5)
+        return e2e.wait_campaign(self.s, self.campaign_path(cid), timeout, statuses)
 
     def deliveries(self, cid):
         """{recipient_id: (status, attempts, last_error)} from the database."""
@@ -183,25 +166,12 @@ class SenderStackTest(unittest.TestCase):
 
     def settled(self, cid, timeout=30):
         """deliveries(cid) once none of them is out at a sender."""
-        deadline = time.monotonic() + timeout
-        while True:
-            d = self.deliveries(cid)
-            if all(v[0] != 'sending' for v in d.values()):
-                return d
-            if time.monotonic() > deadline:
-                self.fail(f'deliveries still sending after {timeout}s')
-            time.sleep(0.2)
+        return self.wait_deliveries(cid, lambda d: all(v[0] != 'sending' for v in d.values()),
+                                    'no delivery still sending', timeout)
 
     def wait_deliveries(self, cid, ok, what, timeout=60):
         """Waits until ok(deliveries(cid)) holds; returns those deliveries."""
-        deadline = time.monotonic() + timeout
-        while True:
-            d = self.deliveries(cid)
-            if ok(d):
-                return d
-            if time.monotonic() > deadline:
-                self.fail(f'{what}: not after {timeout}s: {d}')
-            time.sleep(0.2)
+        return e2e.wait_until(what, lambda: self.deliveries(cid), ok, timeout)
 
     def resume_reconnected(self, bot, cid, body):
         """Reconnects the bot with a valid token (POST .../bots/{bot}/token, body
@@ -590,21 +560,7 @@ class SenderStackTest(unittest.TestCase):
     # ---- OAuth ---------------------------------------------------------------
 
     def get(self, url, cookie=True):
-        parts = urllib.parse.urlsplit(url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        headers = {}
-        if cookie and self.s.cookies:
-            headers['Cookie'] = '; '.join(f'{k}={v}' for k, v in self.s.cookies.items())
-        conn.request('GET', parts.path + ('?' + parts.query if parts.query else ''),
-                     headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        conn.close()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors='replace')
-        return resp.status, resp.getheader('Location'), body
+        return e2e.get_no_redirect(url, self.s.cookies if cookie else None)
 
     def test_slack_oauth_install(self):
         status, location, body = self.get(self.s.api_url + f'/v1/orgs/{self.org}/oauth/slack/start')

@@ -25,18 +25,17 @@ slack_web_openapi_v2.json:
 
 Run by ctest with BCRM_BUILD_DIR and BCRM_SOURCE_DIR set; free ports only.
 """
-import http.client
 import json
 import os
 import re
 import sys
-import time
 import unittest
-import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import (connect_bot, get_no_redirect, signup, start_campaign,  # noqa: E402
+                         wait_campaigns)
 
 SOURCE_DIR = os.environ.get('BCRM_SOURCE_DIR', os.path.join(os.path.dirname(__file__), '..',
                                                             '..'))
@@ -260,35 +259,7 @@ SIM_CLIENT_ID = '1111111111.2222222222'
 SIM_CLIENT_SECRET = 'sim-client-secret'
 
 
-def get(url, cookies=None):
-    """A GET that does not follow redirects: (status, Location, parsed body)."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    headers = {'Cookie': '; '.join(f'{k}={v}' for k, v in cookies.items())} if cookies else {}
-    conn.request('GET', parts.path + ('?' + parts.query if parts.query else ''), headers=headers)
-    resp = conn.getresponse()
-    raw = resp.read()
-    conn.close()
-    try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
-        body = raw.decode(errors='replace')
-    return resp.status, resp.getheader('Location'), body
-
-
 class SlackRequestsTest(unittest.TestCase):
-    def wait_completed(self, s, paths):
-        deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-        for path in paths:
-            while True:
-                status, _, body = s.api('GET', path)
-                if body.get('status') == 'completed':
-                    break
-                if time.monotonic() > deadline:
-                    self.fail(f'campaign not completed: {body}')
-                time.sleep(0.3)
-            self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0, body)
-
     def test_every_request_matches_the_documented_parameters(self):
         with Stack() as s:
             s.start_postgres()
@@ -316,14 +287,8 @@ class SlackRequestsTest(unittest.TestCase):
             general = next(c for c in channels if c['name'] == 'general')
             announcements = next(c for c in channels if c['name'] == 'announcements')
 
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'Request Checker', 'email': 'requests@e2e.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'Requests'})
-            self.assertEqual(status, 201, body)
-            org = body['org']['id']
-            status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
-                                   {'platform': 'slack', 'token': ws['token']})
-            self.assertEqual(status, 201, bot)
+            org = signup(s, 'Request Checker', 'requests@e2e.bcrm.test', 'Requests')
+            bot = connect_bot(s, org, 'slack', ws['token'])
             # The bot's scopes are the token's, as auth.test's X-OAuth-Scopes gave them.
             status, _, got = s.api('GET', f'/v1/orgs/{org}/bots/{bot["id"]}')
             self.assertEqual(status, 200, got)
@@ -345,13 +310,13 @@ class SlackRequestsTest(unittest.TestCase):
 
             # The second workspace through "Add to Slack": the api's start, the
             # simulator's authorize page (for that team), the callback.
-            status, location, body = get(s.api_url + f'/v1/orgs/{org}/oauth/slack/start',
-                                         s.cookies)
+            status, location, body = get_no_redirect(
+                s.api_url + f'/v1/orgs/{org}/oauth/slack/start', s.cookies)
             self.assertEqual(status, 302, body)
             self.assertTrue(location.startswith(s.sim_url + '/oauth/v2/authorize'), location)
-            status, callback, body = get(location + '&team=' + ws2['team_id'])
+            status, callback, body = get_no_redirect(location + '&team=' + ws2['team_id'])
             self.assertIn(status, (302, 303), body)
-            status, _, body = get(callback, s.cookies)
+            status, _, body = get_no_redirect(callback, s.cookies)
             self.assertEqual(status, 302, body)
             status, _, installed = s.api('GET', f'/v1/orgs/{org}/bots/{body["bot_id"]}')
             self.assertEqual((installed['status'], installed['team_id']),
@@ -395,23 +360,8 @@ class SlackRequestsTest(unittest.TestCase):
                 'schedule': {'mode': 'now'}}
 
             def run(campaigns):
-                paths = []
-                for c in campaigns:
-                    status, _, body = s.api('POST', f'/v1/orgs/{org}/campaigns', c)
-                    self.assertEqual(status, 201, body)
-                    path = f'/v1/orgs/{org}/campaigns/{body["id"]}'
-                    status, _, body = s.api('POST', path + '/schedule')
-                    self.assertIn(status, (200, 202), body)
-                    paths.append(path)
-                deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-                for path in paths:
-                    while True:
-                        status, _, body = s.api('GET', path)
-                        if body.get('status') == 'completed':
-                            break
-                        if time.monotonic() > deadline:
-                            self.fail(f'campaign not completed: {body}')
-                        time.sleep(0.3)
+                paths = [start_campaign(s, org, c) for c in campaigns]
+                for body in wait_campaigns(s, paths, CAMPAIGN_TIMEOUT_S):
                     self.assertEqual(body['stats']['failed'] + body['stats']['unknown'], 0,
                                      body)
 

@@ -26,13 +26,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..')), 'scripts'))
 from stack import Stack  # noqa: E402
+from e2e_helpers import (connect_bot, create_campaign, schedule_campaign, signup,  # noqa: E402
+                         wait_campaign)
 
 USERS = 200
 CAMPAIGN_TIMEOUT_S = float(os.environ.get('BCRM_E2E_CAMPAIGN_TIMEOUT', '180'))
@@ -98,14 +99,8 @@ class VaultInTheStack(unittest.TestCase):
             token = tokens[0]
             self.assertTrue(token and token.startswith('xoxb-'), workspaces)
 
-            status, _, body = s.api('POST', '/v1/signup', {
-                'name': 'Vault Owner', 'email': 'owner@vault.bcrm.test',
-                'password': 'correct horse battery staple', 'org_name': 'Vault Agency'})
-            self.assertEqual(status, 201, body)
-            org = body['org']['id']
-            status, _, bot = s.api('POST', f'/v1/orgs/{org}/bots',
-                                   {'platform': 'slack', 'token': token})
-            self.assertEqual(status, 201, bot)
+            org = signup(s, 'Vault Owner', 'owner@vault.bcrm.test', 'Vault Agency')
+            bot = connect_bot(s, org, 'slack', token)
 
             # Someone else keeps asking for the token the whole time.
             stop_file = os.path.join(s.work_dir, 'stop-releasing')
@@ -116,18 +111,15 @@ class VaultInTheStack(unittest.TestCase):
             loop.stdin.write(f'{org} {bot["id"]} slack {token}\n')
             loop.stdin.close()
 
-            status, _, campaign = s.api('POST', f'/v1/orgs/{org}/campaigns', {
+            path, campaign = create_campaign(s, org, {
                 'name': 'Sent across a key rotation', 'bot_id': bot['id'],
                 'message': {'text': 'Hello {{first_name|there}}'},
                 'audience': {'filter': {'all': True}}, 'schedule': {'mode': 'now'},
                 'throttle_per_minute': 1200})
-            self.assertEqual(status, 201, campaign)
-            path = f'/v1/orgs/{org}/campaigns/{campaign["id"]}'
             # A little latency on every platform call spreads the sending out.
             status, _, body = s.sim('POST', '/_sim/faults', {'latency_ms': 30})
             self.assertEqual(status, 200, body)
-            status, _, body = s.api('POST', path + '/schedule')
-            self.assertIn(status, (200, 202), body)
+            schedule_campaign(s, path)
 
             # The operator rotates and rewraps, again and again, until the campaign
             # is done; each round notes how far the sending was when it ended.
@@ -146,16 +138,7 @@ class VaultInTheStack(unittest.TestCase):
             operator = threading.Thread(target=operate)
             operator.start()
             try:
-                deadline = time.monotonic() + CAMPAIGN_TIMEOUT_S
-                while True:
-                    status, _, campaign = s.api('GET', path)
-                    self.assertEqual(status, 200, campaign)
-                    if campaign['status'] == 'completed':
-                        break
-                    if time.monotonic() > deadline:
-                        self.fail(f'campaign not completed after {CAMPAIGN_TIMEOUT_S}s: status '
-                                  f'{campaign["status"]}, stats {campaign.get("stats")}')
-                    time.sleep(0.2)
+                campaign = wait_campaign(s, path, CAMPAIGN_TIMEOUT_S)
             finally:
                 done.set()
                 operator.join(timeout=120)

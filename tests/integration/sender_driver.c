@@ -198,6 +198,16 @@ static json_t *user_json(const Bcrm__V1__PlatformUser *u)
                      "deleted", u->deleted, "email", u->email, "avatar", u->avatar);
 }
 
+/* The page fields every list query has (ListUsers, ListChannels,
+ * ListChannelMembers): a limit of 0 or less asks for the sender's default. */
+static void set_page(char **cursor_field, protobuf_c_boolean *has_limit, int32_t *limit_field,
+                     char *cursor, int limit)
+{
+    *cursor_field = cursor;
+    *has_limit = limit > 0;
+    *limit_field = limit;
+}
+
 static int cmd_query(int argc, char **argv)
 {
     Bcrm__V1__PlatformQuery q = BCRM__V1__PLATFORM_QUERY__INIT;
@@ -219,16 +229,12 @@ static int cmd_query(int argc, char **argv)
         q.verify_bot = &verify;
     } else if (strcmp(argv[2], "users") == 0) {
         q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_USERS;
-        users.cursor = cursor;
-        users.has_limit = limit > 0;
-        users.limit = limit;
+        set_page(&users.cursor, &users.has_limit, &users.limit, cursor, limit);
         q.list_users = &users;
     } else if (strcmp(argv[2], "members") == 0) {
         q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNEL_MEMBERS;
         members.channel_id = arg;
-        members.cursor = cursor;
-        members.has_limit = limit > 0;
-        members.limit = limit;
+        set_page(&members.cursor, &members.has_limit, &members.limit, cursor, limit);
         q.list_channel_members = &members;
     } else if (strcmp(argv[2], "oauth") == 0) {
         q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_EXCHANGE_OAUTH_CODE;
@@ -237,9 +243,7 @@ static int cmd_query(int argc, char **argv)
         q.exchange_oauth_code = &oauth;
     } else {
         q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_LIST_CHANNELS;
-        channels.cursor = cursor;
-        channels.has_limit = limit > 0;
-        channels.limit = limit;
+        set_page(&channels.cursor, &channels.has_limit, &channels.limit, cursor, limit);
         q.list_channels = &channels;
     }
     nng_socket req;

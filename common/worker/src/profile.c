@@ -6,6 +6,8 @@
  * for it again. */
 #include "bcrm/worker_profile.h"
 
+#include "bcrm/clock.h"
+#include "bcrm/worker.h"
 #include "bcrm/worker_cache.h"
 
 #include <sodium.h>
@@ -155,4 +157,26 @@ size_t profile_cache_count(const struct profile_cache *cache)
 int64_t profile_cache_ttl(const struct profile_cache *cache)
 {
     return worker_cache_ttl(cache->entries);
+}
+
+enum worker_next worker_profile_read_done(struct worker_send *send, struct profile_cache *cache,
+                                          bool read, const struct worker_outcome *would,
+                                          struct worker_outcome *out)
+{
+    send->have_profile = true;
+    if (read) {
+        profile_cache_put(cache, send->job->bot_id, send->job->recipient_id, &send->profile,
+                          clock_mono_ms());
+        return WORKER_REQUEST;
+    }
+    if (!would->bot_token_invalid && !would->rate_limited &&
+        would->outcome != BCRM__V1__OUTCOME__OUTCOME_RETRY &&
+        would->outcome != BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
+        return WORKER_REQUEST;
+    }
+    *out = *would;
+    if (out->outcome == BCRM__V1__OUTCOME__OUTCOME_UNKNOWN) {
+        out->outcome = BCRM__V1__OUTCOME__OUTCOME_RETRY; /* a read sent nothing */
+    }
+    return WORKER_FINAL;
 }

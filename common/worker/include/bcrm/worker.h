@@ -58,6 +58,19 @@ enum worker_next {
     WORKER_WAIT,
 };
 
+/* Ends a send's profile read, in a module's classify_send on the answer to its
+ * profile request (users.info, GET /{psid}). read: the answer held the profile,
+ * which the module put in send->profile; a copy goes into cache (borrowed) for the
+ * job's bot and recipient. Otherwise would is the outcome the post's own answer
+ * would have had: when it would stop the post too (a refused token, a rate limit,
+ * a retry or an unknown) it becomes the send's outcome, as a retry whatever it was
+ * because a read sent nothing; any other failure lets the post go ahead with the
+ * placeholders' defaults. Either way the send's profile step is behind it
+ * (have_profile). Returns WORKER_FINAL with out filled, or WORKER_REQUEST. */
+enum worker_next worker_profile_read_done(struct worker_send *send, struct profile_cache *cache,
+                                          bool read, const struct worker_outcome *would,
+                                          struct worker_outcome *out);
+
 struct worker_platform {
     const char *name;    /* "slack": metric labels and logs */
     const char *service; /* "sender-slack": the log's svc */

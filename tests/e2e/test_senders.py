@@ -338,8 +338,9 @@ class SenderTest(DriverMixin, unittest.TestCase):
 
     def test_revoked_token_holds_the_bot(self):
         """The first refusal of a token holds the bot's other sends: they come back
-        RETRY token_revoked with bot_token_invalid at once, without the vault or
-        Slack, so Slack sees one refused request, not one per recipient. The hold
+        RETRY token_revoked with bot_token_invalid, without Slack, so Slack sees one
+        refused request, not one per recipient; the vault is asked once more at
+        most (one recheck for the jobs that came in after it released the token). The hold
         ends after BCRM_SENDER_TOKEN_INVALID_TTL (the next send asks the vault and
         tries the token with one request), or at once when a query finds the token
         accepted again (a reconnected bot's VerifyBot)."""
@@ -359,7 +360,7 @@ class SenderTest(DriverMixin, unittest.TestCase):
             refused = self.sim_requests('chat.postMessage')
             self.assertEqual(len(refused), 1, refused)
             self.assertEqual(refused[0]['error'], 'token_revoked')
-            self.assertEqual(release_count(bot), 1)
+            self.assertIn(release_count(bot), (1, 2))
 
             # Restored on Slack's side, but the hold stands: no request at all.
             self.faults(restore_token=self.team)
@@ -396,9 +397,10 @@ class SenderTest(DriverMixin, unittest.TestCase):
     def test_token_stored_again_ends_the_hold(self):
         """A reconnect stores the bot's token again (a new copy in the vault, even of
         the same token): the next sends that meet the hold find that out from the
-        vault and go, long before BCRM_SENDER_TOKEN_INVALID_TTL, with no query on
-        this replica. Until then the refused copy keeps the hold: sends are
-        answered at once, and Slack sees no request from a recheck."""
+        vault and go at once, however soon after the reconnect, long before
+        BCRM_SENDER_TOKEN_INVALID_TTL, with no query on this replica. Until then the
+        refused copy keeps the hold: every batch that meets it asks the vault again,
+        and Slack sees no request from a recheck."""
         proc, env = self.own_sender(7, {'BCRM_SENDER_ID': 'slack-restored',
                                         'BCRM_SENDER_TOKEN_INVALID_TTL': '60s'})
         bot = str(uuid.uuid4())
@@ -415,7 +417,6 @@ class SenderTest(DriverMixin, unittest.TestCase):
             # Slack takes the token again, but the vault holds the refused copy: the
             # hold stands (rechecks ask the vault, never Slack).
             self.faults(restore_token=self.team)
-            time.sleep(0.6)  # past a recheck's interval: this batch asks the vault
             jobs = [self.job(u['id'], f'held {i}', bot=bot) for i, u in enumerate(people[10:15])]
             for r in self.run_driver(env, jobs).values():
                 self.assertEqual((r['outcome'], r['error']), ('OUTCOME_RETRY', 'token_revoked'))
@@ -423,9 +424,9 @@ class SenderTest(DriverMixin, unittest.TestCase):
             releases = release_count(bot)
             self.assertGreaterEqual(releases, 2, 'the held batch did not ask the vault again')
 
-            # Reconnected: the same token stored again. Sent within the 60 s hold.
+            # Reconnected: the same token stored again. The very next batch is
+            # sent, within the 60 s hold.
             self.vault_store(self.org, bot, self.token)
-            time.sleep(0.6)
             started = time.monotonic()
             jobs = [self.job(u['id'], f'sent {i}', bot=bot) for i, u in enumerate(people[15:30])]
             for r in self.run_driver(env, jobs).values():

@@ -50,6 +50,7 @@
 /* A received SendBatch, alive while any of its jobs is. */
 struct job_batch {
     Bcrm__V1__SendBatch *msg;
+    int64_t received_mono_ms; /* when it came in: a held bot's sends ask the vault anew */
     size_t next;        /* index of the first job not yet started */
     size_t outstanding; /* started and not yet finished */
 };
@@ -127,7 +128,8 @@ static enum build_result transfer_build(struct transfer *t, struct worker_outcom
     const struct send_loop_config *cfg = t->loop->cfg;
     const Bcrm__V1__SendJob *job = t->send.job;
     struct token_copy token;
-    switch (token_cache_try(cfg->tokens, job->org_id, job->bot_id, &token)) {
+    switch (token_cache_try(cfg->tokens, job->org_id, job->bot_id, t->batch->received_mono_ms,
+                            &token)) {
     case TOKEN_PENDING:
         return BUILD_PARKED;
     case TOKEN_MISSING:
@@ -451,6 +453,7 @@ static struct job_batch *batch_receive(struct send_loop *loop)
             return NULL;
         }
         b->msg = msg;
+        b->received_mono_ms = clock_mono_ms();
         return b;
     }
 }

@@ -32,15 +32,18 @@
  * That last one is what lets a reconnected bot's campaign, resumed at once, go
  * out from every replica: the reconnect's own VerifyBot reaches one replica at
  * most (and checks the new token under its staging id, not the bot's), so each
- * replica finds out for itself. While sends meet the hold, it asks the vault
- * again at most every TOKEN_RECHECK_MS (the sends wait for the answer, as for
- * any fetch); the vault names each stored copy of a token (token_ref), and a
- * copy other than the refused one ends the hold: that token goes on probation
- * like any fresh one. The same copy, or no answer, keeps the hold, so a revoked
- * token still costs one refused request per replica, and the platform is never
- * asked by a recheck. Only jobs that reach a held bot cause rechecks: after the
- * first refusal the scheduler pauses the bot's campaigns, so these are the few
- * jobs in flight then, and the first jobs after a resume.
+ * replica finds out for itself. The hold answers a send only from what the
+ * vault said after the send's job came in: a job received since the vault was
+ * last asked about the bot waits (as for any fetch) while a fetch thread asks
+ * again. So a campaign resumed right after a reconnect is never refused by what
+ * the vault said before it, however soon it comes. The vault names each stored
+ * copy of a token (token_ref), and a copy other than the refused one ends the
+ * hold: that token goes on probation like any fresh one. The same copy, or no
+ * answer, keeps the hold, so a revoked token still costs one refused request
+ * per replica, and the platform is never asked by a recheck. Only jobs that
+ * reach a held bot cause rechecks, one for all the jobs that came in before it
+ * started: after the first refusal the scheduler pauses the bot's campaigns, so
+ * these are the few batches in flight then, and the first ones after a resume.
  */
 #include "worker_internal.h"
 
@@ -57,8 +60,6 @@
 
 /* How long a failure to reach the vault is remembered before asking again. */
 #define TOKEN_UNAVAILABLE_MS 1000
-/* How often a held bot's token is looked up again while sends meet the hold. */
-#define TOKEN_RECHECK_MS 500
 
 enum fetch_state {
     FETCH_NONE,    /* an answer (status is final until it expires) */
@@ -76,9 +77,11 @@ struct token_entry {
     /* TOKEN_OK and TOKEN_INVALID: which stored copy of it the vault released
      * (zeros when unknown): a reconnect stores a new copy even of the same token. */
     uint8_t ref[VAULT_TOKEN_REF_BYTES];
-    /* TOKEN_INVALID: when the vault may be asked again, and (while it is being
-     * asked, expires_mono_ms being INT64_MAX then) when the hold ends. */
-    int64_t recheck_mono_ms;
+    /* When the vault was last asked about the bot for this entry (the start of
+     * the call): a held bot's sends whose jobs came in later ask again. */
+    int64_t asked_mono_ms;
+    /* TOKEN_INVALID: while the vault is asked again (expires_mono_ms being
+     * INT64_MAX then), when the hold ends. */
     int64_t hold_expires_mono_ms;
     bool proven;   /* TOKEN_OK: the platform accepted it */
     bool probing;  /* TOKEN_OK, unproven: a send holds the probe */
@@ -288,6 +291,7 @@ static void entry_fetch(struct token_cache *c, const struct token_entry *e, stru
 {
     struct secret released = {0};
     char err[256] = "";
+    ans->asked_mono_ms = clock_mono_ms();
     int code = vault_release_token_ref(c->vault, e->org_id, e->bot_id, c->platform, &released,
                                        ans->ref, err, sizeof(err));
     int64_t now = clock_mono_ms();
@@ -318,6 +322,7 @@ static void answer_apply(struct token_entry *e, const struct token_entry *ans)
     memcpy(e->ref, ans->ref, VAULT_TOKEN_REF_BYTES);
     e->proven = false;
     e->probing = false;
+    e->asked_mono_ms = ans->asked_mono_ms;
     e->expires_mono_ms = ans->expires_mono_ms;
 }
 
@@ -350,9 +355,11 @@ static void insert_locked(struct token_cache *c, struct token_entry *e)
 }
 
 /* Replaces the bot's entries by a refused one (no token: only which one it was,
- * and which stored copy, ref, or NULL when not known). */
+ * and which stored copy, ref, or NULL when not known; asked_mono_ms: when the
+ * vault released it, or when it was refused if that is not known). */
 static void refuse_locked(struct token_cache *c, const char *org_id, const char *bot_id,
-                          const uint8_t *fp, const uint8_t *ref, const char *code)
+                          const uint8_t *fp, const uint8_t *ref, int64_t asked_mono_ms,
+                          const char *code)
 {
     struct token_entry *e = entry_new(org_id, bot_id);
     if (e == NULL) {
@@ -369,7 +376,7 @@ static void refuse_locked(struct token_cache *c, const char *org_id, const char 
              code != NULL && code[0] != '\0' ? code : "token_invalid");
     int64_t now = clock_mono_ms();
     e->expires_mono_ms = now + c->invalid_ttl_ms;
-    e->recheck_mono_ms = now + TOKEN_RECHECK_MS;
+    e->asked_mono_ms = asked_mono_ms;
     log_warn("bot token refused by the platform: its sends are held", "{s:s, s:s, s:I}", "bot_id",
              bot_id, "error", e->code, "hold_ms", (json_int_t)c->invalid_ttl_ms);
     insert_locked(c, e);
@@ -417,7 +424,7 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
 }
 
 enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct token_copy *out)
+                                  int64_t job_in_mono_ms, struct token_copy *out)
 {
     out->len = 0;
     out->probe = false;
@@ -438,11 +445,11 @@ enum token_status token_cache_try(struct token_cache *cache, const char *org_id,
             hit->probing = true;
             status = answer_locked(hit, out);
             out->probe = true;
-        } else if (hit->status == TOKEN_INVALID && now >= hit->recheck_mono_ms) {
-            /* Has the bot's token been stored again since it was refused? A fetch
-             * thread asks the vault; this send waits for the answer like any. The
-             * sweep leaves an entry being fetched alone, so its hold's end is
-             * kept aside meanwhile. */
+        } else if (hit->status == TOKEN_INVALID && job_in_mono_ms >= hit->asked_mono_ms) {
+            /* Has the bot's token been stored again since the vault was last
+             * asked, before this job came in? A fetch thread asks the vault; this
+             * send waits for the answer like any. The sweep leaves an entry being
+             * fetched alone, so its hold's end is kept aside meanwhile. */
             hit->hold_expires_mono_ms = hit->expires_mono_ms;
             hit->expires_mono_ms = INT64_MAX;
             hit->fetch = FETCH_WAITING;
@@ -497,7 +504,7 @@ static void *fetch_main(void *arg)
                 }
                 e->fetch = FETCH_NONE;
                 e->expires_mono_ms = e->hold_expires_mono_ms;
-                e->recheck_mono_ms = clock_mono_ms() + TOKEN_RECHECK_MS;
+                e->asked_mono_ms = ans.asked_mono_ms;
                 changed_locked(c);
                 continue;
             }
@@ -528,8 +535,9 @@ void token_cache_verdict(struct token_cache *cache, const char *org_id, const ch
         if (cur == NULL || (cur->status == TOKEN_OK && same) ||
             (cur->status == TOKEN_INVALID && !same) ||
             (cur->status != TOKEN_OK && cur->status != TOKEN_INVALID)) {
-            refuse_locked(cache, org_id, bot_id, fp,
-                          cur != NULL && same && cur->status == TOKEN_OK ? cur->ref : NULL, code);
+            bool known = cur != NULL && same && cur->status == TOKEN_OK;
+            refuse_locked(cache, org_id, bot_id, fp, known ? cur->ref : NULL,
+                          known ? cur->asked_mono_ms : clock_mono_ms(), code);
             changed = true;
         }
         break;

@@ -103,11 +103,12 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
  * to try again after the next notify (the send loop). A token the platform has
  * not accepted yet goes to one caller at a time (out->probe): the others get
  * TOKEN_PENDING until its verdict, so a revoked token costs one refused request,
- * not one per queued send. A bot held after a refusal is answered TOKEN_INVALID,
- * except that every 500 ms at most a send waits (TOKEN_PENDING) while the vault
- * is asked whether the token was stored again (a reconnect), which ends the hold. */
+ * not one per queued send. A bot held after a refusal is answered TOKEN_INVALID
+ * only from a vault answer newer than job_in_mono_ms (when the caller's job came
+ * in): otherwise the send waits (TOKEN_PENDING) while the vault is asked whether
+ * the token was stored again (a reconnect), which ends the hold. */
 enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
-                                  struct token_copy *out);
+                                  int64_t job_in_mono_ms, struct token_copy *out);
 /* Reports the platform's verdict on the token fp names for bot_id. TOKEN_REFUSED
  * wipes the token and keeps a refused entry (with code, e.g. "token_revoked") for
  * invalid_ttl_ms, during which token_cache_try answers TOKEN_INVALID without the

@@ -51,8 +51,8 @@
 struct job_batch {
     Bcrm__V1__SendBatch *msg;
     int64_t received_mono_ms; /* when it came in: a held bot's sends ask the vault anew */
-    size_t next;        /* index of the first job not yet started */
-    size_t outstanding; /* started and not yet finished */
+    size_t next;              /* index of the first job not yet started */
+    size_t outstanding;       /* started and not yet finished */
 };
 
 struct transfer {

@@ -124,9 +124,7 @@ void platform_mark_token_invalid(struct api_req *r, const char *bot_id)
     const char *p[] = {bot_id};
     if (conn != NULL) {
         db_exec(conn, "mark token invalid",
-                "UPDATE bots SET status = 'token_invalid', updated_at = now()"
-                " WHERE id = $1 AND status = 'active'",
-                1, p);
+                "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
     }
 }
 

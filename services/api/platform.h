@@ -38,7 +38,9 @@ void platform_answer_failure(struct api_req *r, const char *platform,
  * New reference. */
 json_t *platform_user_json(const Bcrm__V1__PlatformUser *u);
 
-/* Marks an active bot token_invalid after a sender found its token revoked. */
+/* Marks a bot token_invalid after a sender found its token refused, and pauses
+ * its scheduled and running campaigns (bots_token_invalid, db/migrations/0011),
+ * as the scheduler does when a send finds out. */
 void platform_mark_token_invalid(struct api_req *r, const char *bot_id);
 
 /* Answers a live read's reply that is not QUERY_OK (platform_answer_failure, not

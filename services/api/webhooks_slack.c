@@ -40,27 +40,12 @@ static PGresult *find_revoked_bots(PGconn *conn, const char *team_id, const char
 }
 
 /* Marks the bot token_invalid and pauses its scheduled or running campaigns,
- * telling the scheduler about each (NOTIFY), in one transaction. 0 or -1. */
+ * telling the scheduler about each (NOTIFY), in one statement (bots_token_invalid,
+ * db/migrations/0011). 0 or -1. */
 static int mark_revoked(PGconn *conn, const char *bot_id)
 {
     const char *p[] = {bot_id};
-    if (db_begin(conn) != 0) {
-        return -1;
-    }
-    if (db_exec(conn, "mark bot revoked",
-                "UPDATE bots SET status = 'token_invalid', updated_at = now()"
-                " WHERE id = $1 AND status IN ('verifying', 'active')",
-                1, p) != 0 ||
-        db_exec(conn, "pause campaigns of revoked bot",
-                "WITH paused AS (UPDATE campaigns SET status = 'paused', updated_at = now()"
-                " WHERE bot_id = $1 AND status IN ('scheduled', 'running') RETURNING id)"
-                " SELECT pg_notify('bcrm_campaigns', id::text) FROM paused",
-                1, p) != 0 ||
-        db_commit(conn) != 0) {
-        db_rollback(conn);
-        return -1;
-    }
-    return 0;
+    return db_exec(conn, "mark bot revoked", "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
 }
 
 /* Ends the token of every bot the event names. 0, or -1 after answering. */

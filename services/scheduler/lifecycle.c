@@ -66,15 +66,10 @@ static const char CLOSE_CANCELLED_SQL[] =
     " UPDATE deliveries SET status = 'cancelled', updated_at = now()"
     " WHERE campaign_id IN (SELECT id FROM c) AND status = 'pending'";
 
+/* db/migrations/0011: the bots token_invalid, their campaigns paused (and announced,
+ * which also wakes this scheduler's own LISTEN: harmless). */
 static const char TOKEN_INVALID_SQL[] =
-    "WITH b AS ("
-    " UPDATE bots SET status = 'token_invalid', updated_at = now()"
-    " WHERE id = ANY($1::uuid[]) AND status = 'active' RETURNING id"
-    "), p AS ("
-    " UPDATE campaigns SET status = 'paused', updated_at = now()"
-    " WHERE bot_id = ANY($1::uuid[]) AND status IN ('scheduled', 'running') RETURNING id"
-    ")"
-    "SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM p)";
+    "SELECT bots, campaigns_paused FROM bots_token_invalid($1::uuid[])";
 
 int lifecycle_prepare(PGconn *conn)
 {

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.environ.get('BCRM_SOURCE_DIR',
                 os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                 'scripts'))
 from stack import Stack  # noqa: E402
+import e2e_helpers as e2e  # noqa: E402
 
 S = None
 
@@ -139,7 +140,20 @@ class BotTests(unittest.TestCase):
             self.assertEqual(problem['field'], field, problem)
 
     def test_revoked_token_is_502_and_marks_the_bot(self):
+        """A live read that finds the token refused marks the bot token_invalid and
+        pauses its scheduled campaigns, as a send that finds out does: they would
+        only fail until the bot is reconnected. Another bot's campaign goes on."""
         bot = self.connect()
+        other = self.connect()
+        at = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() + 3600))
+        paths = []
+        for b in (bot, other):
+            path, _ = e2e.create_campaign(S, self.org, {
+                'name': 'later', 'bot_id': b['id'], 'message': {'text': 'Hi'},
+                'audience': {'filter': {'all': True}},
+                'schedule': {'mode': 'at', 'at': at}})
+            self.assertEqual(e2e.schedule_campaign(S, path)['status'], 'scheduled')
+            paths.append(path)
         S.sim('POST', '/_sim/faults', {'revoke_token': self.team_id})
         try:
             status, _, problem = S.api('GET', f'/v1/orgs/{self.org}/bots/{bot["id"]}/users')
@@ -147,9 +161,16 @@ class BotTests(unittest.TestCase):
             self.assertEqual(problem['platform'], 'slack')
             self.assertEqual(S.api('GET', f'/v1/orgs/{self.org}/bots/{bot["id"]}')[2]['status'],
                              'token_invalid')
+            self.assertEqual(e2e.get_campaign(S, paths[0])['status'], 'paused')
+            self.assertEqual(e2e.get_campaign(S, paths[1])['status'], 'scheduled')
+            self.assertEqual(S.api('GET', f'/v1/orgs/{self.org}/bots/{other["id"]}')[2]['status'],
+                             'active')
         finally:
             S.sim('POST', '/_sim/faults', {'restore_token': self.team_id})
+            for path in paths:
+                S.api('POST', path + '/cancel')
             S.api('DELETE', f'/v1/orgs/{self.org}/bots/{bot["id"]}')
+            S.api('DELETE', f'/v1/orgs/{self.org}/bots/{other["id"]}')
 
     def test_rate_limit_is_429_with_retry_after(self):
         bot = self.connect()

@@ -123,8 +123,7 @@ void platform_mark_token_invalid(struct api_req *r, const char *bot_id)
     PGconn *conn = api_db(r);
     const char *p[] = {bot_id};
     if (conn != NULL) {
-        db_exec(conn, "mark token invalid",
-                "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
+        db_exec(conn, "mark token invalid", "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
     }
 }
 

@@ -66,6 +66,7 @@ struct transfer {
     /* Which token the request in flight carries, and whether it is the probe. */
     uint8_t token_fp[TOKEN_FP_BYTES];
     bool token_probe;
+    bool restarted;               /* started over once after a refused token (transfer_done) */
     struct transfer *next_parked; /* in the parked or the waiting list */
 };
 
@@ -235,6 +236,16 @@ static void transfer_free(struct transfer *t)
     free(t);
 }
 
+/* Puts t's send back to its first step, as job_start made it. */
+static void transfer_restart(struct transfer *t)
+{
+    const Bcrm__V1__SendJob *job = t->send.job;
+    worker_profile_clear(&t->send.profile);
+    memset(&t->send, 0, sizeof(t->send));
+    t->send.job = job;
+    worker_request_free(&t->req);
+}
+
 static void in_flight_changed(struct send_loop *loop, int delta)
 {
     loop->in_flight += delta;
@@ -395,7 +406,16 @@ static void transfer_done(struct send_loop *loop, CURL *easy, CURLcode rc)
      * the wake-up, which comes after it. */
     char bot_id[128];
     snprintf(bot_id, sizeof(bot_id), "%s", job->bot_id);
-    if (next == WORKER_REQUEST) {
+    if (next == WORKER_FINAL && verdict == TOKEN_REFUSED && !t->restarted) {
+        /* Refused: nothing was delivered, and the vault may hold another copy of
+         * the bot's token by now (a reconnect or a rotation while this request
+         * was out, with a token cached before it). The send starts over once:
+         * the token cache asks the vault first, and only the refused copy still
+         * there (or a second refusal) makes the answer bot_token_invalid. */
+        t->restarted = true;
+        transfer_restart(t);
+        transfer_advance(loop, t);
+    } else if (next == WORKER_REQUEST) {
         transfer_advance(loop, t);
     } else {
         job_finish(loop, t->batch, job, &out);

@@ -33,12 +33,14 @@
  * out from every replica: the reconnect's own VerifyBot reaches one replica at
  * most (and checks the new token under its staging id, not the bot's), so each
  * replica finds out for itself. The hold answers a send only from what the
- * vault said after the send's job came in: a job received since the vault was
- * last asked about the bot waits (as for any fetch) while a fetch thread asks
- * again. So a campaign resumed right after a reconnect is never refused by what
- * the vault said before it, however soon it comes. The vault names each stored
- * copy of a token (token_ref), and a copy other than the refused one ends the
- * hold: that token goes on probation like any fresh one. The same copy, or no
+ * vault said after the refusal and after the send's job came in: a job received
+ * since the vault was last asked about the bot waits (as for any fetch) while a
+ * fetch thread asks again. So a campaign resumed right after a reconnect is never
+ * refused by what the vault said before it, however soon it comes; and the
+ * refused send itself, started over (send_loop.c), goes out with a copy stored
+ * while it was in flight (a token rotated while sending). The vault names each
+ * stored copy of a token (token_ref), and a copy other than the refused one ends
+ * the hold: that token goes on probation like any fresh one. The same copy, or no
  * answer, keeps the hold, so a revoked token still costs one refused request
  * per replica, and the platform is never asked by a recheck. Only jobs that
  * reach a held bot cause rechecks, one for all the jobs that came in before it
@@ -78,7 +80,8 @@ struct token_entry {
      * (zeros when unknown): a reconnect stores a new copy even of the same token. */
     uint8_t ref[VAULT_TOKEN_REF_BYTES];
     /* When the vault was last asked about the bot for this entry (the start of
-     * the call): a held bot's sends whose jobs came in later ask again. */
+     * the call; INT64_MIN for a refusal not checked yet): a held bot's sends
+     * whose jobs came in later ask again. */
     int64_t asked_mono_ms;
     /* TOKEN_INVALID: while the vault is asked again (expires_mono_ms being
      * INT64_MAX then), when the hold ends. */
@@ -355,11 +358,9 @@ static void insert_locked(struct token_cache *c, struct token_entry *e)
 }
 
 /* Replaces the bot's entries by a refused one (no token: only which one it was,
- * and which stored copy, ref, or NULL when not known; asked_mono_ms: when the
- * vault released it, or when it was refused if that is not known). */
+ * and which stored copy, ref, or NULL when not known). */
 static void refuse_locked(struct token_cache *c, const char *org_id, const char *bot_id,
-                          const uint8_t *fp, const uint8_t *ref, int64_t asked_mono_ms,
-                          const char *code)
+                          const uint8_t *fp, const uint8_t *ref, const char *code)
 {
     struct token_entry *e = entry_new(org_id, bot_id);
     if (e == NULL) {
@@ -376,7 +377,9 @@ static void refuse_locked(struct token_cache *c, const char *org_id, const char 
              code != NULL && code[0] != '\0' ? code : "token_invalid");
     int64_t now = clock_mono_ms();
     e->expires_mono_ms = now + c->invalid_ttl_ms;
-    e->asked_mono_ms = asked_mono_ms;
+    /* The vault has not been asked since the refusal: the first send to meet the
+     * hold asks it (the refused send itself, started over: send_loop.c). */
+    e->asked_mono_ms = INT64_MIN;
     log_warn("bot token refused by the platform: its sends are held", "{s:s, s:s, s:I}", "bot_id",
              bot_id, "error", e->code, "hold_ms", (json_int_t)c->invalid_ttl_ms);
     insert_locked(c, e);
@@ -535,9 +538,8 @@ void token_cache_verdict(struct token_cache *cache, const char *org_id, const ch
         if (cur == NULL || (cur->status == TOKEN_OK && same) ||
             (cur->status == TOKEN_INVALID && !same) ||
             (cur->status != TOKEN_OK && cur->status != TOKEN_INVALID)) {
-            bool known = cur != NULL && same && cur->status == TOKEN_OK;
-            refuse_locked(cache, org_id, bot_id, fp, known ? cur->ref : NULL,
-                          known ? cur->asked_mono_ms : clock_mono_ms(), code);
+            refuse_locked(cache, org_id, bot_id, fp,
+                          cur != NULL && same && cur->status == TOKEN_OK ? cur->ref : NULL, code);
             changed = true;
         }
         break;

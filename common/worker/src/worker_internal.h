@@ -104,9 +104,10 @@ enum token_status token_cache_get(struct token_cache *cache, const char *org_id,
  * not accepted yet goes to one caller at a time (out->probe): the others get
  * TOKEN_PENDING until its verdict, so a revoked token costs one refused request,
  * not one per queued send. A bot held after a refusal is answered TOKEN_INVALID
- * only from a vault answer newer than job_in_mono_ms (when the caller's job came
- * in): otherwise the send waits (TOKEN_PENDING) while the vault is asked whether
- * the token was stored again (a reconnect), which ends the hold. */
+ * only from a vault answer given since the refusal and newer than job_in_mono_ms
+ * (when the caller's job came in): otherwise the send waits (TOKEN_PENDING) while
+ * the vault is asked whether the token was stored again (a reconnect), which
+ * ends the hold. */
 enum token_status token_cache_try(struct token_cache *cache, const char *org_id, const char *bot_id,
                                   int64_t job_in_mono_ms, struct token_copy *out);
 /* Reports the platform's verdict on the token fp names for bot_id. TOKEN_REFUSED

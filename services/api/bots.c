@@ -75,12 +75,12 @@ int bots_insert_verifying(struct api_req *r, const char *org_id, const char *pla
     return 0;
 }
 
-int bots_verify(struct api_req *r, const char *platform, const char *bot_id,
+int bots_verify(struct api_req *r, const char *org_id, const char *platform, const char *bot_id,
                 Bcrm__V1__PlatformReply **reply)
 {
     char request_id[33];
     Bcrm__V1__PlatformQuery q;
-    platform_query_init(&q, request_id, r->org_id, bot_id);
+    platform_query_init(&q, request_id, org_id, bot_id);
     Bcrm__V1__VerifyBot verify = BCRM__V1__VERIFY_BOT__INIT;
     q.query_case = BCRM__V1__PLATFORM_QUERY__QUERY_VERIFY_BOT;
     q.verify_bot = &verify;
@@ -189,7 +189,7 @@ void bots_create(struct api_req *r)
     }
 
     /* 3. A sender checks the token with the platform. */
-    if (bots_verify(r, platform, bot_id, &reply) != 0) {
+    if (bots_verify(r, r->org_id, platform, bot_id, &reply) != 0) {
         bots_undo_connect(r, r->org_id, bot_id, true);
         goto out;
     }

@@ -49,10 +49,10 @@ int bots_insert_verifying(struct api_req *r, const char *org_id, const char *pla
                           char bot_id[API_UUID_LEN]);
 
 /* Asks a sender of platform to verify the token the vault holds under bot_id (a
- * bot's id, or its staging id while it is reconnected), in the caller's org:
- * auth.test or GET /me. As platform_call: 0 with *reply set whatever its status
- * (free it with protobuf_c_message_free_unpacked), or -1 after answering 503. */
-int bots_verify(struct api_req *r, const char *platform, const char *bot_id,
+ * bot's id, or its staging id while it is reconnected) in org_id: auth.test or
+ * GET /me. As platform_call: 0 with *reply set whatever its status (free it with
+ * protobuf_c_message_free_unpacked), or -1 after answering 503. */
+int bots_verify(struct api_req *r, const char *org_id, const char *platform, const char *bot_id,
                 Bcrm__V1__PlatformReply **reply);
 
 /* The parameters of a bot row's update from the identity the platform reported:

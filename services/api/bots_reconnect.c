@@ -237,7 +237,7 @@ void bots_reconnect(struct api_req *r)
     }
 
     /* 2. A sender checks it where it waits. */
-    if (bots_verify(r, b.platform, staging_id, &reply) != 0) {
+    if (bots_verify(r, r->org_id, b.platform, staging_id, &reply) != 0) {
         drop_staged(r, staging_id);
         goto out;
     }

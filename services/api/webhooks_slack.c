@@ -4,13 +4,16 @@
  * in the body is believed before that signature and its timestamp check out. Two
  * things matter to bcrm: url_verification (echo the challenge when the endpoint is
  * registered) and the events that kill a bot's token, app_uninstalled and
- * tokens_revoked. For those, each matching bot is marked token_invalid and its
- * scheduled or running campaigns paused, in one transaction, and then its token is
+ * tokens_revoked. For those, each matching bot whose token the platform refuses
+ * now (a bot reconnected since keeps its new one) is marked token_invalid and its
+ * scheduled or running campaigns paused, in one statement, and then its token is
  * destroyed in the vault. Every step is idempotent, so a delivery that Slack
  * repeats (X-Slack-Retry-Num) changes nothing more; if the vault cannot be reached
  * the answer is 503, and Slack's retry finishes the job.
  */
 #include "api.h"
+
+#include "bots.h"
 
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
@@ -53,6 +56,7 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
                        const char *app_id, const char *bot_users_json)
 {
     char(*ids)[2][API_UUID_LEN] = NULL;
+    bool *keep = NULL; /* keep[i]: ids[i]'s token still works */
     int n = 0, rv = -1;
     PGconn *conn = api_db(r);
     if (conn == NULL) {
@@ -65,7 +69,10 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
     }
     n = PQntuples(res);
     ids = calloc((size_t)n + 1, sizeof(*ids));
-    if (ids == NULL) {
+    keep = calloc((size_t)n + 1, sizeof(*keep));
+    if (ids == NULL || keep == NULL) {
+        free(ids);
+        free(keep);
         PQclear(res);
         api_internal_error(r);
         return -1;
@@ -75,8 +82,31 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
         snprintf(ids[i][1], API_UUID_LEN, "%s", PQgetvalue(res, i, 1));
     }
     PQclear(res);
+    api_db_release(r); /* slow calls follow */
+
+    /* Slack sends these events for a token it has revoked, but a late or repeated
+     * delivery may name a bot that was reconnected since with a new token. The
+     * token the vault holds now is put to the platform (auth.test, by a sender),
+     * and a working one is kept. No sender in time: 503, and Slack's retry asks
+     * again. */
     for (int i = 0; i < n; i++) {
-        if (mark_revoked(conn, ids[i][0]) != 0) {
+        Bcrm__V1__PlatformReply *reply = NULL;
+        if (bots_verify(r, ids[i][1], "slack", ids[i][0], &reply) != 0) {
+            goto out;
+        }
+        keep[i] = reply->status == BCRM__V1__QUERY_STATUS__QUERY_OK;
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+        if (keep[i]) {
+            log_info("slack event names a bot whose token works: kept (reconnected since)",
+                     "{s:s, s:s, s:s}", "org_id", ids[i][1], "bot_id", ids[i][0], "event",
+                     event_type);
+        }
+    }
+    if ((conn = api_db(r)) == NULL) {
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!keep[i] && mark_revoked(conn, ids[i][0]) != 0) {
             api_internal_error(r);
             goto out;
         }
@@ -85,6 +115,9 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
 
     int failures = 0;
     for (int i = 0; i < n; i++) {
+        if (keep[i]) {
+            continue;
+        }
         char err[256] = "";
         int code = r->api->vault == NULL
                        ? -1
@@ -113,6 +146,7 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
     rv = 0;
 out:
     free(ids);
+    free(keep);
     return rv;
 }
 

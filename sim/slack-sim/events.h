@@ -4,7 +4,8 @@
  * bad_signature?, retry_num?} sends one event, signed with the signing secret
  * (X-Slack-Signature v0, X-Slack-Request-Timestamp), and answers what the webhook
  * answered. Types: url_verification (the webhook must echo the challenge),
- * app_uninstalled and tokens_revoked (the token stops working, as on Slack), and
+ * app_uninstalled and tokens_revoked (the token stops working before the event
+ * is sent, as on Slack, whatever the webhook answers), and
  * message (a person writes to the bot: a DM event). url defaults to
  * SLACK_SIM_EVENTS_URL.
  */

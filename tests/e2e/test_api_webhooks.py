@@ -208,6 +208,8 @@ class SlackRevocationTests(unittest.TestCase):
         self.assertEqual(post_slack(other)[0], 200)
         self.assertEqual(self.bot_status(bot), 'active')
 
+        # Slack tells of the uninstall once the token has stopped working.
+        S.sim('POST', '/_sim/faults', {'revoke_token': self.team_id})
         event = {'type': 'event_callback', 'team_id': self.team_id, 'api_app_id': 'A123',
                  'event_id': 'Ev' + uuid.uuid4().hex[:8], 'event_time': int(time.time()),
                  'event': {'type': 'app_uninstalled'}}
@@ -252,7 +254,8 @@ class SlackRevocationTests(unittest.TestCase):
             'type': 'tokens_revoked', 'tokens': {'bot': ['UOTHERBOT']}}))
         self.assertEqual(self.bot_status(bot), 'active')
         self.assertEqual(self.tokens(bot), '1')
-        # Our bot user's token.
+        # Our bot user's token, revoked.
+        S.sim('POST', '/_sim/faults', {'revoke_token': self.team_id})
         status, _, body = post_slack(dict(base, event_id='EvB', event={
             'type': 'tokens_revoked', 'tokens': {'oauth': [], 'bot': [bot['bot_user_id']]}}))
         self.assertEqual(status, 200, body)
@@ -261,12 +264,32 @@ class SlackRevocationTests(unittest.TestCase):
         self.assertEqual(self.campaign_status(c), 'paused')
         S.api('DELETE', f'/v1/orgs/{self.org}/bots/{bot["id"]}')
 
+    def test_late_event_for_a_reconnected_bot_keeps_its_token(self):
+        """An app_uninstalled or tokens_revoked that names a bot whose token works
+        (a delivery late or repeated after the bot was reconnected with a new token)
+        is acknowledged and ends nothing: the api asks the platform (auth.test,
+        through a sender) about the token the vault holds now."""
+        bot = self.connect()
+        c = self.campaign(bot)
+        base = {'type': 'event_callback', 'team_id': self.team_id, 'api_app_id': 'A123'}
+        for event in ({'type': 'tokens_revoked', 'tokens': {'bot': [bot['bot_user_id']]}},
+                      {'type': 'app_uninstalled'}):
+            status, _, body = post_slack(dict(base, event_id='Ev' + uuid.uuid4().hex[:8],
+                                              event=event))
+            self.assertEqual(status, 200, body)
+            self.assertEqual(self.bot_status(bot), 'active', event)
+            self.assertEqual(self.tokens(bot), '1', event)
+            self.assertEqual(self.campaign_status(c), 'scheduled', event)
+        self.assertIn('kept (reconnected since)', S.log('api'))
+        S.api('DELETE', f'/v1/orgs/{self.org}/bots/{bot["id"]}')
+
     def test_stored_app_id_must_match(self):
         bot = self.connect()
         S.sql(f"UPDATE bots SET app_id = 'AOURS' WHERE id = '{bot['id']}'")
         post_slack({'type': 'event_callback', 'team_id': self.team_id, 'api_app_id': 'ATHEIRS',
                     'event_id': 'EvX', 'event': {'type': 'app_uninstalled'}})
         self.assertEqual(self.bot_status(bot), 'active')
+        S.sim('POST', '/_sim/faults', {'revoke_token': self.team_id})
         post_slack({'type': 'event_callback', 'team_id': self.team_id, 'api_app_id': 'AOURS',
                     'event_id': 'EvY', 'event': {'type': 'app_uninstalled'}})
         self.assertEqual(self.bot_status(bot), 'token_invalid')

@@ -586,7 +586,7 @@ class SlackSimTest(unittest.TestCase):
             self.assertTrue(event['event_id'].startswith('Ev'))
             self.assertLess(int(received[2][0]['X-Slack-Request-Timestamp']), time.time() - 500)
             self.assertEqual(received[2][0]['X-Slack-Retry-Num'], '1')
-            # Delivered (200) app_uninstalled: the token stops working, as on Slack.
+            # app_uninstalled: the token stopped working before the event was sent.
             self.err('auth.test', self.sim.form('auth.test'), 'token_revoked')
         finally:
             server.shutdown()

@@ -105,6 +105,11 @@ void api_internal_error(struct api_req *r);
  * a syntax error) or 422 (not an object) and returns NULL. Free with json_decref. */
 json_t *api_body_object(struct api_req *r);
 
+/* Wipes the values of the body's secret fields ("token", "page_token": what a
+ * bot connects with), and with remove takes the fields out of body too. body may
+ * be NULL. True when it had any. The raw request body is the caller's to wipe. */
+bool api_wipe_secret_fields(json_t *body, bool remove);
+
 /* The "limit" query parameter: fallback when absent; answers 422 and returns false
  * when it is not an integer in 1..max. */
 bool api_query_limit(struct api_req *r, int fallback, int max, int *out);

@@ -140,13 +140,7 @@ static const char *read_token(struct api_req *r, json_t *body, const char **plat
  * body is the http wrapper's buffer and ours to overwrite while the handler runs. */
 void bots_wipe_token(struct api_req *r, json_t *body)
 {
-    static const char *const keys[] = {"token", "page_token"};
-    for (size_t i = 0; body != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
-        json_t *value = json_object_get(body, keys[i]);
-        if (json_is_string(value)) {
-            sodium_memzero((char *)json_string_value(value), json_string_length(value));
-        }
-    }
+    api_wipe_secret_fields(body, false);
     sodium_memzero((char *)r->http->body, r->http->body_len);
 }
 

@@ -14,6 +14,11 @@
 /* How long an answer is replayed. */
 #define IDEM_KEEP "24 hours"
 
+/* What tells one request from another under the same key: the method, the path
+ * and the body. The hash stays in the database for a day, and a digest of a body
+ * that holds a token is a digest of the token, so a body with secret fields
+ * (api_wipe_secret_fields) counts without them, as its canonical JSON: a repeat
+ * that differs only in its token replays the first answer. */
 static void request_hash(const struct api_req *r, char out[68])
 {
     crypto_hash_sha256_state st;
@@ -21,7 +26,17 @@ static void request_hash(const struct api_req *r, char out[68])
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const uint8_t *)r->http->method, strlen(r->http->method) + 1);
     crypto_hash_sha256_update(&st, (const uint8_t *)r->http->path, strlen(r->http->path) + 1);
-    crypto_hash_sha256_update(&st, (const uint8_t *)r->http->body, r->http->body_len);
+    json_t *body = json_loadb(r->http->body, r->http->body_len, 0, NULL);
+    char *canonical = NULL;
+    if (json_is_object(body) && api_wipe_secret_fields(body, true) &&
+        (canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS)) != NULL) {
+        crypto_hash_sha256_update(&st, (const uint8_t *)canonical, strlen(canonical));
+        free(canonical);
+    } else {
+        crypto_hash_sha256_update(&st, (const uint8_t *)r->http->body, r->http->body_len);
+    }
+    api_wipe_secret_fields(body, false); /* when it was no object, or not dumped */
+    json_decref(body);
     crypto_hash_sha256_final(&st, digest);
     out[0] = '\\';
     out[1] = 'x';

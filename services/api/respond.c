@@ -151,3 +151,23 @@ bool api_cursor_decode(const char *cursor, char *out, size_t outlen)
     out[len] = '\0';
     return strlen(out) == len;
 }
+
+bool api_wipe_secret_fields(json_t *body, bool remove)
+{
+    static const char *const secret_fields[] = {"token", "page_token"};
+    bool any = false;
+    for (size_t i = 0; body != NULL && i < sizeof(secret_fields) / sizeof(secret_fields[0]); i++) {
+        json_t *value = json_object_get(body, secret_fields[i]);
+        if (value == NULL) {
+            continue;
+        }
+        any = true;
+        if (json_is_string(value)) {
+            sodium_memzero((char *)json_string_value(value), json_string_length(value));
+        }
+        if (remove) {
+            json_object_del(body, secret_fields[i]);
+        }
+    }
+    return any;
+}

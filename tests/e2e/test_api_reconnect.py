@@ -21,6 +21,7 @@ pages), vault, sender-slack, sender-messenger, api.
   422, 404, 403; an API key works; an Idempotency-Key replays the first answer.
 """
 import hashlib
+import json
 import os
 import sys
 import time
@@ -361,6 +362,17 @@ class ReconnectTest(unittest.TestCase):
         promotes = S.sql(f"SELECT count(*) FROM vault_audit WHERE operation = 'promote'"
                          f" AND bot_id = '{bot['id']}'")
         self.assertEqual(promotes, [('1',)])
+        # What the key's record keeps of the request is no digest of the token: the
+        # body counts without its secret fields (here {}), so a repeat that differs
+        # only in its token replays the first answer too.
+        path = f'/v1/orgs/{self.org}/bots/{bot["id"]}/token'.encode()
+        stored = S.sql("SELECT encode(request_hash, 'hex') FROM idempotency_keys"
+                       f" WHERE key = '{key['Idempotency-Key']}'")[0][0]
+        raw = json.dumps({'token': self.ws['token']}).encode()
+        self.assertNotEqual(stored, hashlib.sha256(b'POST\0' + path + b'\0' + raw).hexdigest())
+        self.assertEqual(stored, hashlib.sha256(b'POST\0' + path + b'\0' + b'{}').hexdigest())
+        status, _, again = self.reconnect(bot, {'token': 'xoxb-' + uuid.uuid4().hex}, headers=key)
+        self.assertEqual((status, again), (200, first))
 
     def test_bot_that_is_not_active_or_token_invalid(self):
         bot = self.connect()

@@ -144,6 +144,17 @@ void bots_wipe_token(struct api_req *r, json_t *body)
     sodium_memzero((char *)r->http->body, r->http->body_len);
 }
 
+void bots_request_end(struct api_req *r, json_t *body, Bcrm__V1__PlatformReply *reply,
+                      PGresult *res)
+{
+    bots_wipe_token(r, body);
+    if (reply != NULL) {
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+    }
+    PQclear(res);
+    json_decref(body);
+}
+
 void bots_create(struct api_req *r)
 {
     const char *platform = NULL, *token = NULL;
@@ -211,12 +222,7 @@ void bots_create(struct api_req *r)
              platform);
     api_json(r, 201, bots_json(res, 0));
 out:
-    bots_wipe_token(r, body);
-    if (reply != NULL) {
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-    }
-    PQclear(res);
-    json_decref(body);
+    bots_request_end(r, body, reply, res);
 }
 
 void bots_list(struct api_req *r)

@@ -39,6 +39,12 @@ PGresult *bots_find(struct api_req *r);
  * ("token", "page_token"; body may be NULL) and the raw request body. */
 void bots_wipe_token(struct api_req *r, json_t *body);
 
+/* The end of a connect or reconnect handler: wipes the token (bots_wipe_token),
+ * then frees what it held: the sender's reply, a result and the body (each may
+ * be NULL). */
+void bots_request_end(struct api_req *r, json_t *body, Bcrm__V1__PlatformReply *reply,
+                      PGresult *res);
+
 /* The steps that connect a bot, shared by POST .../bots (bots.c), the Slack OAuth
  * install (oauth_slack.c) and, for verifying, a reconnect (bots_reconnect.c). */
 

@@ -312,10 +312,5 @@ void bots_reconnect(struct api_req *r)
              (json_int_t)json_array_size(paused));
     api_json(r, 200, answer);
 out:
-    bots_wipe_token(r, body);
-    if (reply != NULL) {
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-    }
-    PQclear(res);
-    json_decref(body);
+    bots_request_end(r, body, reply, res);
 }

@@ -142,9 +142,11 @@ static void test_bus_roundtrip(void)
 }
 
 /* BCRM_BUS_MAX_MSG is enforced on the receiving socket: a larger message never
- * reaches the handler (NNG drops the connection that carried it), and a message
- * within the limit still gets through afterwards (the dialer reconnects). Over
- * IPC, since inproc does not apply NNG_OPT_RECVMAXSZ. */
+ * reaches the handler (NNG drops the connection that carried it), and the
+ * receiving socket still takes messages within the limit afterwards. Over IPC,
+ * since inproc does not apply NNG_OPT_RECVMAXSZ. The message within the limit
+ * comes from a new sending socket: nng 1.5 sometimes loses (and leaks) the first
+ * message the offending socket sends after its connection was dropped. */
 static void test_bus_size_limit(void)
 {
     char url[96];
@@ -168,13 +170,12 @@ static void test_bus_size_limit(void)
     CHECK(bus_recv(pull, &bcrm__v1__send_job__descriptor, &got, 0) == NNG_ETIMEDOUT);
     CHECK(got == NULL);
 
+    nng_close(push);
+
+    CHECK(bus_dial(&push, BUS_PUSH, url) == 0);
     job.text = "small";
-    int rv = NNG_ETIMEDOUT;
-    for (int i = 0; i < 20 && rv == NNG_ETIMEDOUT; i++) {
-        CHECK(bus_send(push, &job.base, 0) == 0);
-        rv = bus_recv(pull, &bcrm__v1__send_job__descriptor, &got, 0);
-    }
-    CHECK(rv == 0);
+    CHECK(bus_send(push, &job.base, 0) == 0);
+    CHECK(bus_recv(pull, &bcrm__v1__send_job__descriptor, &got, 0) == 0);
     if (got != NULL) {
         CHECK_STR(((Bcrm__V1__SendJob *)got)->text, "small");
         protobuf_c_message_free_unpacked(got, NULL);

@@ -4,6 +4,7 @@
 #include "bcrm/log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -20,4 +21,11 @@ int process_harden(void)
         return -1;
     }
     return 0;
+}
+
+/* noinline: its frame must lie below the caller's, where the dead stack is. */
+__attribute__((noinline)) void stack_scrub(void)
+{
+    unsigned char dead[STACK_SCRUB_BYTES];
+    sodium_memzero(dead, sizeof(dead));
 }

@@ -12,4 +12,13 @@
  * readable by root only). 0, or -1 after logging why (log_init() first). */
 int process_harden(void);
 
+/* Zeroes the STACK_SCRUB_BYTES of the calling thread's stack below its frame.
+ * Functions that have returned leave copies of what they handled there, and so
+ * do the register saves of signal delivery and of the dynamic linker's lazy
+ * binding (every vector register, holding whatever a memcpy or strlen last moved:
+ * a token, a person's name). A loop that handles secrets calls it between rounds,
+ * so that its dead stack keeps nothing longer than the caches it wipes. */
+#define STACK_SCRUB_BYTES (64 * 1024)
+void stack_scrub(void);
+
 #endif

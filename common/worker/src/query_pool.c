@@ -10,6 +10,7 @@
 #include "worker_internal.h"
 
 #include "bcrm/clock.h"
+#include "bcrm/harden.h"
 #include "bcrm/log.h"
 #include "bcrm/metrics.h"
 #include "bcrm/worker_reply.h"
@@ -257,6 +258,7 @@ static void *query_thread_main(void *arg)
              * fault per 4 KiB of every page parsed (a fifth of the read's speed). */
             if (trim_due) {
                 malloc_trim(0);
+                stack_scrub(); /* and the copies parsing left on this thread's stack */
                 trim_due = false;
             }
             continue;

@@ -30,6 +30,7 @@
 
 #include "bcrm/bus.h"
 #include "bcrm/clock.h"
+#include "bcrm/harden.h"
 #include "bcrm/log.h"
 #include "bcrm/metrics.h"
 #include "bcrm/shutdown.h"
@@ -729,6 +730,9 @@ int send_loop_run(const struct send_loop_config *cfg)
             }
             /* A waiting send may have waited long enough to go on another way. */
             wake_waiters(&loop, NULL);
+            /* What expired is wiped from the caches; its copies in the dead stack
+             * (and the vector registers saved there) go with it. */
+            stack_scrub();
             next_sweep = now + 1000;
         }
         unpark(&loop);

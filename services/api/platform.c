@@ -118,13 +118,14 @@ json_t *platform_user_json(const Bcrm__V1__PlatformUser *u)
     json_object_set_new(o, "avatar", opt_string(u->avatar));
     return o;
 }
-void platform_mark_token_invalid(struct api_req *r, const char *bot_id)
+
+int platform_mark_token_invalid(struct api_req *r, const char *bot_id)
 {
     PGconn *conn = api_db(r);
     const char *p[] = {bot_id};
-    if (conn != NULL) {
-        db_exec(conn, "mark token invalid", "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
-    }
+    return conn != NULL ? db_exec(conn, "mark token invalid",
+                                  "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p)
+                        : -1;
 }
 
 void platform_answer_read_failure(struct api_req *r, const char *platform, const char *bot_id,

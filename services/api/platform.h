@@ -38,10 +38,12 @@ void platform_answer_failure(struct api_req *r, const char *platform,
  * New reference. */
 json_t *platform_user_json(const Bcrm__V1__PlatformUser *u);
 
-/* Marks a bot token_invalid after a sender found its token refused, and pauses
- * its scheduled and running campaigns (bots_token_invalid, db/migrations/0011),
- * as the scheduler does when a send finds out. */
-void platform_mark_token_invalid(struct api_req *r, const char *bot_id);
+/* Marks a bot token_invalid after the platform refused its token, and pauses its
+ * scheduled and running campaigns, telling the scheduler (NOTIFY), in one
+ * statement (bots_token_invalid, db/migrations/0011), as the scheduler does when a
+ * send finds out. 0, or -1 (the database unreachable, answered 503; or the
+ * statement failed). */
+int platform_mark_token_invalid(struct api_req *r, const char *bot_id);
 
 /* Answers a live read's reply that is not QUERY_OK (platform_answer_failure, not
  * verifying), first marking the bot token_invalid when the sender found its token

@@ -14,6 +14,7 @@
 #include "api.h"
 
 #include "bots.h"
+#include "platform.h"
 
 #include "bcrm/clock.h"
 #include "bcrm/db.h"
@@ -40,15 +41,6 @@ static PGresult *find_revoked_bots(PGconn *conn, const char *team_id, const char
                     " AND ($2::text IS NULL OR app_id IS NULL OR app_id = $2)"
                     " AND ($3::jsonb IS NULL OR $3::jsonb ? bot_user_id)",
                     3, p);
-}
-
-/* Marks the bot token_invalid and pauses its scheduled or running campaigns,
- * telling the scheduler about each (NOTIFY), in one statement (bots_token_invalid,
- * db/migrations/0011). 0 or -1. */
-static int mark_revoked(PGconn *conn, const char *bot_id)
-{
-    const char *p[] = {bot_id};
-    return db_exec(conn, "mark bot revoked", "SELECT bots_token_invalid(ARRAY[$1::uuid])", 1, p);
 }
 
 /* Ends the token of every bot the event names. 0, or -1 after answering. */
@@ -102,11 +94,11 @@ static int revoke_bots(struct api_req *r, const char *event_type, const char *te
                      event_type);
         }
     }
-    if ((conn = api_db(r)) == NULL) {
+    if (api_db(r) == NULL) {
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        if (!keep[i] && mark_revoked(conn, ids[i][0]) != 0) {
+        if (!keep[i] && platform_mark_token_invalid(r, ids[i][0]) != 0) {
             api_internal_error(r);
             goto out;
         }
